@@ -1,0 +1,118 @@
+//! The command line: `test` (check scenario files) and `generate`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::dataset;
+use crate::generate::{Spec, generate};
+use crate::scenario;
+use crate::snapshot::Snapshot;
+use crate::time::Timestamp;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ticket-authz",
+    version,
+    about = "Authorisation sidecar for helpdesk and ticketing systems"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every assertion of dataset files; prints each failure and a
+    /// closing `N passed, N failed` line; exits 1 on any failure.
+    Test {
+        /// Dataset/scenario files (YAML or JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
+    Generate {
+        /// Number of tickets; users, organisations and companies scale with it.
+        #[arg(long, default_value_t = 10_000)]
+        tickets: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs the `test` command and returns its exit code.
+pub fn run_test(files: &[PathBuf], out: &mut impl std::io::Write) -> std::io::Result<ExitCode> {
+    let mut passed = 0usize;
+    let mut failed = 0usize;
+    for path in files {
+        let loaded = match dataset::load_file(path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                writeln!(out, "{e}")?;
+                failed += 1;
+                continue;
+            }
+        };
+        let snapshot = match Snapshot::build(&loaded.dataset) {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(out, "{}: {e}", path.display())?;
+                failed += 1;
+                continue;
+            }
+        };
+        let now = snapshot.fixed_now().unwrap_or_else(Timestamp::now);
+        let outcome = scenario::run(&snapshot, &loaded.assertions, now);
+        for failure in &outcome.failures {
+            writeln!(out, "FAIL {}: {failure}", path.display())?;
+        }
+        passed += outcome.passed;
+        failed += outcome.failures.len();
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_generate(tickets: usize, seed: u64, out: Option<PathBuf>) -> Result<(), String> {
+    let data = generate(&Spec {
+        seed,
+        ..Spec::scaled(tickets)
+    });
+    let raw = crate::dataset::raw::from_dataset(&data);
+    let text =
+        serde_yaml_ng::to_string(&raw).map_err(|e| format!("cannot render the dataset: {e}"))?;
+    match out {
+        Some(path) => std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display())),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The program: parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Test { files } => {
+            let stdout = std::io::stdout();
+            run_test(&files, &mut stdout.lock()).unwrap_or(ExitCode::FAILURE)
+        }
+        Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ticket-authz generate: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,493 @@
+//! The rules of access model §3: one access question in, one decision out.
+
+use crate::flags::Flag;
+use crate::model::{OrgAccess, UserAccess, UserKind};
+use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UserRow};
+use crate::time::Timestamp;
+
+use super::decision::{Decision, Explain, Reason};
+use super::derive::{
+    company_allows, explain_flag, explain_membership, flags_on, group_name, has_flag_anywhere,
+    in_reach,
+};
+use super::request::{Action, CheckRequest, GroupArg, RequestError, ValidRequest};
+
+/// What a decision may depend on besides the data: the clock for ticket
+/// limits and whether to explain.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    pub now: Timestamp,
+    pub explain: bool,
+}
+
+impl Context {
+    pub fn at(now: Timestamp) -> Self {
+        Self {
+            now,
+            explain: false,
+        }
+    }
+}
+
+/// Validates and decides one access question.
+pub fn check(
+    snap: &Snapshot,
+    request: &CheckRequest<'_>,
+    ctx: Context,
+) -> Result<Decision, RequestError> {
+    let valid = request.validate()?;
+    Ok(decide(snap, &valid, ctx))
+}
+
+/// The ids an action uses, resolved.
+struct Resolved<'s> {
+    ticket: Option<(Idx, &'s TicketRow)>,
+    org: Idx,
+    /// A group handle, `ALL` for `*`, or `NONE`.
+    group: Idx,
+    company: Idx,
+}
+
+/// Resolves the ids the action uses; the first unknown one is returned as
+/// (field, id).
+fn resolve<'s, 'r>(
+    snap: &'s Snapshot,
+    req: &ValidRequest<'r>,
+) -> Result<Resolved<'s>, (&'static str, &'r str)> {
+    let mut out = Resolved {
+        ticket: None,
+        org: NONE,
+        group: NONE,
+        company: NONE,
+    };
+    if let Some(id) = req.ticket.filter(|_| req.action.is_ticket_action()) {
+        out.ticket = Some(snap.tickets.get(id).ok_or(("ticket", id))?);
+    }
+    if matches!(
+        req.action,
+        Action::Reassign | Action::Create | Action::HasFlag
+    ) {
+        match req.group {
+            Some(GroupArg::All) => out.group = ALL,
+            Some(GroupArg::Id(id)) => out.group = snap.groups.lookup(id).ok_or(("group", id))?,
+            None => {}
+        }
+    }
+    if let Some(id) = req
+        .organisation
+        .filter(|_| matches!(req.action, Action::Create | Action::ManageAccess))
+    {
+        out.org = snap.orgs.lookup(id).ok_or(("organisation", id))?;
+    }
+    if let Some(id) = req.company.filter(|_| req.action.is_company_action()) {
+        out.company = snap.companies.lookup(id).ok_or(("company", id))?;
+    }
+    Ok(out)
+}
+
+/// Decides a validated question. Pure: reads only the snapshot and context.
+pub fn decide(snap: &Snapshot, req: &ValidRequest<'_>, ctx: Context) -> Decision {
+    let mut ex = Explain::new(ctx.explain);
+    let Some((uidx, user)) = snap.users.get(req.user) else {
+        ex.step(|| format!("no user {}", req.user));
+        return ex.finish(false, Reason::UnknownUser, None);
+    };
+    let res = match resolve(snap, req) {
+        Ok(res) => res,
+        Err((what, id)) => {
+            ex.step(|| format!("no {what} {id}"));
+            return ex.finish(false, Reason::UnknownResource, None);
+        }
+    };
+    if user.suspended {
+        ex.step(|| format!("{} is suspended", user.id));
+        return ex.finish(false, Reason::Suspended, None);
+    }
+    if user.kind == UserKind::Superadmin {
+        ex.step(|| format!("{} is a superadmin", user.id));
+        return ex.finish(true, Reason::Superadmin, None);
+    }
+    let actor = Actor { snap, uidx, user };
+    match (req.action, res.ticket) {
+        (Action::Create, _) => actor.create(res.org, res.group, ctx.now, ex),
+        (Action::ManageAccess, _) => actor.manage_access(res.org, ex),
+        (Action::CompanyView | Action::CompanyEdit | Action::CompanyManage, _) => {
+            actor.company(req.action, res.company, ex)
+        }
+        (Action::HasFlag, _) => actor.has_flag(req.flag, res.group, ex),
+        (action, Some((_, ticket))) => actor.ticket(action, ticket, res.group, ex),
+        // Validation guarantees a ticket for ticket actions.
+        (_, None) => ex.finish(false, Reason::NoMatchingRule, None),
+    }
+}
+
+/// The asking user, resolved.
+struct Actor<'s> {
+    snap: &'s Snapshot,
+    uidx: Idx,
+    user: &'s UserRow,
+}
+
+impl Actor<'_> {
+    /// grp(F) on a ticket.
+    fn grp(&self, ticket: &TicketRow, flag: Flag) -> bool {
+        self.user.kind == UserKind::Agent
+            && flags_on(self.snap, self.user, ticket.group).contains(flag)
+            && company_allows(self.snap, self.user, ticket)
+    }
+
+    fn explain_grp(&self, ticket: &TicketRow, flag: Flag, ex: &mut Explain) {
+        if !ex.enabled() || self.user.kind != UserKind::Agent {
+            return;
+        }
+        explain_flag(self.snap, self.user, ticket.group, flag, ex);
+        if self.user.company_scoped && !company_allows(self.snap, self.user, ticket) {
+            ex.step(|| {
+                format!(
+                    "{} is grouped only by company: requester {} is not in its company",
+                    self.user.id,
+                    self.snap.users.id(ticket.requester)
+                )
+            });
+        }
+    }
+
+    fn org_view(&self, ticket: &TicketRow) -> bool {
+        self.user.is_member(ticket.organisation)
+            && (self.user.access == UserAccess::Organisation
+                || self.snap.orgs[ticket.organisation].access.is_shared())
+    }
+
+    fn org_comment(&self, ticket: &TicketRow) -> bool {
+        self.user.is_member(ticket.organisation)
+            && self.snap.orgs[ticket.organisation].access == OrgAccess::CommentAll
+    }
+
+    fn explain_org(&self, ticket: &TicketRow, ex: &mut Explain) {
+        if !ex.enabled() || ticket.organisation == NONE {
+            return;
+        }
+        explain_membership(self.snap, self.user, ticket.organisation, ex);
+        let org = &self.snap.orgs[ticket.organisation];
+        ex.step(|| {
+            format!(
+                "organisation {} is set to {}; {} is set to {}",
+                org.id, org.access, self.user.id, self.user.access
+            )
+        });
+    }
+
+    /// The first allow rule of a ticket action that matches, in reporting order.
+    fn ticket_rule(&self, action: Action, t: &TicketRow) -> Option<Reason> {
+        let me = self.uidx;
+        let requester = t.requester == me;
+        let assignee = t.assignee == me;
+        match action {
+            Action::View => {
+                if requester {
+                    Some(Reason::Requester)
+                } else if assignee {
+                    Some(Reason::Assignee)
+                } else if t.ccs().contains(&me) {
+                    Some(Reason::Cc)
+                } else if t.participants().contains(&me) {
+                    Some(Reason::Participant)
+                } else if self.grp(t, Flag::IR) {
+                    Some(Reason::GroupFlag)
+                } else if self.org_view(t) {
+                    Some(Reason::Organisation)
+                } else {
+                    None
+                }
+            }
+            Action::Comment => {
+                if requester {
+                    Some(Reason::Requester)
+                } else if assignee {
+                    Some(Reason::Assignee)
+                } else if t.ccs().contains(&me) {
+                    Some(Reason::Cc)
+                } else if self.grp(t, Flag::IW) {
+                    Some(Reason::GroupFlag)
+                } else if self.org_comment(t) {
+                    Some(Reason::Organisation)
+                } else {
+                    None
+                }
+            }
+            Action::Edit | Action::Reassign => {
+                if requester && self.user.kind == UserKind::Agent {
+                    Some(Reason::Requester)
+                } else if assignee {
+                    Some(Reason::Assignee)
+                } else if self.grp(t, Flag::IM) || (t.assignee == NONE && self.grp(t, Flag::IW)) {
+                    Some(Reason::GroupFlag)
+                } else {
+                    None
+                }
+            }
+            Action::Close => {
+                if requester {
+                    Some(Reason::Requester)
+                } else if assignee {
+                    Some(Reason::Assignee)
+                } else if self.grp(t, Flag::IC) {
+                    Some(Reason::GroupFlag)
+                } else {
+                    None
+                }
+            }
+            Action::Delete => self.grp(t, Flag::IM).then_some(Reason::GroupFlag),
+            _ => None,
+        }
+    }
+
+    fn explain_ticket(&self, action: Action, t: &TicketRow, ex: &mut Explain) {
+        if !ex.enabled() {
+            return;
+        }
+        let snap = self.snap;
+        let who = |idx: Idx| {
+            if idx == NONE {
+                "nobody"
+            } else {
+                snap.users.id(idx)
+            }
+        };
+        ex.step(|| {
+            format!(
+                "ticket {}: requester {}, assignee {}, organisation {}, group {}",
+                t.id,
+                who(t.requester),
+                who(t.assignee),
+                if t.organisation == NONE {
+                    "(none)"
+                } else {
+                    snap.orgs.id(t.organisation)
+                },
+                group_name(snap, t.group),
+            )
+        });
+        let me = self.uidx;
+        if t.ccs().contains(&me) {
+            ex.step(|| format!("{} is CC'd", self.user.id));
+        }
+        if t.participants().contains(&me) {
+            ex.step(|| format!("{} took part in the ticket", self.user.id));
+        }
+        match action {
+            Action::View => {
+                self.explain_grp(t, Flag::IR, ex);
+                self.explain_org(t, ex);
+            }
+            Action::Comment => {
+                self.explain_grp(t, Flag::IW, ex);
+                self.explain_org(t, ex);
+            }
+            Action::Edit | Action::Reassign => {
+                self.explain_grp(t, Flag::IM, ex);
+                if t.assignee == NONE {
+                    self.explain_grp(t, Flag::IW, ex);
+                }
+            }
+            Action::Close => self.explain_grp(t, Flag::IC, ex),
+            Action::Delete => self.explain_grp(t, Flag::IM, ex),
+            _ => {}
+        }
+    }
+
+    fn ticket(&self, action: Action, t: &TicketRow, target: Idx, mut ex: Explain) -> Decision {
+        self.explain_ticket(action, t, &mut ex);
+        let rule = self.ticket_rule(action, t);
+        if action != Action::Reassign {
+            return match rule {
+                Some(reason) => ex.finish(true, reason, None),
+                None => ex.finish(false, Reason::NoMatchingRule, None),
+            };
+        }
+        // Reassign: edit rights, then IW on the target or SI on the current
+        // group, neither company-scoped.
+        if rule.is_none() {
+            ex.step(|| format!("{} may not edit ticket {}", self.user.id, t.id));
+            return ex.finish(false, Reason::NoMatchingRule, None);
+        }
+        if flags_on(self.snap, self.user, target).contains(Flag::IW) {
+            explain_flag(self.snap, self.user, target, Flag::IW, &mut ex);
+            return ex.finish(true, Reason::GroupFlag, None);
+        }
+        if flags_on(self.snap, self.user, t.group).contains(Flag::SI) {
+            explain_flag(self.snap, self.user, t.group, Flag::SI, &mut ex);
+            return ex.finish(true, Reason::GroupFlag, None);
+        }
+        explain_flag(self.snap, self.user, target, Flag::IW, &mut ex);
+        explain_flag(self.snap, self.user, t.group, Flag::SI, &mut ex);
+        ex.finish(false, Reason::NoMatchingRule, None)
+    }
+
+    fn create(&self, org: Idx, group: Idx, now: Timestamp, mut ex: Explain) -> Decision {
+        let user = self.user;
+        // 1. Organisation.
+        let with_org = if org != NONE {
+            explain_membership(self.snap, user, org, &mut ex);
+            if !user.is_member(org) {
+                return ex.finish(false, Reason::NotAMember, None);
+            }
+            true
+        } else {
+            match user.orgs.as_slice() {
+                [] => false,
+                [only] => {
+                    ex.step(|| {
+                        format!(
+                            "the ticket goes to {}, the user's only organisation",
+                            self.snap.orgs.id(*only)
+                        )
+                    });
+                    true
+                }
+                several => {
+                    ex.step(|| {
+                        format!(
+                            "{} belongs to {} organisations and named none",
+                            user.id,
+                            several.len()
+                        )
+                    });
+                    return ex.finish(false, Reason::OrganisationRequired, None);
+                }
+            }
+        };
+        if group == NONE {
+            let reason = if with_org {
+                Reason::Member
+            } else {
+                Reason::SelfService
+            };
+            return ex.finish(true, reason, None);
+        }
+        // 2. Group.
+        let agent = user.kind == UserKind::Agent;
+        if agent {
+            explain_flag(self.snap, user, group, Flag::IW, &mut ex);
+            if !flags_on(self.snap, user, group).contains(Flag::IW) {
+                return ex.finish(false, Reason::NoMatchingRule, None);
+            }
+        }
+        // 3. Limits over the rolling window.
+        let g = &self.snap.groups[group];
+        let from = now.minus_limit_window();
+        let requester = (!agent).then_some(self.uidx);
+        let whose = if agent {
+            "of the group"
+        } else {
+            "of this user in the group"
+        };
+        if g.total_ticket_limit > 0 {
+            let count = g.limits.count(requester, false, from, now);
+            ex.step(|| {
+                format!(
+                    "{count} tickets {whose} {} in the last 365 days; total limit {}",
+                    g.id, g.total_ticket_limit
+                )
+            });
+            if count >= g.total_ticket_limit as usize {
+                return ex.finish(false, Reason::TotalTicketLimit, None);
+            }
+        }
+        let mut warning = None;
+        if g.open_ticket_limit > 0 {
+            let count = g.limits.count(requester, true, from, now);
+            ex.step(|| {
+                format!(
+                    "{count} open tickets {whose} {} in the last 365 days; open limit {}",
+                    g.id, g.open_ticket_limit
+                )
+            });
+            if count >= g.open_ticket_limit as usize {
+                if g.enforce_open_limit {
+                    return ex.finish(false, Reason::OpenTicketLimit, None);
+                }
+                warning = Some(Reason::OpenTicketLimit);
+            }
+        }
+        // 4. Reason.
+        let reason = if with_org {
+            Reason::Member
+        } else if agent {
+            Reason::GroupFlag
+        } else {
+            Reason::SelfService
+        };
+        ex.finish(true, reason, warning)
+    }
+
+    fn manage_access(&self, org: Idx, mut ex: Explain) -> Decision {
+        let o = &self.snap.orgs[org];
+        if o.access_managers.binary_search(&self.uidx).is_ok() {
+            ex.step(|| format!("{} is an access manager of {}", self.user.id, o.id));
+            ex.finish(true, Reason::AccessManager, None)
+        } else {
+            ex.step(|| format!("{} is not an access manager of {}", self.user.id, o.id));
+            ex.finish(false, Reason::NoMatchingRule, None)
+        }
+    }
+
+    fn company(&self, action: Action, company: Idx, mut ex: Explain) -> Decision {
+        let snap = self.snap;
+        let user = self.user;
+        let c = snap.companies.id(company);
+        if user.kind != UserKind::Agent {
+            if action == Action::CompanyView && user.company == company {
+                ex.step(|| format!("{c} is the user's own company"));
+                return ex.finish(true, Reason::Company, None);
+            }
+            ex.step(|| "end-users may only view their own company".to_owned());
+            return ex.finish(false, Reason::NoMatchingRule, None);
+        }
+        let flag = match action {
+            Action::CompanyView => Flag::CR,
+            Action::CompanyEdit => Flag::CW,
+            _ => Flag::CM,
+        };
+        if !has_flag_anywhere(snap, user, flag) {
+            ex.step(|| format!("no grant of {} holds flag {flag}", user.id));
+            return ex.finish(false, Reason::NoMatchingRule, None);
+        }
+        ex.step(|| format!("{} holds flag {flag} through a grant", user.id));
+        if in_reach(snap, self.uidx, user, company) {
+            ex.step(|| {
+                format!("{c} is within the user's company or a company it owns, or below one")
+            });
+            ex.finish(true, Reason::Company, None)
+        } else {
+            ex.step(|| format!("{c} is outside the user's company tree and owned companies"));
+            ex.finish(false, Reason::NoMatchingRule, None)
+        }
+    }
+
+    fn has_flag(&self, flag: Option<Flag>, group: Idx, mut ex: Explain) -> Decision {
+        let Some(flag) = flag else {
+            return ex.finish(false, Reason::NoMatchingRule, None);
+        };
+        explain_flag(self.snap, self.user, group, flag, &mut ex);
+        if flags_on(self.snap, self.user, group).contains(flag) {
+            ex.finish(true, Reason::GroupFlag, None)
+        } else {
+            ex.finish(false, Reason::NoMatchingRule, None)
+        }
+    }
+}
+
+/// Whether `view` is allowed on a ticket, for the list properties and the
+/// filtered list drivers; the same rules as [`decide`], minus the lookups.
+pub(crate) fn can_view(snap: &Snapshot, uidx: Idx, user: &UserRow, ticket: &TicketRow) -> bool {
+    if user.suspended {
+        return false;
+    }
+    if user.kind == UserKind::Superadmin {
+        return true;
+    }
+    Actor { snap, uidx, user }
+        .ticket_rule(Action::View, ticket)
+        .is_some()
+}

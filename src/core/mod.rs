@@ -1,0 +1,31 @@
+//! The decision core: pure, synchronous functions of (snapshot, request) to
+//! decisions, lists and filters. No I/O, no async, no locks, no clock of its
+//! own.
+
+mod check;
+mod decision;
+mod derive;
+mod filter;
+mod lists;
+mod request;
+
+pub use check::{Context, check, decide};
+pub use decision::{Decision, Reason};
+pub use filter::{GroupClause, VisibilityFilter, visibility_filter};
+pub use lists::{
+    DEFAULT_PAGE_SIZE, ListError, MAX_PAGE_SIZE, Page, TicketFilter, list_ticket_viewers,
+    list_visible_tickets, ticket_viewers_after, visible_tickets_after,
+};
+pub use request::{Action, ActionInput, CheckRequest, GroupArg, RequestError, ValidRequest};
+
+use crate::snapshot::Snapshot;
+
+/// Whether `user_id` may view `ticket_id` by the rules, without request
+/// validation or explanation; unknown ids are not visible. For the list
+/// properties and benchmarks.
+pub fn can_view(snap: &Snapshot, user_id: &str, ticket_id: &str) -> bool {
+    match (snap.users.get(user_id), snap.tickets.get(ticket_id)) {
+        (Some((uidx, user)), Some((_, ticket))) => check::can_view(snap, uidx, user, ticket),
+        _ => false,
+    }
+}

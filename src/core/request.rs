@@ -1,0 +1,237 @@
+//! Access questions as callers ask them, and their validation (access model §6).
+
+use crate::flags::Flag;
+use crate::model::{ALL_GROUPS, MAX_ID_BYTES};
+
+/// The twelve actions of the access model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    View,
+    Comment,
+    Edit,
+    Close,
+    Delete,
+    Reassign,
+    Create,
+    ManageAccess,
+    CompanyView,
+    CompanyEdit,
+    CompanyManage,
+    HasFlag,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Action::View,
+        Action::Comment,
+        Action::Edit,
+        Action::Close,
+        Action::Delete,
+        Action::Reassign,
+        Action::Create,
+        Action::ManageAccess,
+        Action::CompanyView,
+        Action::CompanyEdit,
+        Action::CompanyManage,
+        Action::HasFlag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::View => "view",
+            Action::Comment => "comment",
+            Action::Edit => "edit",
+            Action::Close => "close",
+            Action::Delete => "delete",
+            Action::Reassign => "reassign",
+            Action::Create => "create",
+            Action::ManageAccess => "manage_access",
+            Action::CompanyView => "company_view",
+            Action::CompanyEdit => "company_edit",
+            Action::CompanyManage => "company_manage",
+            Action::HasFlag => "has_flag",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Actions on one ticket, which need `ticket`.
+    pub fn is_ticket_action(self) -> bool {
+        matches!(
+            self,
+            Action::View
+                | Action::Comment
+                | Action::Edit
+                | Action::Close
+                | Action::Delete
+                | Action::Reassign
+        )
+    }
+
+    pub fn is_company_action(self) -> bool {
+        matches!(
+            self,
+            Action::CompanyView | Action::CompanyEdit | Action::CompanyManage
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The action as the caller sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActionInput<'a> {
+    #[default]
+    Missing,
+    /// A name or wire number that is no action, kept for the error message.
+    Unknown(&'a str),
+    Known(Action),
+}
+
+/// An access question as received. Empty strings mean "not given", as on the
+/// wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckRequest<'a> {
+    pub user: &'a str,
+    pub action: ActionInput<'a>,
+    pub ticket: &'a str,
+    pub organisation: &'a str,
+    pub group: &'a str,
+    pub company: &'a str,
+    pub flag: &'a str,
+}
+
+/// A malformed request: answered with an error naming the field, never with
+/// a decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("user_id: must not be empty")]
+    MissingUser,
+    #[error("action: must be specified")]
+    MissingAction,
+    #[error("action: unknown action `{0}`")]
+    UnknownAction(String),
+    #[error("{field}: id is {len} bytes long, more than the limit of 128")]
+    IdTooLong { field: &'static str, len: usize },
+    #[error("{field}: required by the {action} action")]
+    MissingField { field: &'static str, action: Action },
+    #[error("flag: unknown flag `{0}` (flags are upper-case names such as IR or IW)")]
+    UnknownFlag(String),
+    #[error("group_id: `*` is only allowed with has_flag")]
+    AllGroupsNotAllowed,
+}
+
+impl RequestError {
+    /// The request field at fault, as the wire contract names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            RequestError::MissingUser => "user_id",
+            RequestError::MissingAction | RequestError::UnknownAction(_) => "action",
+            RequestError::IdTooLong { field, .. } | RequestError::MissingField { field, .. } => {
+                field
+            }
+            RequestError::UnknownFlag(_) => "flag",
+            RequestError::AllGroupsNotAllowed => "group_id",
+        }
+    }
+}
+
+/// The group a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupArg<'a> {
+    All,
+    Id(&'a str),
+}
+
+/// A well-formed request: every field the action needs is present.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidRequest<'a> {
+    pub user: &'a str,
+    pub action: Action,
+    pub ticket: Option<&'a str>,
+    pub organisation: Option<&'a str>,
+    pub group: Option<GroupArg<'a>>,
+    pub company: Option<&'a str>,
+    pub flag: Option<Flag>,
+}
+
+fn given(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl<'a> CheckRequest<'a> {
+    /// Applies access model §6, in its order.
+    pub fn validate(&self) -> Result<ValidRequest<'a>, RequestError> {
+        if self.user.is_empty() {
+            return Err(RequestError::MissingUser);
+        }
+        let action = match self.action {
+            ActionInput::Missing => return Err(RequestError::MissingAction),
+            ActionInput::Unknown(name) => return Err(RequestError::UnknownAction(name.to_owned())),
+            ActionInput::Known(action) => action,
+        };
+        for (field, value) in [
+            ("user_id", self.user),
+            ("ticket_id", self.ticket),
+            ("organisation_id", self.organisation),
+            ("group_id", self.group),
+            ("company_id", self.company),
+        ] {
+            if value.len() > MAX_ID_BYTES {
+                return Err(RequestError::IdTooLong {
+                    field,
+                    len: value.len(),
+                });
+            }
+        }
+        let need = |field: &'static str, value: &'a str| {
+            given(value).ok_or(RequestError::MissingField { field, action })
+        };
+        if action.is_ticket_action() {
+            need("ticket_id", self.ticket)?;
+        }
+        match action {
+            Action::Reassign => {
+                need("group_id", self.group)?;
+            }
+            Action::ManageAccess => {
+                need("organisation_id", self.organisation)?;
+            }
+            Action::HasFlag => {
+                need("flag", self.flag)?;
+                need("group_id", self.group)?;
+            }
+            _ if action.is_company_action() => {
+                need("company_id", self.company)?;
+            }
+            _ => {}
+        }
+        let flag = match given(self.flag) {
+            None => None,
+            Some(name) => {
+                Some(Flag::parse(name).ok_or_else(|| RequestError::UnknownFlag(name.to_owned()))?)
+            }
+        };
+        let group = match given(self.group) {
+            None => None,
+            Some(ALL_GROUPS) if action == Action::HasFlag => Some(GroupArg::All),
+            Some(ALL_GROUPS) => return Err(RequestError::AllGroupsNotAllowed),
+            Some(id) => Some(GroupArg::Id(id)),
+        };
+        Ok(ValidRequest {
+            user: self.user,
+            action,
+            ticket: given(self.ticket),
+            organisation: given(self.organisation),
+            group,
+            company: given(self.company),
+            flag,
+        })
+    }
+}

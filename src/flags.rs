@@ -1,0 +1,135 @@
+//! The access flags of the group/profile model (access model §4) as a bit set.
+
+use std::fmt;
+
+/// Every flag name, in the order of access model §4; a flag's bit is its
+/// position here.
+pub const FLAG_NAMES: [&str; 38] = [
+    "IR", "IW", "IM", "IC", "SI", "QA", "KR", "KW", "KM", "FRR", "FRW", "FRM", "VR", "VW", "VM",
+    "RR", "RM", "WR", "WW", "WM", "PR", "PM", "CR", "CW", "CM", "CIR", "CIW", "CIM", "CLR", "CLW",
+    "CLM", "AR", "AW", "AM", "UM", "DM", "FM", "HR",
+];
+
+/// One access flag.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Flag(u8);
+
+impl Flag {
+    pub const IR: Flag = Flag(0);
+    pub const IW: Flag = Flag(1);
+    pub const IM: Flag = Flag(2);
+    pub const IC: Flag = Flag(3);
+    pub const SI: Flag = Flag(4);
+    pub const CR: Flag = Flag(22);
+    pub const CW: Flag = Flag(23);
+    pub const CM: Flag = Flag(24);
+
+    /// Parses an upper-case flag name; anything else (lower case included)
+    /// is not a flag.
+    pub fn parse(name: &str) -> Option<Flag> {
+        FLAG_NAMES
+            .iter()
+            .position(|known| *known == name)
+            .and_then(|bit| u8::try_from(bit).ok())
+            .map(Flag)
+    }
+
+    pub fn name(self) -> &'static str {
+        FLAG_NAMES.get(usize::from(self.0)).copied().unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of flags: what a profile holds, or what a user holds on a group.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlagSet(u64);
+
+impl FlagSet {
+    pub const EMPTY: FlagSet = FlagSet(0);
+
+    pub fn contains(self, flag: Flag) -> bool {
+        self.0 & (1 << flag.0) != 0
+    }
+
+    pub fn insert(&mut self, flag: Flag) {
+        self.0 |= 1 << flag.0;
+    }
+
+    pub fn union(self, other: FlagSet) -> FlagSet {
+        FlagSet(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        (0u8..64)
+            .filter(move |bit| self.0 & (1 << bit) != 0)
+            .map(Flag)
+    }
+}
+
+impl FromIterator<Flag> for FlagSet {
+    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Self {
+        let mut set = FlagSet::EMPTY;
+        for flag in iter {
+            set.insert(flag);
+        }
+        set
+    }
+}
+
+impl fmt::Debug for FlagSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for FlagSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Flag::name).collect();
+        write!(f, "[{}]", names.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_names() {
+        for (flag, name) in [
+            (Flag::IR, "IR"),
+            (Flag::IW, "IW"),
+            (Flag::IM, "IM"),
+            (Flag::IC, "IC"),
+            (Flag::SI, "SI"),
+            (Flag::CR, "CR"),
+            (Flag::CW, "CW"),
+            (Flag::CM, "CM"),
+        ] {
+            assert_eq!(flag.name(), name);
+            assert_eq!(Flag::parse(name), Some(flag));
+        }
+    }
+
+    #[test]
+    fn only_upper_case_names_are_flags() {
+        assert_eq!(Flag::parse("ir"), None);
+        assert_eq!(Flag::parse("XX"), None);
+        assert_eq!(Flag::parse(""), None);
+        assert_eq!(FLAG_NAMES.iter().filter_map(|n| Flag::parse(n)).count(), 38);
+    }
+}

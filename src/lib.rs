@@ -1,0 +1,18 @@
+//! ticket-authz: answers helpdesk access questions (may this user see,
+//! comment on, edit this ticket? which tickets may this user see?) from an
+//! in-memory, indexed snapshot of the helpdesk's permission data.
+//!
+//! * [`core`]: the decision core, pure functions of (snapshot, request).
+//! * [`snapshot`]: the indexed, copy-on-write data of one revision.
+//! * [`dataset`]: the YAML dataset/scenario format and its validation.
+//! * [`model`]: domain entities shared by all of the above.
+
+pub mod cli;
+pub mod core;
+pub mod dataset;
+pub mod flags;
+pub mod generate;
+pub mod model;
+pub mod scenario;
+pub mod snapshot;
+pub mod time;

@@ -1,0 +1,209 @@
+//! Domain types of the access model (entities and their enums), free of any
+//! file, database or wire format.
+
+use crate::flags::FlagSet;
+use crate::time::Timestamp;
+
+/// Ids are opaque non-empty strings of at most this many bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// The reserved group id meaning "all groups".
+pub const ALL_GROUPS: &str = "*";
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            #[default]
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every accepted spelling, for error messages.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// Kinds of user; the first is the default.
+    UserKind { EndUser = "end_user", Agent = "agent", Superadmin = "superadmin" }
+);
+
+named_enum!(
+    /// The user-level ticket access setting.
+    UserAccess { Own = "own", Organisation = "organisation" }
+);
+
+named_enum!(
+    /// The organisation-level ticket access setting.
+    OrgAccess { Own = "own", ViewAll = "view_all", CommentAll = "comment_all" }
+);
+
+named_enum!(
+    /// Ticket status; only ticket limits look at it.
+    Status {
+        New = "new",
+        Open = "open",
+        Pending = "pending",
+        OnHold = "on_hold",
+        Solved = "solved",
+        Closed = "closed",
+    }
+);
+
+impl OrgAccess {
+    /// `view_all` and `comment_all` make a shared organisation.
+    pub fn is_shared(self) -> bool {
+        !matches!(self, OrgAccess::Own)
+    }
+}
+
+impl Status {
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::New | Status::Open | Status::Pending | Status::OnHold
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Lower-cased (ASCII) so that comparisons are case-insensitive.
+    pub domain: String,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    pub id: String,
+    pub name: String,
+    pub ticket_access: OrgAccess,
+    pub domains: Vec<Domain>,
+    pub access_managers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partnership {
+    pub partner: String,
+    pub client: String,
+    pub since: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Company {
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub propagate: bool,
+    pub open_ticket_limit: u32,
+    pub enforce_open_limit: bool,
+    pub total_ticket_limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    pub flags: FlagSet,
+}
+
+/// Where a grant applies: one group, or every group (`*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantScope {
+    All,
+    Group(String),
+}
+
+impl GrantScope {
+    pub fn as_str(&self) -> &str {
+        match self {
+            GrantScope::All => ALL_GROUPS,
+            GrantScope::Group(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub profile: String,
+    pub group: GrantScope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub kind: UserKind,
+    pub suspended: bool,
+    pub ticket_access: UserAccess,
+    pub organisations: Vec<String>,
+    pub default_organisation: Option<String>,
+    pub company: Option<String>,
+    pub company_scoped: bool,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub requester: String,
+    pub organisation: Option<String>,
+    pub group: Option<String>,
+    pub assignee: Option<String>,
+    pub ccs: Vec<String>,
+    pub participants: Vec<String>,
+    pub status: Status,
+}
+
+/// A whole, validated authorisation dataset: every reference resolves, no
+/// parent cycles, no duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dataset {
+    /// A fixed clock for ticket limits, when the data fixes one.
+    pub now: Option<Timestamp>,
+    pub organisations: Vec<Organisation>,
+    pub partnerships: Vec<Partnership>,
+    pub companies: Vec<Company>,
+    pub groups: Vec<Group>,
+    pub profiles: Vec<Profile>,
+    pub users: Vec<User>,
+    pub tickets: Vec<Ticket>,
+}
+
+/// The domain of an email address: the part after the last `@`.
+pub fn email_domain(email: &str) -> Option<&str> {
+    email.rsplit_once('@').map(|(_, domain)| domain)
+}

@@ -1,0 +1,364 @@
+//! Copy-on-write containers: a snapshot's next version shares every chunk a
+//! change did not touch, so one changed row costs one chunk copy, not a rebuild.
+
+use std::cmp::Ordering;
+use std::ops::Index;
+use std::sync::Arc;
+
+const ROW_CHUNK_BITS: usize = 10;
+const ROW_CHUNK: usize = 1 << ROW_CHUNK_BITS;
+
+/// A dense vector of rows cut into shared chunks of 1024.
+#[derive(Debug, Clone)]
+pub struct CowVec<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+}
+
+impl<T> Default for CowVec<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> CowVec<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<T: Clone> CowVec<T> {
+    pub fn from_vec(items: Vec<T>) -> Self {
+        let len = items.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(ROW_CHUNK));
+        let mut items = items.into_iter();
+        loop {
+            let chunk: Vec<T> = items.by_ref().take(ROW_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(Arc::new(chunk));
+        }
+        Self { chunks, len }
+    }
+
+    pub fn get(&self, index: usize) -> Option<&T> {
+        self.chunks
+            .get(index >> ROW_CHUNK_BITS)
+            .and_then(|chunk| chunk.get(index & (ROW_CHUNK - 1)))
+    }
+
+    /// Mutable access; copies the chunk first when another snapshot shares it.
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+        self.chunks
+            .get_mut(index >> ROW_CHUNK_BITS)
+            .and_then(|chunk| Arc::make_mut(chunk).get_mut(index & (ROW_CHUNK - 1)))
+    }
+
+    pub fn push(&mut self, item: T) -> usize {
+        let index = self.len;
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < ROW_CHUNK => Arc::make_mut(last).push(item),
+            _ => self.chunks.push(Arc::new(vec![item])),
+        }
+        self.len += 1;
+        index
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+}
+
+impl<T: Clone> Index<usize> for CowVec<T> {
+    type Output = T;
+
+    fn index(&self, index: usize) -> &T {
+        &self.chunks[index >> ROW_CHUNK_BITS][index & (ROW_CHUNK - 1)]
+    }
+}
+
+const SEQ_MAX: usize = 512;
+
+/// A sorted sequence (a posting list or a multiset of timestamps) in shared
+/// chunks of at most 512, with running counts so that ranks cost a binary
+/// search. The order is the caller's: every ordered operation takes the
+/// comparator or a monotone predicate, because ticket and user lists are
+/// ordered by the ids their integer handles point to.
+#[derive(Debug, Clone)]
+pub struct SortedSeq<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    /// `starts[i]` is the number of elements before chunk `i`.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Default for SortedSeq<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            starts: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+/// A position in a [`SortedSeq`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    chunk: usize,
+    offset: usize,
+}
+
+impl<T: Clone> SortedSeq<T> {
+    /// Builds from items already in the caller's order.
+    pub fn from_sorted(items: Vec<T>) -> Self {
+        let mut seq = Self::default();
+        if items.len() <= SEQ_MAX {
+            if !items.is_empty() {
+                seq.len = items.len();
+                seq.starts.push(0);
+                seq.chunks.push(Arc::new(items));
+            }
+            return seq;
+        }
+        let mut items = items.into_iter();
+        loop {
+            let chunk: Vec<T> = items.by_ref().take(SEQ_MAX).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            seq.starts.push(seq.len);
+            seq.len += chunk.len();
+            seq.chunks.push(Arc::new(chunk));
+        }
+        seq
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first position whose element does not satisfy `before`; `before`
+    /// must hold for a prefix of the sequence and fail for the rest.
+    pub fn seek(&self, before: impl Fn(&T) -> bool) -> Cursor {
+        let chunk = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(&before));
+        let offset = self
+            .chunks
+            .get(chunk)
+            .map_or(0, |c| c.partition_point(&before));
+        Cursor { chunk, offset }
+    }
+
+    /// How many elements lie before `cursor`.
+    pub fn rank(&self, cursor: Cursor) -> usize {
+        self.starts
+            .get(cursor.chunk)
+            .map_or(self.len, |start| start + cursor.offset)
+    }
+
+    /// How many elements satisfy the monotone predicate `before`.
+    pub fn count_before(&self, before: impl Fn(&T) -> bool) -> usize {
+        self.rank(self.seek(before))
+    }
+
+    pub fn iter(&self) -> SeqIter<'_, T> {
+        self.iter_from(Cursor {
+            chunk: 0,
+            offset: 0,
+        })
+    }
+
+    pub fn iter_from(&self, cursor: Cursor) -> SeqIter<'_, T> {
+        SeqIter {
+            chunks: &self.chunks,
+            chunk: cursor.chunk,
+            offset: cursor.offset,
+        }
+    }
+
+    pub fn contains(&self, value: &T, cmp: impl Fn(&T, &T) -> Ordering) -> bool {
+        let cursor = self.seek(|e| cmp(e, value) == Ordering::Less);
+        self.at(cursor)
+            .is_some_and(|e| cmp(e, value) == Ordering::Equal)
+    }
+
+    fn at(&self, cursor: Cursor) -> Option<&T> {
+        self.chunks
+            .get(cursor.chunk)
+            .and_then(|c| c.get(cursor.offset))
+    }
+
+    /// Inserts `value` unless an equal element is present (set semantics);
+    /// returns whether it was inserted.
+    pub fn insert_unique(&mut self, value: T, cmp: impl Fn(&T, &T) -> Ordering) -> bool {
+        if self.contains(&value, &cmp) {
+            return false;
+        }
+        self.insert(value, cmp);
+        true
+    }
+
+    /// Inserts `value` after any equal elements (multiset semantics).
+    pub fn insert(&mut self, value: T, cmp: impl Fn(&T, &T) -> Ordering) {
+        if self.chunks.is_empty() {
+            self.chunks.push(Arc::new(vec![value]));
+            self.starts.push(0);
+            self.len = 1;
+            return;
+        }
+        let mut cursor = self.seek(|e| cmp(e, &value) != Ordering::Greater);
+        if cursor.chunk == self.chunks.len() {
+            // Past the end: append to the last chunk.
+            cursor.chunk -= 1;
+            cursor.offset = self.chunks[cursor.chunk].len();
+        }
+        let chunk = Arc::make_mut(&mut self.chunks[cursor.chunk]);
+        chunk.insert(cursor.offset, value);
+        if chunk.len() > SEQ_MAX {
+            let tail = chunk.split_off(chunk.len() / 2);
+            let start = self.starts[cursor.chunk] + chunk.len();
+            self.chunks.insert(cursor.chunk + 1, Arc::new(tail));
+            self.starts.insert(cursor.chunk + 1, start - 1);
+        }
+        self.len += 1;
+        for start in self.starts.iter_mut().skip(cursor.chunk + 1) {
+            *start += 1;
+        }
+    }
+
+    /// Removes one element equal to `value`; returns whether one was found.
+    pub fn remove(&mut self, value: &T, cmp: impl Fn(&T, &T) -> Ordering) -> bool {
+        let cursor = self.seek(|e| cmp(e, value) == Ordering::Less);
+        if self
+            .at(cursor)
+            .is_none_or(|e| cmp(e, value) != Ordering::Equal)
+        {
+            return false;
+        }
+        let chunk = Arc::make_mut(&mut self.chunks[cursor.chunk]);
+        chunk.remove(cursor.offset);
+        let emptied = chunk.is_empty();
+        self.len -= 1;
+        for start in self.starts.iter_mut().skip(cursor.chunk + 1) {
+            *start -= 1;
+        }
+        if emptied {
+            self.chunks.remove(cursor.chunk);
+            self.starts.remove(cursor.chunk);
+        }
+        true
+    }
+}
+
+/// Iterates a [`SortedSeq`] in order from a cursor.
+#[derive(Debug, Clone)]
+pub struct SeqIter<'a, T> {
+    chunks: &'a [Arc<Vec<T>>],
+    chunk: usize,
+    offset: usize,
+}
+
+impl<'a, T> Iterator for SeqIter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            let chunk = self.chunks.get(self.chunk)?;
+            if let Some(item) = chunk.get(self.offset) {
+                self.offset += 1;
+                return Some(item);
+            }
+            self.chunk += 1;
+            self.offset = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn natural(a: &u32, b: &u32) -> Ordering {
+        a.cmp(b)
+    }
+
+    #[test]
+    fn cow_vec_shares_untouched_chunks() {
+        let base = CowVec::from_vec((0..5000u32).collect());
+        let mut next = base.clone();
+        if let Some(v) = next.get_mut(4000) {
+            *v = 7;
+        }
+        assert_eq!(base[4000], 4000);
+        assert_eq!(next[4000], 7);
+        assert!(Arc::ptr_eq(&base.chunks[0], &next.chunks[0]));
+        assert!(!Arc::ptr_eq(&base.chunks[3], &next.chunks[3]));
+        assert_eq!(next.push(9), 5000);
+        assert_eq!(next.len(), 5001);
+        assert_eq!(base.len(), 5000);
+    }
+
+    proptest! {
+        #[test]
+        fn sorted_seq_behaves_like_a_sorted_vec(
+            initial in proptest::collection::vec(0u32..3000, 0..2000),
+            ops in proptest::collection::vec((any::<bool>(), 0u32..3000), 0..1500),
+        ) {
+            let mut model = initial.clone();
+            model.sort_unstable();
+            let mut seq = SortedSeq::from_sorted(model.clone());
+            let before = seq.clone();
+            let frozen = model.clone();
+            for (insert, value) in ops {
+                if insert {
+                    seq.insert(value, natural);
+                    let at = model.partition_point(|e| *e <= value);
+                    model.insert(at, value);
+                } else {
+                    let removed = seq.remove(&value, natural);
+                    let found = model.iter().position(|e| *e == value);
+                    prop_assert_eq!(removed, found.is_some());
+                    if let Some(at) = found {
+                        model.remove(at);
+                    }
+                }
+            }
+            prop_assert_eq!(seq.len(), model.len());
+            prop_assert_eq!(seq.iter().copied().collect::<Vec<_>>(), model.clone());
+            for probe in [0u32, 1, 500, 1499, 2999, 3000] {
+                let expected = model.partition_point(|e| *e < probe);
+                prop_assert_eq!(seq.count_before(|e| *e < probe), expected);
+                let tail: Vec<u32> = seq.iter_from(seq.seek(|e| *e < probe)).copied().collect();
+                prop_assert_eq!(tail, model[expected..].to_vec());
+            }
+            // The clone taken before the edits is unchanged.
+            prop_assert_eq!(before.iter().copied().collect::<Vec<_>>(), frozen);
+        }
+    }
+
+    #[test]
+    fn insert_unique_keeps_a_set() {
+        let mut seq = SortedSeq::default();
+        assert!(seq.insert_unique(3u32, natural));
+        assert!(seq.insert_unique(1u32, natural));
+        assert!(!seq.insert_unique(3u32, natural));
+        assert_eq!(seq.iter().copied().collect::<Vec<_>>(), vec![1, 3]);
+        assert!(seq.contains(&1, natural));
+        assert!(!seq.contains(&2, natural));
+    }
+}

@@ -1,0 +1,344 @@
+//! The immutable, indexed picture of one data revision that every decision
+//! and list is computed from.
+//!
+//! Strings are interned into per-kind [`Table`]s; relations are kept as
+//! [`SortedSeq`] posting lists ordered by the byte order of the ids they
+//! point to, so lists page by merging and checks cost a few lookups. All
+//! containers are copy-on-write, so the next revision can be derived from
+//! this one by copying only the chunks a change touches.
+
+mod build;
+pub use build::SnapshotError;
+pub mod cow;
+mod members;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use compact_str::CompactString;
+
+pub use cow::{Cursor, SeqIter, SortedSeq};
+pub use members::{Membership, Via};
+pub use table::{Idx, Keyed, NONE, Table};
+
+use crate::flags::FlagSet;
+use crate::model::{OrgAccess, Status, UserAccess, UserKind};
+use crate::time::Timestamp;
+
+/// The grant scope `*` in [`GrantRow::group`].
+pub const ALL: Idx = u32::MAX - 1;
+
+#[derive(Debug, Clone)]
+pub struct DomainRow {
+    pub name: Box<str>,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    pub id: CompactString,
+    pub name: Box<str>,
+    pub access: OrgAccess,
+    pub domains: Vec<DomainRow>,
+    /// Sorted handles of the users who may change the access settings.
+    pub access_managers: Vec<Idx>,
+    /// Partnerships in which this organisation is the client: (partner, since).
+    pub partners: Vec<(Idx, Timestamp)>,
+    /// Partnerships in which this organisation is the partner: (client, since).
+    pub clients: Vec<(Idx, Timestamp)>,
+    /// Tickets of this organisation, by ticket id.
+    pub tickets: SortedSeq<Idx>,
+    /// Members (explicit or derived), by user id.
+    pub members: SortedSeq<Idx>,
+    /// Members whose own setting is `organisation`, by user id: the viewers
+    /// of this organisation's tickets when it is not shared.
+    pub org_access_members: SortedSeq<Idx>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompanyRow {
+    pub id: CompactString,
+    pub name: Box<str>,
+    pub parent: Idx,
+    pub owner: Idx,
+    pub children: Vec<Idx>,
+    /// Tickets whose requester belongs to this company, by ticket id: what a
+    /// company-scoped agent's group access can reach.
+    pub requested: SortedSeq<Idx>,
+}
+
+/// Creation-time indexes of one group's tickets, for ticket limits.
+#[derive(Debug, Clone, Default)]
+pub struct LimitIndex {
+    pub all: SortedSeq<i64>,
+    pub open: SortedSeq<i64>,
+    pub by_requester: SortedSeq<(Idx, i64)>,
+    pub open_by_requester: SortedSeq<(Idx, i64)>,
+}
+
+impl LimitIndex {
+    /// Tickets created in `[from, to]`, all or only open ones, of one
+    /// requester or of everyone.
+    pub fn count(
+        &self,
+        requester: Option<Idx>,
+        open_only: bool,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> usize {
+        let (from, to) = (from.nanos(), to.nanos());
+        match requester {
+            None => {
+                let seq = if open_only { &self.open } else { &self.all };
+                seq.count_before(|t| *t <= to)
+                    .saturating_sub(seq.count_before(|t| *t < from))
+            }
+            Some(user) => {
+                let seq = if open_only {
+                    &self.open_by_requester
+                } else {
+                    &self.by_requester
+                };
+                seq.count_before(|e| *e <= (user, to))
+                    .saturating_sub(seq.count_before(|e| *e < (user, from)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: CompactString,
+    pub name: Box<str>,
+    pub parent: Idx,
+    pub propagate: bool,
+    pub open_ticket_limit: u32,
+    pub enforce_open_limit: bool,
+    pub total_ticket_limit: u32,
+    pub children: Vec<Idx>,
+    /// Tickets of exactly this group, by ticket id.
+    pub tickets: SortedSeq<Idx>,
+    /// Agents with a grant on exactly this group whose profile holds IR, by
+    /// user id (suspension and company scope are checked when listing).
+    pub ir_grantees: SortedSeq<Idx>,
+    pub limits: LimitIndex,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileRow {
+    pub id: CompactString,
+    pub name: Box<str>,
+    pub flags: FlagSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantRow {
+    pub profile: Idx,
+    /// A group handle, or [`ALL`].
+    pub group: Idx,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: CompactString,
+    pub name: Option<Box<str>>,
+    pub email: Option<Box<str>>,
+    pub created_at: Timestamp,
+    pub kind: UserKind,
+    pub suspended: bool,
+    pub access: UserAccess,
+    /// Explicit memberships, sorted handles.
+    pub explicit_orgs: Vec<Idx>,
+    /// Every membership (explicit, domain, partnership), sorted handles.
+    pub orgs: Vec<Idx>,
+    pub default_org: Idx,
+    pub company: Idx,
+    pub company_scoped: bool,
+    pub grants: Vec<GrantRow>,
+    /// Companies this user owns.
+    pub owned_companies: Vec<Idx>,
+    /// Tickets this user requested, is assigned, CC'd or took part in, by
+    /// ticket id: the user clause of the visibility filter.
+    pub involved: SortedSeq<Idx>,
+}
+
+impl UserRow {
+    pub fn email_domain(&self) -> Option<&str> {
+        self.email.as_deref().and_then(crate::model::email_domain)
+    }
+
+    pub fn is_member(&self, org: Idx) -> bool {
+        org != NONE && self.orgs.binary_search(&org).is_ok()
+    }
+}
+
+/// CCs and participants, boxed because most tickets have none.
+#[derive(Debug, Clone, Default)]
+pub struct TicketPeople {
+    pub ccs: Vec<Idx>,
+    pub participants: Vec<Idx>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    pub id: CompactString,
+    pub created_at: Timestamp,
+    pub requester: Idx,
+    pub organisation: Idx,
+    pub group: Idx,
+    pub assignee: Idx,
+    pub status: Status,
+    pub people: Option<Box<TicketPeople>>,
+}
+
+impl TicketRow {
+    pub fn ccs(&self) -> &[Idx] {
+        self.people.as_deref().map_or(&[], |p| &p.ccs)
+    }
+
+    pub fn participants(&self) -> &[Idx] {
+        self.people.as_deref().map_or(&[], |p| &p.participants)
+    }
+}
+
+macro_rules! keyed {
+    ($($row:ty),+) => {
+        $(impl Keyed for $row {
+            fn key(&self) -> &str {
+                &self.id
+            }
+        })+
+    };
+}
+keyed!(OrgRow, CompanyRow, GroupRow, ProfileRow, UserRow, TicketRow);
+
+/// Lower-cased email domain → the organisations listing it, with `added_at`.
+pub type DomainIndex = HashMap<Box<str>, Vec<(Idx, Timestamp)>>;
+
+/// One revision of the data, indexed for decisions and lists.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub(crate) revision: u64,
+    pub(crate) fixed_now: Option<Timestamp>,
+    pub(crate) orgs: Table<OrgRow>,
+    pub(crate) companies: Table<CompanyRow>,
+    pub(crate) groups: Table<GroupRow>,
+    pub(crate) profiles: Table<ProfileRow>,
+    pub(crate) users: Table<UserRow>,
+    pub(crate) tickets: Table<TicketRow>,
+    pub(crate) domains: Arc<DomainIndex>,
+    /// Superadmins, by user id.
+    pub(crate) superadmins: SortedSeq<Idx>,
+    /// Agents with a grant on `*` whose profile holds IR, by user id.
+    pub(crate) all_group_ir: SortedSeq<Idx>,
+    /// Every ticket, by ticket id.
+    pub(crate) all_tickets: SortedSeq<Idx>,
+}
+
+/// Entity counts of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub organisations: usize,
+    pub companies: usize,
+    pub groups: usize,
+    pub profiles: usize,
+    pub users: usize,
+    pub tickets: usize,
+}
+
+impl Snapshot {
+    /// The data revision this snapshot holds.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// The clock the data fixes for ticket limits (a dataset's `now`), if any.
+    pub fn fixed_now(&self) -> Option<Timestamp> {
+        self.fixed_now
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            organisations: self.orgs.len(),
+            companies: self.companies.len(),
+            groups: self.groups.len(),
+            profiles: self.profiles.len(),
+            users: self.users.len(),
+            tickets: self.tickets.len(),
+        }
+    }
+
+    /// Whether `ancestor` is a proper ancestor of `group`.
+    pub(crate) fn is_group_ancestor(&self, ancestor: Idx, group: Idx) -> bool {
+        let mut current = self.groups[group].parent;
+        // The validator rejects cycles; the bound only guards against a bug.
+        for _ in 0..self.groups.len() {
+            if current == NONE {
+                return false;
+            }
+            if current == ancestor {
+                return true;
+            }
+            current = self.groups[current].parent;
+        }
+        false
+    }
+
+    /// Ancestors of a group, nearest first.
+    pub(crate) fn group_ancestors(&self, group: Idx) -> impl Iterator<Item = Idx> + '_ {
+        let mut current = self.groups[group].parent;
+        let mut budget = self.groups.len();
+        std::iter::from_fn(move || {
+            if current == NONE || budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let found = current;
+            current = self.groups[current].parent;
+            Some(found)
+        })
+    }
+
+    /// A group and its descendants.
+    pub(crate) fn group_subtree(&self, group: Idx) -> Vec<Idx> {
+        let mut out = vec![group];
+        let mut next = 0;
+        while let Some(&g) = out.get(next) {
+            out.extend(self.groups[g].children.iter().copied());
+            next += 1;
+        }
+        out
+    }
+
+    /// A company and its ancestors, nearest first.
+    pub(crate) fn company_chain(&self, company: Idx) -> impl Iterator<Item = Idx> + '_ {
+        let mut current = company;
+        let mut budget = self.companies.len();
+        std::iter::from_fn(move || {
+            if current == NONE || budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let found = current;
+            current = self.companies[current].parent;
+            Some(found)
+        })
+    }
+}
+
+/// Every membership of a user with its reason, recomputed from the rules
+/// (for explanations; decisions use the materialised `UserRow::orgs`).
+pub fn members_of(snap: &Snapshot, user: &UserRow) -> Vec<Membership> {
+    members::derive(
+        &user.explicit_orgs,
+        user.email_domain(),
+        user.created_at,
+        &snap.orgs,
+        &snap.domains,
+    )
+}
