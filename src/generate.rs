@@ -98,7 +98,7 @@ pub fn generate(spec: &Spec) -> Dataset {
         .collect();
 
     // Groups: a forest of 20 propagating roots, the rest below them.
-    let roots = spec.groups.clamp(1, 20);
+    let roots = (spec.groups / 5).clamp(1, 20);
     let groups: Vec<Group> = (0..spec.groups)
         .map(|i| Group {
             id: format!("g-{i:03}"),

@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: the shared scenario files and
+//! small inline datasets.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use ticket_authz::core::{
+    self, Action, ActionInput, CheckRequest, Context, Decision, RequestError,
+};
+use ticket_authz::dataset;
+use ticket_authz::snapshot::Snapshot;
+use ticket_authz::time::Timestamp;
+
+/// `../shared` beside the repository; tests fail (not skip) without it.
+pub fn shared_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        dir.is_dir(),
+        "the shared directory {} is missing: clone it beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// Every scenario file in `../shared/scenarios`, sorted.
+pub fn scenario_files() -> Vec<PathBuf> {
+    let dir = shared_dir().join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenario files in {}", dir.display());
+    files
+}
+
+/// Builds a snapshot from inline YAML, failing the test on any error.
+pub fn snapshot(yaml: &str) -> Snapshot {
+    let loaded = dataset::load_str("inline.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    Snapshot::build(&loaded.dataset).unwrap()
+}
+
+/// A check request; `extra` sets ticket/organisation/group/company/flag by name.
+pub fn ask<'a>(user: &'a str, action: Action, extra: &[(&str, &'a str)]) -> CheckRequest<'a> {
+    let mut req = CheckRequest {
+        user,
+        action: ActionInput::Known(action),
+        ..CheckRequest::default()
+    };
+    for (field, value) in extra {
+        match *field {
+            "ticket" => req.ticket = value,
+            "organisation" => req.organisation = value,
+            "group" => req.group = value,
+            "company" => req.company = value,
+            "flag" => req.flag = value,
+            other => panic!("unknown field {other}"),
+        }
+    }
+    req
+}
+
+pub fn now(snap: &Snapshot) -> Timestamp {
+    snap.fixed_now().unwrap_or_else(Timestamp::now)
+}
+
+pub fn decide(snap: &Snapshot, req: CheckRequest<'_>) -> Result<Decision, RequestError> {
+    core::check(snap, &req, Context::at(now(snap)))
+}
+
+pub fn explain(snap: &Snapshot, req: CheckRequest<'_>) -> Decision {
+    core::check(
+        snap,
+        &req,
+        Context {
+            now: now(snap),
+            explain: true,
+        },
+    )
+    .unwrap()
+}

@@ -1,0 +1,260 @@
+//! Properties of lists and filters on random datasets: they agree exactly
+//! with the `view` check, whatever the page size.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use ticket_authz::core::{
+    self, Action, ActionInput, CheckRequest, Context, TicketFilter, VisibilityFilter,
+};
+use ticket_authz::generate::{Spec, generate};
+use ticket_authz::model::{Dataset, Status};
+use ticket_authz::snapshot::Snapshot;
+use ticket_authz::time::Timestamp;
+
+/// A small random dataset; ticket ids get uneven lengths so that byte order
+/// differs from numeric order.
+fn dataset(seed: u64) -> Dataset {
+    let mut data = generate(&Spec {
+        users: 200,
+        organisations: 12,
+        companies: 8,
+        groups: 15,
+        profiles: 8,
+        tickets: 300,
+        seed,
+    });
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+    for (i, t) in data.tickets.iter_mut().enumerate() {
+        t.id = format!("{}-{i}", "x".repeat(rng.usize(0..3)));
+    }
+    data
+}
+
+fn view(snap: &Snapshot, user: &str, ticket: &str) -> bool {
+    let req = CheckRequest {
+        user,
+        action: ActionInput::Known(Action::View),
+        ticket,
+        ..CheckRequest::default()
+    };
+    core::check(snap, &req, Context::at(Timestamp::from_nanos(0)))
+        .unwrap()
+        .allowed
+}
+
+fn walk_visible(snap: &Snapshot, user: &str, filter: &TicketFilter, page: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let p = core::list_visible_tickets(snap, user, filter, page, &token).unwrap();
+        assert!(p.ids.len() <= page as usize);
+        out.extend(p.ids);
+        match p.next_page_token {
+            Some(t) => token = t,
+            None => return out,
+        }
+    }
+}
+
+fn walk_viewers(snap: &Snapshot, ticket: &str, page: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let p = core::list_ticket_viewers(snap, ticket, page, &token).unwrap();
+        out.extend(p.ids);
+        match p.next_page_token {
+            Some(t) => token = t,
+            None => return out,
+        }
+    }
+}
+
+/// Evaluates a visibility filter on a ticket as a caller would, from the
+/// ticket's fields alone.
+fn filter_selects(
+    filter: &VisibilityFilter,
+    data: &Dataset,
+    companies: &HashMap<&str, Option<&str>>,
+    ticket: usize,
+) -> bool {
+    let t = &data.tickets[ticket];
+    if filter.everything {
+        return true;
+    }
+    if let Some(u) = &filter.user_id {
+        if &t.requester == u
+            || t.assignee.as_ref() == Some(u)
+            || t.ccs.contains(u)
+            || t.participants.contains(u)
+        {
+            return true;
+        }
+    }
+    if t.organisation
+        .as_ref()
+        .is_some_and(|o| filter.organisation_ids.contains(o))
+    {
+        return true;
+    }
+    filter.group_clauses.iter().any(|c| {
+        let in_group = c.any_group || t.group.as_ref().is_some_and(|g| c.group_ids.contains(g));
+        let company = companies.get(t.requester.as_str()).copied().flatten();
+        in_group
+            && c.requester_company_id
+                .as_deref()
+                .is_none_or(|want| company == Some(want))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lists_and_filters_agree_with_checks(seed in any::<u64>(), page in 1u32..7) {
+        let data = dataset(seed);
+        let snap = Snapshot::build(&data).unwrap();
+        let mut ticket_ids: Vec<&str> = data.tickets.iter().map(|t| t.id.as_str()).collect();
+        ticket_ids.sort_unstable();
+        let mut user_ids: Vec<&str> = data.users.iter().map(|u| u.id.as_str()).collect();
+        user_ids.sort_unstable();
+        let companies: HashMap<&str, Option<&str>> =
+            data.users.iter().map(|u| (u.id.as_str(), u.company.as_deref())).collect();
+
+        let mut allowed: HashMap<(&str, &str), bool> = HashMap::new();
+        for u in &user_ids {
+            for t in &ticket_ids {
+                allowed.insert((u, t), view(&snap, u, t));
+            }
+        }
+
+        for u in &user_ids {
+            let expected: Vec<String> = ticket_ids.iter().filter(|t| allowed[&(*u, **t)]).map(|t| (*t).to_owned()).collect();
+            let all = TicketFilter::default();
+            prop_assert_eq!(&walk_visible(&snap, u, &all, page), &expected, "visible tickets of {}", u);
+            prop_assert_eq!(&walk_visible(&snap, u, &all, 1000), &expected, "visible tickets of {} in one page", u);
+
+            let filter = core::visibility_filter(&snap, u);
+            for (i, t) in data.tickets.iter().enumerate() {
+                prop_assert_eq!(
+                    filter_selects(&filter, &data, &companies, i),
+                    allowed[&(*u, t.id.as_str())],
+                    "filter of {} on ticket {}: {:?}", u, t.id, filter
+                );
+            }
+        }
+
+        for t in &ticket_ids {
+            let expected: Vec<String> = user_ids.iter().filter(|u| allowed[&(**u, *t)]).map(|u| (*u).to_owned()).collect();
+            prop_assert_eq!(&walk_viewers(&snap, t, page), &expected, "viewers of {}", t);
+        }
+    }
+
+    #[test]
+    fn filtered_lists_are_exact(seed in any::<u64>(), page in 1u32..5, org in 0usize..12, group in 0usize..15, status in 0usize..6) {
+        let data = dataset(seed);
+        let snap = Snapshot::build(&data).unwrap();
+        let statuses = [Status::New, Status::Open, Status::Pending, Status::OnHold, Status::Solved, Status::Closed];
+        let org_id = data.organisations[org].id.clone();
+        let group_id = data.groups[group].id.clone();
+        let filters = [
+            TicketFilter { organisation: Some(org_id.clone()), ..TicketFilter::default() },
+            TicketFilter { group: Some(group_id.clone()), ..TicketFilter::default() },
+            TicketFilter { statuses: vec![statuses[status], statuses[(status + 2) % 6]], ..TicketFilter::default() },
+            TicketFilter { organisation: Some(org_id), group: Some(group_id), statuses: vec![statuses[status]] },
+            TicketFilter { organisation: Some("no-such-org".into()), ..TicketFilter::default() },
+        ];
+        let mut tickets: Vec<_> = data.tickets.iter().collect();
+        tickets.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        for user in data.users.iter().step_by(7) {
+            for filter in &filters {
+                let expected: Vec<String> = tickets
+                    .iter()
+                    .filter(|t| filter.organisation.as_ref().is_none_or(|o| t.organisation.as_ref() == Some(o)))
+                    .filter(|t| filter.group.as_ref().is_none_or(|g| t.group.as_ref() == Some(g)))
+                    .filter(|t| filter.statuses.is_empty() || filter.statuses.contains(&t.status))
+                    .filter(|t| view(&snap, &user.id, &t.id))
+                    .map(|t| t.id.clone())
+                    .collect();
+                prop_assert_eq!(walk_visible(&snap, &user.id, filter, page), expected, "{} with {:?}", user.id, filter);
+            }
+        }
+    }
+}
+
+#[test]
+fn tokens_from_another_query_and_oversized_pages_are_refused() {
+    let data = dataset(1);
+    let snap = Snapshot::build(&data).unwrap();
+    let all = TicketFilter::default();
+    let first = core::list_visible_tickets(&snap, "u-0000000", &all, 1, "").unwrap();
+    let token = first.next_page_token.unwrap();
+    let other_user = core::list_visible_tickets(&snap, "u-0000001", &all, 1, &token);
+    assert_eq!(
+        other_user.unwrap_err().to_string(),
+        "page_token: token was issued for another query"
+    );
+    let other_filter = TicketFilter {
+        statuses: vec![Status::Open],
+        ..TicketFilter::default()
+    };
+    assert!(core::list_visible_tickets(&snap, "u-0000000", &other_filter, 1, &token).is_err());
+    assert!(core::list_ticket_viewers(&snap, "-0", 1, &token).is_err());
+    assert_eq!(
+        core::list_visible_tickets(&snap, "u-0000000", &all, 1001, "")
+            .unwrap_err()
+            .to_string(),
+        "page_size: 1001 is more than the maximum of 1000"
+    );
+    assert_eq!(
+        core::list_visible_tickets(&snap, "u-0000000", &all, 0, "")
+            .unwrap()
+            .ids
+            .len(),
+        100
+    );
+    // Unknown users and tickets give empty lists, not errors.
+    assert!(
+        core::list_visible_tickets(&snap, "nobody", &all, 10, "")
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    assert!(
+        core::list_ticket_viewers(&snap, "nothing", 10, "")
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_resumed_walk_skips_tickets_removed_before_the_token_id() {
+    // The token holds the last id returned: the next page starts after it
+    // even if that ticket is gone from the next snapshot's data.
+    let data = dataset(2);
+    let snap = Snapshot::build(&data).unwrap();
+    let all = TicketFilter::default();
+    let first = core::list_visible_tickets(&snap, "u-0000000", &all, 3, "").unwrap();
+    let mut smaller = data.clone();
+    let last = first.ids.last().unwrap().clone();
+    smaller.tickets.retain(|t| t.id != last);
+    let next_snap = Snapshot::build(&smaller).unwrap();
+    let second = core::list_visible_tickets(
+        &next_snap,
+        "u-0000000",
+        &all,
+        3,
+        first.next_page_token.as_deref().unwrap(),
+    )
+    .unwrap();
+    let mut everything: Vec<String> = smaller.tickets.iter().map(|t| t.id.clone()).collect();
+    everything.sort_unstable();
+    let after: Vec<String> = everything
+        .into_iter()
+        .filter(|id| *id > last)
+        .take(3)
+        .collect();
+    assert_eq!(second.ids, after);
+}
