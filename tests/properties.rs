@@ -83,14 +83,14 @@ fn filter_selects(
     if filter.everything {
         return true;
     }
-    if let Some(u) = &filter.user_id {
-        if &t.requester == u
+    let involves = |u: &String| {
+        &t.requester == u
             || t.assignee.as_ref() == Some(u)
             || t.ccs.contains(u)
             || t.participants.contains(u)
-        {
-            return true;
-        }
+    };
+    if filter.user_id.as_ref().is_some_and(involves) {
+        return true;
     }
     if t.organisation
         .as_ref()
