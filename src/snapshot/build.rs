@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::members;
 use super::{
     ALL, CompanyRow, DomainIndex, DomainRow, GrantRow, GroupRow, Idx, LimitIndex, NONE, OrgRow,
-    ProfileRow, Snapshot, SortedSeq, Table, TicketPeople, TicketRow, UserRow,
+    ProfileRow, RequesterTime, Snapshot, SortedSeq, Table, TicketPeople, TicketRow, UserRow,
 };
 use crate::flags::Flag;
 use crate::model::{Dataset, GrantScope, UserAccess, UserKind};
@@ -342,7 +342,7 @@ impl Snapshot {
         let mut group_tickets: Vec<Vec<Idx>> = vec![Vec::new(); group_rows.len()];
         let mut company_tickets: Vec<Vec<Idx>> = vec![Vec::new(); company_rows.len()];
         let mut involved: Vec<Vec<Idx>> = vec![Vec::new(); user_rows.len()];
-        let mut limit_rows: Vec<[Vec<(Idx, i64)>; 2]> =
+        let mut limit_rows: Vec<[Vec<RequesterTime>; 2]> =
             vec![[Vec::new(), Vec::new()]; group_rows.len()];
         for (i, t) in tickets_sorted.iter().enumerate() {
             let handle = Idx::try_from(i).unwrap_or(NONE);
@@ -383,9 +383,10 @@ impl Snapshot {
             if group != NONE {
                 group_tickets[group as usize].push(handle);
                 let slot = &mut limit_rows[group as usize];
-                slot[0].push((requester, t.created_at.nanos()));
+                let key = RequesterTime::new(requester, t.created_at.nanos());
+                slot[0].push(key);
                 if t.status.is_open() {
-                    slot[1].push((requester, t.created_at.nanos()));
+                    slot[1].push(key);
                 }
             }
             let people = if ccs.is_empty() && participants.is_empty() {
@@ -416,9 +417,9 @@ impl Snapshot {
             group_rows.iter_mut().zip(group_tickets).zip(limit_rows)
         {
             row.tickets = SortedSeq::from_sorted(list);
-            let mut times: Vec<i64> = all.iter().map(|e| e.1).collect();
+            let mut times: Vec<i64> = all.iter().map(|e| e.time).collect();
             times.sort_unstable();
-            let mut open_times: Vec<i64> = open.iter().map(|e| e.1).collect();
+            let mut open_times: Vec<i64> = open.iter().map(|e| e.time).collect();
             open_times.sort_unstable();
             all.sort_unstable();
             open.sort_unstable();

@@ -68,13 +68,29 @@ pub struct CompanyRow {
     pub requested: SortedSeq<Idx>,
 }
 
+/// A (requester, creation time in nanoseconds) key of a limit index,
+/// packed to 12 bytes because there is one per ticket with a group (two
+/// while it is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(C, packed(4))]
+pub struct RequesterTime {
+    pub requester: Idx,
+    pub time: i64,
+}
+
+impl RequesterTime {
+    pub fn new(requester: Idx, time: i64) -> Self {
+        Self { requester, time }
+    }
+}
+
 /// Creation-time indexes of one group's tickets, for ticket limits.
 #[derive(Debug, Clone, Default)]
 pub struct LimitIndex {
     pub all: SortedSeq<i64>,
     pub open: SortedSeq<i64>,
-    pub by_requester: SortedSeq<(Idx, i64)>,
-    pub open_by_requester: SortedSeq<(Idx, i64)>,
+    pub by_requester: SortedSeq<RequesterTime>,
+    pub open_by_requester: SortedSeq<RequesterTime>,
 }
 
 impl LimitIndex {
@@ -100,8 +116,9 @@ impl LimitIndex {
                 } else {
                     &self.by_requester
                 };
-                seq.count_before(|e| *e <= (user, to))
-                    .saturating_sub(seq.count_before(|e| *e < (user, from)))
+                let (from, to) = (RequesterTime::new(user, from), RequesterTime::new(user, to));
+                seq.count_before(|e| *e <= to)
+                    .saturating_sub(seq.count_before(|e| *e < from))
             }
         }
     }

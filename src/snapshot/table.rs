@@ -81,11 +81,22 @@ impl<R: Keyed> Table<R> {
             rows: CowVec::from_vec(rows),
         };
         let hasher = table.index.hasher.clone();
-        let mut shards: Vec<HashTable<Idx>> = (0..1usize << SHARD_BITS)
-            .map(|_| HashTable::new())
+        let hashes: Vec<u64> = table
+            .rows
+            .iter()
+            .map(|row| hasher.hash_one(row.key()))
             .collect();
-        for (idx, row) in table.rows.iter().enumerate() {
-            let hash = hasher.hash_one(row.key());
+        // Sized up front: growing by doubling would leave up to half of
+        // each shard empty.
+        let mut sizes = vec![0usize; 1 << SHARD_BITS];
+        for hash in &hashes {
+            if let Some(size) = sizes.get_mut(IdIndex::shard(*hash)) {
+                *size += 1;
+            }
+        }
+        let mut shards: Vec<HashTable<Idx>> =
+            sizes.into_iter().map(HashTable::with_capacity).collect();
+        for (idx, hash) in hashes.into_iter().enumerate() {
             let handle = Idx::try_from(idx).unwrap_or(NONE);
             let rows = &table.rows;
             if let Some(shard) = shards.get_mut(IdIndex::shard(hash)) {
