@@ -92,3 +92,14 @@ fn the_test_command_reports_failures_and_exits_1() {
     assert_eq!(stdout.trim_end().lines().last(), Some("1 passed, 3 failed"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_demo_dataset_passes_its_own_assertions() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml");
+    let loaded = dataset::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    let snap = Snapshot::build(&loaded.dataset).unwrap();
+    let outcome = scenario::run(&snap, &loaded.assertions, common::now(&snap));
+    let failures: Vec<String> = outcome.failures.iter().map(ToString::to_string).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(outcome.passed >= 30);
+}

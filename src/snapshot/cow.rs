@@ -8,10 +8,11 @@ use std::sync::Arc;
 const ROW_CHUNK_BITS: usize = 10;
 const ROW_CHUNK: usize = 1 << ROW_CHUNK_BITS;
 
-/// A dense vector of rows cut into shared chunks of 1024.
+/// A dense vector of rows cut into shared chunks of 1024. A chunk is one
+/// `Arc<[T]>`, so reading a row costs one pointer hop past the chunk table.
 #[derive(Debug, Clone)]
 pub struct CowVec<T> {
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Vec<Arc<[T]>>,
     len: usize,
 }
 
@@ -32,6 +33,16 @@ impl<T> CowVec<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    pub fn get(&self, index: usize) -> Option<&T> {
+        self.chunks
+            .get(index >> ROW_CHUNK_BITS)
+            .and_then(|chunk| chunk.get(index & (ROW_CHUNK - 1)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
 }
 
 impl<T: Clone> CowVec<T> {
@@ -44,15 +55,9 @@ impl<T: Clone> CowVec<T> {
             if chunk.is_empty() {
                 break;
             }
-            chunks.push(Arc::new(chunk));
+            chunks.push(Arc::from(chunk));
         }
         Self { chunks, len }
-    }
-
-    pub fn get(&self, index: usize) -> Option<&T> {
-        self.chunks
-            .get(index >> ROW_CHUNK_BITS)
-            .and_then(|chunk| chunk.get(index & (ROW_CHUNK - 1)))
     }
 
     /// Mutable access; copies the chunk first when another snapshot shares it.
@@ -62,22 +67,25 @@ impl<T: Clone> CowVec<T> {
             .and_then(|chunk| Arc::make_mut(chunk).get_mut(index & (ROW_CHUNK - 1)))
     }
 
+    /// Appends a row; the last chunk is copied to grow it (one chunk, never
+    /// the whole vector).
     pub fn push(&mut self, item: T) -> usize {
         let index = self.len;
         match self.chunks.last_mut() {
-            Some(last) if last.len() < ROW_CHUNK => Arc::make_mut(last).push(item),
-            _ => self.chunks.push(Arc::new(vec![item])),
+            Some(last) if last.len() < ROW_CHUNK => {
+                let mut grown = Vec::with_capacity(last.len() + 1);
+                grown.extend_from_slice(last);
+                grown.push(item);
+                *last = Arc::from(grown);
+            }
+            _ => self.chunks.push(Arc::from(vec![item])),
         }
         self.len += 1;
         index
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
-    }
 }
 
-impl<T: Clone> Index<usize> for CowVec<T> {
+impl<T> Index<usize> for CowVec<T> {
     type Output = T;
 
     fn index(&self, index: usize) -> &T {
