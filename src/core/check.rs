@@ -1,6 +1,6 @@
 //! The rules of access model §3: one access question in, one decision out.
 
-use crate::flags::Flag;
+use crate::flags::{Flag, FlagSet};
 use crate::model::{OrgAccess, UserAccess, UserKind};
 use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UserRow};
 use crate::time::Timestamp;
@@ -129,10 +129,13 @@ struct Actor<'s> {
 }
 
 impl Actor<'_> {
-    /// grp(F) on a ticket.
-    fn grp(&self, ticket: &TicketRow, flag: Flag) -> bool {
+    /// grp(F) on a ticket; `cache` keeps flags(U, G) of the ticket's group
+    /// so that one decision computes it at most once.
+    fn grp(&self, ticket: &TicketRow, flag: Flag, cache: &mut Option<FlagSet>) -> bool {
         self.user.kind == UserKind::Agent
-            && flags_on(self.snap, self.user, ticket.group).contains(flag)
+            && cache
+                .get_or_insert_with(|| flags_on(self.snap, self.user, ticket.group))
+                .contains(flag)
             && company_allows(self.snap, self.user, ticket)
     }
 
@@ -177,8 +180,14 @@ impl Actor<'_> {
         });
     }
 
-    /// The first allow rule of a ticket action that matches, in reporting order.
-    fn ticket_rule(&self, action: Action, t: &TicketRow) -> Option<Reason> {
+    /// The first allow rule of a ticket action that matches, in reporting
+    /// order. `flags` caches flags(U, G) of the ticket's group.
+    fn ticket_rule(
+        &self,
+        action: Action,
+        t: &TicketRow,
+        flags: &mut Option<FlagSet>,
+    ) -> Option<Reason> {
         let me = self.uidx;
         let requester = t.requester == me;
         let assignee = t.assignee == me;
@@ -192,7 +201,7 @@ impl Actor<'_> {
                     Some(Reason::Cc)
                 } else if t.participants().contains(&me) {
                     Some(Reason::Participant)
-                } else if self.grp(t, Flag::IR) {
+                } else if self.grp(t, Flag::IR, flags) {
                     Some(Reason::GroupFlag)
                 } else if self.org_view(t) {
                     Some(Reason::Organisation)
@@ -207,7 +216,7 @@ impl Actor<'_> {
                     Some(Reason::Assignee)
                 } else if t.ccs().contains(&me) {
                     Some(Reason::Cc)
-                } else if self.grp(t, Flag::IW) {
+                } else if self.grp(t, Flag::IW, flags) {
                     Some(Reason::GroupFlag)
                 } else if self.org_comment(t) {
                     Some(Reason::Organisation)
@@ -220,7 +229,9 @@ impl Actor<'_> {
                     Some(Reason::Requester)
                 } else if assignee {
                     Some(Reason::Assignee)
-                } else if self.grp(t, Flag::IM) || (t.assignee == NONE && self.grp(t, Flag::IW)) {
+                } else if self.grp(t, Flag::IM, flags)
+                    || (t.assignee == NONE && self.grp(t, Flag::IW, flags))
+                {
                     Some(Reason::GroupFlag)
                 } else {
                     None
@@ -231,13 +242,13 @@ impl Actor<'_> {
                     Some(Reason::Requester)
                 } else if assignee {
                     Some(Reason::Assignee)
-                } else if self.grp(t, Flag::IC) {
+                } else if self.grp(t, Flag::IC, flags) {
                     Some(Reason::GroupFlag)
                 } else {
                     None
                 }
             }
-            Action::Delete => self.grp(t, Flag::IM).then_some(Reason::GroupFlag),
+            Action::Delete => self.grp(t, Flag::IM, flags).then_some(Reason::GroupFlag),
             _ => None,
         }
     }
@@ -298,7 +309,8 @@ impl Actor<'_> {
 
     fn ticket(&self, action: Action, t: &TicketRow, target: Idx, mut ex: Explain) -> Decision {
         self.explain_ticket(action, t, &mut ex);
-        let rule = self.ticket_rule(action, t);
+        let mut group_flags = None;
+        let rule = self.ticket_rule(action, t, &mut group_flags);
         if action != Action::Reassign {
             return match rule {
                 Some(reason) => ex.finish(true, reason, None),
@@ -315,7 +327,8 @@ impl Actor<'_> {
             explain_flag(self.snap, self.user, target, Flag::IW, &mut ex);
             return ex.finish(true, Reason::GroupFlag, None);
         }
-        if flags_on(self.snap, self.user, t.group).contains(Flag::SI) {
+        let current = group_flags.unwrap_or_else(|| flags_on(self.snap, self.user, t.group));
+        if current.contains(Flag::SI) {
             explain_flag(self.snap, self.user, t.group, Flag::SI, &mut ex);
             return ex.finish(true, Reason::GroupFlag, None);
         }
@@ -488,6 +501,6 @@ pub(crate) fn can_view(snap: &Snapshot, uidx: Idx, user: &UserRow, ticket: &Tick
         return true;
     }
     Actor { snap, uidx, user }
-        .ticket_rule(Action::View, ticket)
+        .ticket_rule(Action::View, ticket, &mut None)
         .is_some()
 }

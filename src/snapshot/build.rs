@@ -248,7 +248,7 @@ impl Snapshot {
                 &orgs,
                 &domains,
             );
-            let mut grants = Vec::with_capacity(u.grants.len());
+            let mut grants = smallvec::SmallVec::with_capacity(u.grants.len());
             for g in &u.grants {
                 grants.push(GrantRow {
                     profile: r.one(&profile_h, "grants.profile", "profile", &g.profile)?,

@@ -80,8 +80,8 @@ pub fn derive(
 }
 
 /// The sorted, de-duplicated organisations of a membership list.
-pub fn organisations(memberships: &[Membership]) -> Vec<Idx> {
-    let mut orgs: Vec<Idx> = memberships.iter().map(|m| m.org).collect();
+pub fn organisations(memberships: &[Membership]) -> smallvec::SmallVec<[Idx; 4]> {
+    let mut orgs: smallvec::SmallVec<[Idx; 4]> = memberships.iter().map(|m| m.org).collect();
     orgs.sort_unstable();
     orgs.dedup();
     orgs

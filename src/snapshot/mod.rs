@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use smallvec::SmallVec;
 
 pub use cow::{Cursor, SeqIter, SortedSeq};
 pub use members::{Membership, Via};
@@ -167,12 +168,14 @@ pub struct UserRow {
     pub access: UserAccess,
     /// Explicit memberships, sorted handles.
     pub explicit_orgs: Vec<Idx>,
-    /// Every membership (explicit, domain, partnership), sorted handles.
-    pub orgs: Vec<Idx>,
+    /// Every membership (explicit, domain, partnership), sorted handles;
+    /// inline because a check reads it and most users have few.
+    pub orgs: SmallVec<[Idx; 4]>,
     pub default_org: Idx,
     pub company: Idx,
     pub company_scoped: bool,
-    pub grants: Vec<GrantRow>,
+    /// Inline for the same reason as `orgs`.
+    pub grants: SmallVec<[GrantRow; 3]>,
     /// Companies this user owns.
     pub owned_companies: Vec<Idx>,
     /// Tickets this user requested, is assigned, CC'd or took part in, by

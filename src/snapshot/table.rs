@@ -6,8 +6,6 @@ use std::hash::BuildHasher;
 use std::ops::Index;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-
 use super::cow::CowVec;
 
 /// A dense handle to a row of one table.
@@ -23,13 +21,80 @@ pub trait Keyed: Clone {
 
 const SHARD_BITS: u32 = 6;
 
+/// One shard of the id index: open addressing with linear probing over
+/// `u64` slots holding (32-bit hash tag, handle + 1), 0 meaning empty. The
+/// tag sits beside the handle so a probe reads one cache line, and the row
+/// the key comparison reads is the row the caller wants anyway.
+#[derive(Clone, Default)]
+struct Shard {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl Shard {
+    fn with_capacity(entries: usize) -> Self {
+        // Keep the load at or below 7/8.
+        let cap = (entries + entries / 7 + 1).next_power_of_two().max(8);
+        Self {
+            slots: vec![0; cap],
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    fn find(&self, tag: u32, matches: impl Fn(Idx) -> bool) -> Option<Idx> {
+        let mask = self.mask();
+        let mut slot = tag as usize & mask;
+        for _ in 0..self.slots.len() {
+            let entry = *self.slots.get(slot)?;
+            if entry == 0 {
+                return None;
+            }
+            // Truncation keeps the handle bits; the shift keeps the tag.
+            let handle = (entry as u32).wrapping_sub(1);
+            if (entry >> 32) as u32 == tag && matches(handle) {
+                return Some(handle);
+            }
+            slot = (slot + 1) & mask;
+        }
+        None
+    }
+
+    fn insert(&mut self, tag: u32, handle: Idx) {
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            let mut grown = Shard::with_capacity(self.slots.len());
+            for &entry in self.slots.iter().filter(|e| **e != 0) {
+                grown.place(entry);
+            }
+            *self = grown;
+        }
+        self.place((u64::from(tag) << 32) | u64::from(handle.wrapping_add(1)));
+    }
+
+    fn place(&mut self, entry: u64) {
+        let mask = self.mask();
+        let mut slot = (entry >> 32) as usize & mask;
+        while let Some(existing) = self.slots.get_mut(slot) {
+            if *existing == 0 {
+                *existing = entry;
+                self.len += 1;
+                return;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
 /// Maps ids to handles. The keys themselves live in the rows (so each id is
-/// stored once); the index holds only handles, sharded so that adding one
-/// id copies one small shard.
+/// stored once); the index holds tags and handles, sharded so that adding
+/// one id copies one small shard.
 #[derive(Clone)]
 struct IdIndex {
     hasher: foldhash::fast::RandomState,
-    shards: Vec<Arc<HashTable<Idx>>>,
+    shards: Vec<Arc<Shard>>,
 }
 
 impl IdIndex {
@@ -37,14 +102,19 @@ impl IdIndex {
         Self {
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..1usize << SHARD_BITS)
-                .map(|_| Arc::new(HashTable::new()))
+                .map(|_| Arc::new(Shard::with_capacity(0)))
                 .collect(),
         }
     }
 
-    fn shard(hash: u64) -> usize {
-        // The top bits pick the shard; hashbrown uses the low ones.
-        usize::try_from(hash >> (64 - SHARD_BITS)).unwrap_or(0)
+    /// (shard, tag) of an id: the top bits pick the shard, the low 32 the
+    /// tag, whose low bits are the home slot.
+    fn locate(&self, id: &str) -> (usize, u32) {
+        let hash = self.hasher.hash_one(id);
+        (
+            usize::try_from(hash >> (64 - SHARD_BITS)).unwrap_or(0),
+            hash as u32,
+        )
     }
 }
 
@@ -80,27 +150,22 @@ impl<R: Keyed> Table<R> {
             index: IdIndex::new(),
             rows: CowVec::from_vec(rows),
         };
-        let hasher = table.index.hasher.clone();
-        let hashes: Vec<u64> = table
+        let located: Vec<(usize, u32)> = table
             .rows
             .iter()
-            .map(|row| hasher.hash_one(row.key()))
+            .map(|row| table.index.locate(row.key()))
             .collect();
-        // Sized up front: growing by doubling would leave up to half of
-        // each shard empty.
+        // Sized up front so that no shard grows while it is filled.
         let mut sizes = vec![0usize; 1 << SHARD_BITS];
-        for hash in &hashes {
-            if let Some(size) = sizes.get_mut(IdIndex::shard(*hash)) {
+        for (shard, _) in &located {
+            if let Some(size) = sizes.get_mut(*shard) {
                 *size += 1;
             }
         }
-        let mut shards: Vec<HashTable<Idx>> =
-            sizes.into_iter().map(HashTable::with_capacity).collect();
-        for (idx, hash) in hashes.into_iter().enumerate() {
-            let handle = Idx::try_from(idx).unwrap_or(NONE);
-            let rows = &table.rows;
-            if let Some(shard) = shards.get_mut(IdIndex::shard(hash)) {
-                shard.insert_unique(hash, handle, |h| hasher.hash_one(rows[*h as usize].key()));
+        let mut shards: Vec<Shard> = sizes.into_iter().map(Shard::with_capacity).collect();
+        for (idx, (shard, tag)) in located.into_iter().enumerate() {
+            if let Some(shard) = shards.get_mut(shard) {
+                shard.insert(tag, Idx::try_from(idx).unwrap_or(NONE));
             }
         }
         table.index.shards = shards.into_iter().map(Arc::new).collect();
@@ -116,13 +181,12 @@ impl<R: Keyed> Table<R> {
     }
 
     pub fn lookup(&self, id: &str) -> Option<Idx> {
-        let hash = self.index.hasher.hash_one(id);
+        let (shard, tag) = self.index.locate(id);
         let rows = &self.rows;
         self.index
             .shards
-            .get(IdIndex::shard(hash))?
-            .find(hash, |h| rows[*h as usize].key() == id)
-            .copied()
+            .get(shard)?
+            .find(tag, |h| rows.get(h as usize).is_some_and(|r| r.key() == id))
     }
 
     pub fn get(&self, id: &str) -> Option<(Idx, &R)> {
@@ -141,13 +205,10 @@ impl<R: Keyed> Table<R> {
 
     /// Adds a row with a new id and returns its handle.
     pub fn push(&mut self, row: R) -> Idx {
-        let hash = self.index.hasher.hash_one(row.key());
+        let (shard, tag) = self.index.locate(row.key());
         let idx = Idx::try_from(self.rows.push(row)).unwrap_or(NONE);
-        let rows = &self.rows;
-        let hasher = &self.index.hasher;
-        if let Some(shard) = self.index.shards.get_mut(IdIndex::shard(hash)) {
-            Arc::make_mut(shard)
-                .insert_unique(hash, idx, |h| hasher.hash_one(rows[*h as usize].key()));
+        if let Some(shard) = self.index.shards.get_mut(shard) {
+            Arc::make_mut(shard).insert(tag, idx);
         }
         idx
     }
@@ -179,6 +240,20 @@ mod tests {
         fn key(&self) -> &str {
             &self.0
         }
+    }
+
+    #[test]
+    fn shards_grow_and_find_every_entry() {
+        let table = Table::from_rows(Vec::<Row>::new());
+        let mut next = table.clone();
+        for i in 0..5000 {
+            next.push(Row(format!("id-{i}")));
+        }
+        for i in 0..5000u32 {
+            assert_eq!(next.lookup(&format!("id-{i}")), Some(i));
+        }
+        assert_eq!(next.lookup("id-5000"), None);
+        assert_eq!(table.lookup("id-0"), None);
     }
 
     #[test]
