@@ -199,31 +199,12 @@ pub fn generate(spec: &Spec) -> Dataset {
     if let Some(first) = organisations.first_mut() {
         first.access_managers.push(user_id(0));
     }
-    users.push(User {
-        id: WIDE_USER.into(),
-        email: Some("wide@desk.example".into()),
-        name: Some("Wide Reader".into()),
+    let bench_user = |id: &str, kind: UserKind| User {
+        id: id.to_owned(),
+        email: Some(format!("{id}@desk.example")),
+        name: None,
         created_at: Timestamp::from_unix_seconds(EPOCH_2025),
-        kind: UserKind::Agent,
-        suspended: false,
-        ticket_access: UserAccess::Own,
-        organisations: Vec::new(),
-        default_organisation: None,
-        company: None,
-        company_scoped: false,
-        grants: (0..roots)
-            .map(|g| Grant {
-                profile: "p-reader".into(),
-                group: GrantScope::Group(format!("g-{g:03}")),
-            })
-            .collect(),
-    });
-    users.push(User {
-        id: NARROW_USER.into(),
-        email: Some("narrow@nowhere.example".into()),
-        name: Some("Narrow Requester".into()),
-        created_at: Timestamp::from_unix_seconds(EPOCH_2025),
-        kind: UserKind::EndUser,
+        kind,
         suspended: false,
         ticket_access: UserAccess::Own,
         organisations: Vec::new(),
@@ -231,33 +212,29 @@ pub fn generate(spec: &Spec) -> Dataset {
         company: None,
         company_scoped: false,
         grants: Vec::new(),
-    });
+    };
     users.push(User {
-        id: AGENT_USER.into(),
-        email: Some("agent@desk.example".into()),
-        name: Some("Bench Agent".into()),
-        created_at: Timestamp::from_unix_seconds(EPOCH_2025),
-        kind: UserKind::Agent,
-        suspended: false,
-        ticket_access: UserAccess::Own,
+        grants: (0..roots)
+            .map(|g| Grant {
+                profile: "p-reader".into(),
+                group: GrantScope::Group(format!("g-{g:03}")),
+            })
+            .collect(),
+        ..bench_user(WIDE_USER, UserKind::Agent)
+    });
+    users.push(bench_user(NARROW_USER, UserKind::EndUser));
+    users.push(User {
         organisations: vec![org_id(0)],
         default_organisation: Some(org_id(0)),
         company: Some("co-00000".into()),
-        company_scoped: false,
         grants: vec![Grant {
             profile: "p-lead".into(),
             group: GrantScope::Group("g-000".into()),
         }],
+        ..bench_user(AGENT_USER, UserKind::Agent)
     });
 
-    let statuses = [
-        Status::New,
-        Status::Open,
-        Status::Pending,
-        Status::OnHold,
-        Status::Solved,
-        Status::Closed,
-    ];
+    let statuses = Status::ALL;
     let mut tickets = Vec::with_capacity(spec.tickets);
     for i in 0..spec.tickets {
         let (requester, organisation) = if i < 10 || end_users.is_empty() {

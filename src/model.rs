@@ -22,6 +22,8 @@ macro_rules! named_enum {
         impl $name {
             /// Every accepted spelling, for error messages.
             pub const NAMES: &'static [&'static str] = &[$($text),+];
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
             pub fn parse(text: &str) -> Option<Self> {
                 match text {

@@ -155,7 +155,7 @@ proptest! {
     fn filtered_lists_are_exact(seed in any::<u64>(), page in 1u32..5, org in 0usize..12, group in 0usize..15, status in 0usize..6) {
         let data = dataset(seed);
         let snap = Snapshot::build(&data).unwrap();
-        let statuses = [Status::New, Status::Open, Status::Pending, Status::OnHold, Status::Solved, Status::Closed];
+        let statuses = Status::ALL;
         let org_id = data.organisations[org].id.clone();
         let group_id = data.groups[group].id.clone();
         let filters = [

@@ -121,6 +121,49 @@ pub fn decide(snap: &Snapshot, req: &ValidRequest<'_>, ctx: Context) -> Decision
     }
 }
 
+/// One allow rule of a ticket action (the table of access model §3).
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Requester,
+    /// The requester, if an agent (edit).
+    AgentRequester,
+    Assignee,
+    Cc,
+    Participant,
+    Grp(Flag),
+    /// grp(IM), or grp(IW) while the ticket has no assignee.
+    EditFlags,
+    OrgView,
+    OrgComment,
+}
+
+impl Rule {
+    fn reason(self) -> Reason {
+        match self {
+            Rule::Requester | Rule::AgentRequester => Reason::Requester,
+            Rule::Assignee => Reason::Assignee,
+            Rule::Cc => Reason::Cc,
+            Rule::Participant => Reason::Participant,
+            Rule::Grp(_) | Rule::EditFlags => Reason::GroupFlag,
+            Rule::OrgView | Rule::OrgComment => Reason::Organisation,
+        }
+    }
+}
+
+/// The allow rules of each ticket action, in reporting order; `reassign`
+/// starts from `edit`'s.
+fn rules_of(action: Action) -> &'static [Rule] {
+    use Rule::*;
+    match action {
+        Action::View => &[Requester, Assignee, Cc, Participant, Grp(Flag::IR), OrgView],
+        Action::Comment => &[Requester, Assignee, Cc, Grp(Flag::IW), OrgComment],
+        Action::Edit | Action::Reassign => &[AgentRequester, Assignee, EditFlags],
+        Action::Close => &[Requester, Assignee, Grp(Flag::IC)],
+        Action::Delete => &[Grp(Flag::IM)],
+        _ => &[],
+    }
+}
+
 /// The asking user, resolved.
 struct Actor<'s> {
     snap: &'s Snapshot,
@@ -189,68 +232,23 @@ impl Actor<'_> {
         flags: &mut Option<FlagSet>,
     ) -> Option<Reason> {
         let me = self.uidx;
-        let requester = t.requester == me;
-        let assignee = t.assignee == me;
-        match action {
-            Action::View => {
-                if requester {
-                    Some(Reason::Requester)
-                } else if assignee {
-                    Some(Reason::Assignee)
-                } else if t.ccs().contains(&me) {
-                    Some(Reason::Cc)
-                } else if t.participants().contains(&me) {
-                    Some(Reason::Participant)
-                } else if self.grp(t, Flag::IR, flags) {
-                    Some(Reason::GroupFlag)
-                } else if self.org_view(t) {
-                    Some(Reason::Organisation)
-                } else {
-                    None
+        rules_of(action).iter().find_map(|rule| {
+            let matched = match rule {
+                Rule::Requester => t.requester == me,
+                Rule::AgentRequester => t.requester == me && self.user.kind == UserKind::Agent,
+                Rule::Assignee => t.assignee == me,
+                Rule::Cc => t.ccs().contains(&me),
+                Rule::Participant => t.participants().contains(&me),
+                Rule::Grp(flag) => self.grp(t, *flag, flags),
+                Rule::EditFlags => {
+                    self.grp(t, Flag::IM, flags)
+                        || (t.assignee == NONE && self.grp(t, Flag::IW, flags))
                 }
-            }
-            Action::Comment => {
-                if requester {
-                    Some(Reason::Requester)
-                } else if assignee {
-                    Some(Reason::Assignee)
-                } else if t.ccs().contains(&me) {
-                    Some(Reason::Cc)
-                } else if self.grp(t, Flag::IW, flags) {
-                    Some(Reason::GroupFlag)
-                } else if self.org_comment(t) {
-                    Some(Reason::Organisation)
-                } else {
-                    None
-                }
-            }
-            Action::Edit | Action::Reassign => {
-                if requester && self.user.kind == UserKind::Agent {
-                    Some(Reason::Requester)
-                } else if assignee {
-                    Some(Reason::Assignee)
-                } else if self.grp(t, Flag::IM, flags)
-                    || (t.assignee == NONE && self.grp(t, Flag::IW, flags))
-                {
-                    Some(Reason::GroupFlag)
-                } else {
-                    None
-                }
-            }
-            Action::Close => {
-                if requester {
-                    Some(Reason::Requester)
-                } else if assignee {
-                    Some(Reason::Assignee)
-                } else if self.grp(t, Flag::IC, flags) {
-                    Some(Reason::GroupFlag)
-                } else {
-                    None
-                }
-            }
-            Action::Delete => self.grp(t, Flag::IM, flags).then_some(Reason::GroupFlag),
-            _ => None,
-        }
+                Rule::OrgView => self.org_view(t),
+                Rule::OrgComment => self.org_comment(t),
+            };
+            matched.then(|| rule.reason())
+        })
     }
 
     fn explain_ticket(&self, action: Action, t: &TicketRow, ex: &mut Explain) {
