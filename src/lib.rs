@@ -8,11 +8,16 @@
 //! * [`model`]: domain entities shared by all of the above.
 
 pub mod cli;
+pub mod client;
 pub mod core;
 pub mod dataset;
 pub mod flags;
 pub mod generate;
+pub mod grpc;
 pub mod model;
 pub mod scenario;
+pub mod serve_cmd;
+pub mod server;
 pub mod snapshot;
+pub mod store;
 pub mod time;

@@ -89,8 +89,10 @@ impl std::fmt::Display for Action {
 pub enum ActionInput<'a> {
     #[default]
     Missing,
-    /// A name or wire number that is no action, kept for the error message.
+    /// A name that is no action, kept for the error message.
     Unknown(&'a str),
+    /// A wire enum number that is no action.
+    UnknownCode(i32),
     Known(Action),
 }
 
@@ -174,6 +176,9 @@ impl<'a> CheckRequest<'a> {
         let action = match self.action {
             ActionInput::Missing => return Err(RequestError::MissingAction),
             ActionInput::Unknown(name) => return Err(RequestError::UnknownAction(name.to_owned())),
+            ActionInput::UnknownCode(code) => {
+                return Err(RequestError::UnknownAction(code.to_string()));
+            }
             ActionInput::Known(action) => action,
         };
         for (field, value) in [

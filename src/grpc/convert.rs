@@ -1,0 +1,179 @@
+//! Conversions between wire messages and domain types, and domain errors to
+//! gRPC statuses.
+
+use tonic::Status;
+
+use super::pb;
+use crate::core::{
+    Action, ActionInput, CheckRequest, Decision, ListError, Reason, RequestError, TicketFilter,
+    VisibilityFilter,
+};
+use crate::model::{MAX_ID_BYTES, Status as TicketStatus};
+use crate::store::StoreError;
+
+/// The wire `Action` number of a domain action: the wire enum lists the
+/// actions in `Action::ALL` order after `ACTION_UNSPECIFIED`.
+pub fn action_code(action: Action) -> i32 {
+    Action::ALL
+        .iter()
+        .position(|a| *a == action)
+        .and_then(|i| i32::try_from(i + 1).ok())
+        .unwrap_or(0)
+}
+
+/// The domain action of a wire number.
+pub fn action_input(code: i32) -> ActionInput<'static> {
+    if code == 0 {
+        return ActionInput::Missing;
+    }
+    usize::try_from(code - 1)
+        .ok()
+        .and_then(|i| Action::ALL.get(i))
+        .map_or(ActionInput::UnknownCode(code), |a| ActionInput::Known(*a))
+}
+
+/// The wire `Reason` of a domain reason (same order, after `REASON_UNSPECIFIED`).
+pub fn reason_code(reason: Reason) -> i32 {
+    Reason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .and_then(|i| i32::try_from(i + 1).ok())
+        .unwrap_or(0)
+}
+
+/// The domain reason of a wire number, if any.
+pub fn reason_of(code: i32) -> Option<Reason> {
+    usize::try_from(code.checked_sub(1)?)
+        .ok()
+        .and_then(|i| Reason::ALL.get(i).copied())
+}
+
+impl<'a> From<&'a pb::CheckAccessRequest> for CheckRequest<'a> {
+    fn from(m: &'a pb::CheckAccessRequest) -> Self {
+        CheckRequest {
+            user: &m.user_id,
+            action: action_input(m.action),
+            ticket: &m.ticket_id,
+            organisation: &m.organisation_id,
+            group: &m.group_id,
+            company: &m.company_id,
+            flag: &m.flag,
+        }
+    }
+}
+
+pub fn decision_to_pb(d: Decision, revision: u64) -> pb::CheckAccessResponse {
+    pb::CheckAccessResponse {
+        allowed: d.allowed,
+        reason: reason_code(d.reason),
+        warning: d.warning.map_or(0, reason_code),
+        revision,
+        explanation: d.explanation,
+    }
+}
+
+pub fn filter_to_pb(f: VisibilityFilter) -> pb::VisibilityFilter {
+    pb::VisibilityFilter {
+        everything: f.everything,
+        user_id: f.user_id.unwrap_or_default(),
+        organisation_ids: f.organisation_ids,
+        group_clauses: f
+            .group_clauses
+            .into_iter()
+            .map(|c| pb::GroupClause {
+                group_ids: c.group_ids,
+                any_group: c.any_group,
+                requester_company_id: c.requester_company_id.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// Checks a required id field of a list request.
+pub fn required_id(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}: must not be empty"
+        )));
+    }
+    optional_id(field, value)
+}
+
+pub fn optional_id(field: &str, value: &str) -> Result<(), Status> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{field}: id is {} bytes long, more than the limit of 128",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+impl TryFrom<&pb::ListVisibleTicketsRequest> for TicketFilter {
+    type Error = Status;
+
+    fn try_from(m: &pb::ListVisibleTicketsRequest) -> Result<Self, Status> {
+        required_id("user_id", &m.user_id)?;
+        optional_id("organisation_id", &m.organisation_id)?;
+        optional_id("group_id", &m.group_id)?;
+        let statuses = m
+            .statuses
+            .iter()
+            .map(|s| {
+                TicketStatus::parse(s).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "statuses: unknown status `{s}`, expected one of {}",
+                        TicketStatus::NAMES.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Ok(TicketFilter {
+            organisation: given(&m.organisation_id),
+            group: given(&m.group_id),
+            statuses,
+        })
+    }
+}
+
+pub fn request_error(e: RequestError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+pub fn list_error(e: ListError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+pub fn store_error(e: StoreError) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_enums_match_domain_names() {
+        for action in Action::ALL {
+            let wire = pb::Action::try_from(action_code(action)).map(|a| a.as_str_name());
+            assert_eq!(
+                wire,
+                Ok(format!("ACTION_{}", action.name().to_uppercase()).as_str())
+            );
+            assert_eq!(
+                action_input(action_code(action)),
+                ActionInput::Known(action)
+            );
+        }
+        for reason in Reason::ALL {
+            let wire = pb::Reason::try_from(reason_code(reason)).map(|r| r.as_str_name());
+            assert_eq!(wire, Ok(format!("REASON_{}", reason.name()).as_str()));
+            assert_eq!(reason_of(reason_code(reason)), Some(reason));
+        }
+        assert_eq!(action_input(0), ActionInput::Missing);
+        assert_eq!(action_input(13), ActionInput::UnknownCode(13));
+        assert_eq!(action_input(-1), ActionInput::UnknownCode(-1));
+        assert_eq!(reason_of(0), None);
+    }
+}

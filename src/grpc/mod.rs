@@ -1,0 +1,20 @@
+//! The gRPC edge: generated wire types, their conversion to and from the
+//! domain, and the `TicketAuthz` service. Only this module knows prost types.
+
+pub mod convert;
+pub mod service;
+
+/// Generated from `proto/ticketauthz/v1/ticketauthz.proto`.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations,
+    missing_docs
+)]
+pub mod pb {
+    tonic::include_proto!("ticketauthz.v1");
+
+    /// The encoded descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("ticketauthz_descriptor");
+}
