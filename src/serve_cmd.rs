@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Largest request or response message, in bytes.
     #[arg(long, env = "TICKET_AUTHZ_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight calls before closing them.
+    #[arg(long, env = "TICKET_AUTHZ_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Log format.
     #[arg(long, env = "TICKET_AUTHZ_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -174,6 +177,7 @@ impl ServeArgs {
                 auth_token,
                 max_concurrent_requests: self.max_concurrent_requests,
                 max_message_bytes: self.max_message_bytes,
+                shutdown_grace: self.shutdown_grace,
             },
             dataset,
         })

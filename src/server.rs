@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub auth_token: Option<String>,
     pub max_concurrent_requests: usize,
     pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight calls (and open health
+    /// watches) before closing them.
+    pub shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ServeConfig {
             )
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl Default for ServeConfig {
             auth_token: None,
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -231,7 +236,7 @@ pub async fn run(
         }
         tracing::info!("shutting down: draining in-flight calls");
     };
-    builder
+    let serving = builder
         .add_service(health)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             authz,
@@ -240,8 +245,17 @@ pub async fn run(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             reflection, auth,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_stop)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_stop);
+    // Draining is bounded: after the grace period, remaining calls are cut.
+    let grace = config.shutdown_grace;
+    let deadline = async move {
+        stopped(stop_rx).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = deadline => tracing::warn!(?grace, "calls still open after the grace period; closing them"),
+    }
     if let Some(Ok(result)) = match health_server {
         Some(h) => Some(h.await),
         None => None,

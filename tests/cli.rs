@@ -1,0 +1,218 @@
+//! The `ticket-authz` binary as a user runs it: `serve` configuration
+//! errors name the flag; a served dataset answers `check` and `list`; SIGTERM
+//! stops it with exit code 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TICKET_AUTHZ_") {
+            c.env_remove(key);
+        }
+    }
+    c
+}
+
+/// Arguments, environment, and the text the error must contain.
+type ConfigCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+fn serve_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = bin();
+    cmd.arg("serve").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn serve_configuration_errors_name_the_flag() {
+    let demo = "examples/demo.yaml";
+    let cases: [ConfigCase<'_>; 8] = [
+        (&[], &[], "--dataset: required"),
+        (
+            &["--dataset", demo, "--tls-cert", "cert.pem"],
+            &[],
+            "--tls-key: required with --tls-cert",
+        ),
+        (
+            &["--dataset", demo, "--tls-key", "key.pem"],
+            &[],
+            "--tls-cert: required with --tls-key",
+        ),
+        (
+            &["--dataset", demo, "--client-ca", "ca.pem"],
+            &[],
+            "--client-ca: needs --tls-cert and --tls-key",
+        ),
+        (
+            &[
+                "--dataset",
+                demo,
+                "--tls-cert",
+                "/nonexistent/c.pem",
+                "--tls-key",
+                "/nonexistent/k.pem",
+            ],
+            &[],
+            "--tls-cert: cannot read /nonexistent/c.pem",
+        ),
+        (
+            &["--dataset", demo, "--auth-token-file", "/nonexistent/token"],
+            &[],
+            "--auth-token-file: cannot read /nonexistent/token",
+        ),
+        (
+            &["--dataset", demo],
+            &[("TICKET_AUTHZ_LISTEN", "not-an-address")],
+            "--listen: `not-an-address` is not an address",
+        ),
+        (
+            &["--dataset", demo, "--database-url", "sqlite://x.db"],
+            &[],
+            "--database-url:",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let stderr = serve_error(args, env);
+        assert!(
+            stderr.contains(expected),
+            "{args:?} {env:?}: expected `{expected}` in {stderr}"
+        );
+    }
+    // clap rejects a malformed duration, naming the flag.
+    let out = bin()
+        .args(["serve", "--dataset", demo, "--revision-wait", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--revision-wait"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[test]
+fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = bin()
+        .args(["serve", "--dataset", "examples/demo.yaml"])
+        .env("TICKET_AUTHZ_LISTEN", &addr)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let served = Served(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        if line.contains("data loaded; serving") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no readiness line"
+        );
+    }
+    let server = format!("http://{addr}");
+    let out = bin()
+        .args([
+            "check", "--server", &server, "--user", "paul", "--action", "view", "--ticket", "1004",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["reason"], "ORGANISATION");
+    assert_eq!(answer["warning"], serde_json::Value::Null);
+    assert_eq!(answer["revision"], 1);
+
+    let out = bin()
+        .args(["list", "--server", &server, "tickets", "--user", "carla"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["ids"], serde_json::json!(["1003"]));
+    let out = bin()
+        .args([
+            "list",
+            "--server",
+            &server,
+            "viewers",
+            "--ticket",
+            "1003",
+            "--page-size",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["ids"].as_array().unwrap().len(), 8);
+
+    let out = bin()
+        .args([
+            "check", "--server", &server, "--user", "lena", "--action", "has_flag", "--flag", "XX",
+            "--group", "hardware",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: flag: unknown flag `XX`")
+    );
+
+    let mut child = served;
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,1002 @@
+//! The service over real gRPC on 127.0.0.1:0: every shared scenario through
+//! the wire, TLS and mutual TLS, token auth, health transitions, bad input
+//! on every field, load shedding, revision waits and graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Request};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use ticket_authz::core::Action;
+use ticket_authz::dataset::{self, Assertion, Expect, OwnedRequest};
+use ticket_authz::grpc::convert::{action_code, reason_code};
+use ticket_authz::grpc::pb;
+use ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient;
+use ticket_authz::model::Dataset;
+use ticket_authz::serve_cmd::dataset_loader;
+use ticket_authz::server::{self, Loader, ServeConfig, ServeError, TlsPem};
+
+struct Running {
+    addr: SocketAddr,
+    health_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("server stops")
+            .unwrap()
+    }
+}
+
+async fn start(config: ServeConfig, load: Loader) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, health_addr) = (listener.local_addr().unwrap(), health.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server::run(
+        config,
+        listener,
+        Some(health),
+        async move {
+            let _ = stopped.await;
+        },
+        load,
+    ));
+    Running {
+        addr,
+        health_addr,
+        stop: Some(stop),
+        handle,
+    }
+}
+
+fn demo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml")
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn health_status(addr: SocketAddr, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(channel(addr).await);
+    let r = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(r.status).unwrap()
+}
+
+async fn wait_serving(addr: SocketAddr) {
+    let started = Instant::now();
+    while health_status(addr, "").await != ServingStatus::Serving {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never became SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn client(addr: SocketAddr) -> TicketAuthzClient<Channel> {
+    TicketAuthzClient::new(channel(addr).await)
+}
+
+fn wire(r: &OwnedRequest) -> pb::CheckAccessRequest {
+    pb::CheckAccessRequest {
+        user_id: r.user.clone(),
+        action: match r.action.as_deref() {
+            None | Some("") => 0,
+            // A name that is no action can only travel as a number that is none.
+            Some(name) => Action::parse(name).map_or(999, action_code),
+        },
+        ticket_id: r.ticket.clone(),
+        organisation_id: r.organisation.clone(),
+        group_id: r.group.clone(),
+        company_id: r.company.clone(),
+        flag: r.flag.clone(),
+        min_revision: 0,
+        explain: false,
+    }
+}
+
+async fn all_visible(
+    c: &mut TicketAuthzClient<Channel>,
+    user: &str,
+    page_size: u32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .list_visible_tickets(pb::ListVisibleTicketsRequest {
+                user_id: user.to_owned(),
+                page_size,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.ticket_ids.len() <= page_size as usize);
+        out.extend(r.ticket_ids);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
+async fn all_viewers(
+    c: &mut TicketAuthzClient<Channel>,
+    ticket: &str,
+    page_size: u32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .list_ticket_viewers(pb::ListTicketViewersRequest {
+                ticket_id: ticket.to_owned(),
+                page_size,
+                page_token: token,
+                min_revision: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(r.user_ids);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
+/// The tickets a wire filter selects, evaluated from ticket fields alone.
+fn select(filter: &pb::VisibilityFilter, data: &Dataset) -> Vec<String> {
+    let companies: HashMap<&str, Option<&str>> = data
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.company.as_deref()))
+        .collect();
+    let mut out: Vec<String> = data
+        .tickets
+        .iter()
+        .filter(|t| {
+            let user = &filter.user_id;
+            filter.everything
+                || (!user.is_empty()
+                    && (&t.requester == user
+                        || t.assignee.as_ref() == Some(user)
+                        || t.ccs.contains(user)
+                        || t.participants.contains(user)))
+                || t.organisation
+                    .as_ref()
+                    .is_some_and(|o| filter.organisation_ids.contains(o))
+                || filter.group_clauses.iter().any(|c| {
+                    (c.any_group || t.group.as_ref().is_some_and(|g| c.group_ids.contains(g)))
+                        && (c.requester_company_id.is_empty()
+                            || companies.get(t.requester.as_str()).copied().flatten()
+                                == Some(c.requester_company_id.as_str()))
+                })
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn every_shared_scenario_passes_through_the_wire() {
+    let mut files = common::scenario_files();
+    files.push(demo());
+    for file in files {
+        let loaded = dataset::load_file(&file).unwrap();
+        let running = start(ServeConfig::default(), dataset_loader(file.clone())).await;
+        wait_serving(running.addr).await;
+        let mut c = client(running.addr).await;
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for assertion in &loaded.assertions {
+            match assertion {
+                Assertion::Check {
+                    index,
+                    request,
+                    expect,
+                    reason,
+                    warning,
+                } => {
+                    let msg = wire(request);
+                    let answer = c.check_access(msg.clone()).await;
+                    let at = format!("{}: assertions[{index}] {request}", file.display());
+                    match (expect, answer) {
+                        (Expect::Invalid, Err(status)) => {
+                            assert_eq!(status.code(), Code::InvalidArgument, "{at}")
+                        }
+                        (Expect::Allow | Expect::Deny, Ok(r)) => {
+                            let r = r.into_inner();
+                            assert_eq!(r.allowed, *expect == Expect::Allow, "{at}: {r:?}");
+                            if let Some(reason) = reason {
+                                assert_eq!(r.reason, reason_code(*reason), "{at}: {r:?}");
+                            }
+                            assert_eq!(r.warning, warning.map_or(0, reason_code), "{at}: {r:?}");
+                            assert_eq!(r.revision, 1, "{at}");
+                            batch.push(msg);
+                            answers.push(r);
+                        }
+                        (_, other) => panic!("{at}: unexpected {other:?}"),
+                    }
+                }
+                Assertion::VisibleTickets { user, tickets, .. } => {
+                    let want = sorted(tickets.clone());
+                    let listed = all_visible(&mut c, user, 2).await;
+                    assert_eq!(
+                        listed,
+                        want,
+                        "{}: visible tickets of {user} (page size 2)",
+                        file.display()
+                    );
+                    let filter = c
+                        .get_visibility_filter(pb::GetVisibilityFilterRequest {
+                            user_id: user.clone(),
+                            min_revision: 0,
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert_eq!(filter.revision, 1);
+                    assert_eq!(
+                        select(&filter.filter.unwrap(), &loaded.dataset),
+                        want,
+                        "{}: filter of {user}",
+                        file.display()
+                    );
+                }
+                Assertion::Viewers { ticket, users, .. } => {
+                    assert_eq!(
+                        all_viewers(&mut c, ticket, 2).await,
+                        sorted(users.clone()),
+                        "{}: viewers of {ticket}",
+                        file.display()
+                    );
+                }
+            }
+        }
+        let batched = c
+            .check_access_batch(pb::CheckAccessBatchRequest {
+                checks: batch,
+                min_revision: 1,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(batched.revision, 1);
+        assert_eq!(
+            batched.results,
+            answers,
+            "{}: batch answers differ from single checks",
+            file.display()
+        );
+        running.stop().await.unwrap();
+    }
+}
+
+fn check(user: &str, action: Action, ticket: &str) -> pb::CheckAccessRequest {
+    pb::CheckAccessRequest {
+        user_id: user.to_owned(),
+        action: action_code(action),
+        ticket_id: ticket.to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn expect_invalid<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<tonic::Response<T>, tonic::Status>,
+    field: &str,
+) {
+    match result {
+        Err(s) => {
+            assert_eq!(s.code(), Code::InvalidArgument, "{what}: {s:?}");
+            assert!(
+                s.message().starts_with(field),
+                "{what}: `{}` does not name {field}",
+                s.message()
+            );
+        }
+        Ok(r) => panic!("{what}: expected INVALID_ARGUMENT on {field}, got {r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_on_every_field_is_invalid_argument_and_changes_nothing() {
+    let running = start(ServeConfig::default(), dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let before = c
+        .check_access(check("nils", Action::View, "1001"))
+        .await
+        .unwrap()
+        .into_inner();
+    let long = "x".repeat(129);
+    let base = check("nils", Action::View, "1001");
+    let with = |f: &dyn Fn(&mut pb::CheckAccessRequest)| {
+        let mut m = base.clone();
+        f(&mut m);
+        m
+    };
+    let cases: Vec<(&str, pb::CheckAccessRequest, &str)> = vec![
+        ("empty user", with(&|m| m.user_id.clear()), "user_id"),
+        ("no action", with(&|m| m.action = 0), "action"),
+        ("unknown action", with(&|m| m.action = 42), "action"),
+        ("long user", with(&|m| m.user_id = long.clone()), "user_id"),
+        (
+            "long ticket",
+            with(&|m| m.ticket_id = long.clone()),
+            "ticket_id",
+        ),
+        (
+            "long organisation",
+            with(&|m| m.organisation_id = long.clone()),
+            "organisation_id",
+        ),
+        (
+            "long group",
+            with(&|m| m.group_id = long.clone()),
+            "group_id",
+        ),
+        (
+            "long company",
+            with(&|m| m.company_id = long.clone()),
+            "company_id",
+        ),
+        (
+            "missing ticket",
+            with(&|m| m.ticket_id.clear()),
+            "ticket_id",
+        ),
+        (
+            "reassign without group",
+            with(&|m| m.action = action_code(Action::Reassign)),
+            "group_id",
+        ),
+        (
+            "manage_access without organisation",
+            with(&|m| m.action = action_code(Action::ManageAccess)),
+            "organisation_id",
+        ),
+        (
+            "company action without company",
+            with(&|m| m.action = action_code(Action::CompanyView)),
+            "company_id",
+        ),
+        (
+            "has_flag without flag",
+            with(&|m| {
+                m.action = action_code(Action::HasFlag);
+                m.group_id = "hardware".into()
+            }),
+            "flag",
+        ),
+        (
+            "has_flag without group",
+            with(&|m| {
+                m.action = action_code(Action::HasFlag);
+                m.flag = "IR".into()
+            }),
+            "group_id",
+        ),
+        ("unknown flag", with(&|m| m.flag = "ir".into()), "flag"),
+        (
+            "* outside has_flag",
+            with(&|m| {
+                m.action = action_code(Action::Create);
+                m.group_id = "*".into()
+            }),
+            "group_id",
+        ),
+    ];
+    for (what, msg, field) in cases {
+        expect_invalid(what, c.check_access(msg.clone()).await, field).await;
+        expect_invalid(
+            what,
+            c.check_access_batch(pb::CheckAccessBatchRequest {
+                checks: vec![base.clone(), msg],
+                min_revision: 0,
+            })
+            .await,
+            &format!("checks[1].{field}"),
+        )
+        .await;
+    }
+    expect_invalid(
+        "empty batch",
+        c.check_access_batch(pb::CheckAccessBatchRequest::default())
+            .await,
+        "checks",
+    )
+    .await;
+    expect_invalid(
+        "oversized batch",
+        c.check_access_batch(pb::CheckAccessBatchRequest {
+            checks: vec![base.clone(); 1001],
+            min_revision: 0,
+        })
+        .await,
+        "checks",
+    )
+    .await;
+    let list = |f: &dyn Fn(&mut pb::ListVisibleTicketsRequest)| {
+        let mut m = pb::ListVisibleTicketsRequest {
+            user_id: "nils".into(),
+            ..Default::default()
+        };
+        f(&mut m);
+        m
+    };
+    expect_invalid(
+        "list without user",
+        c.list_visible_tickets(list(&|m| m.user_id.clear())).await,
+        "user_id",
+    )
+    .await;
+    expect_invalid(
+        "list long user",
+        c.list_visible_tickets(list(&|m| m.user_id = long.clone()))
+            .await,
+        "user_id",
+    )
+    .await;
+    expect_invalid(
+        "list long organisation",
+        c.list_visible_tickets(list(&|m| m.organisation_id = long.clone()))
+            .await,
+        "organisation_id",
+    )
+    .await;
+    expect_invalid(
+        "list long group",
+        c.list_visible_tickets(list(&|m| m.group_id = long.clone()))
+            .await,
+        "group_id",
+    )
+    .await;
+    expect_invalid(
+        "list page too large",
+        c.list_visible_tickets(list(&|m| m.page_size = 1001)).await,
+        "page_size",
+    )
+    .await;
+    expect_invalid(
+        "list bad token",
+        c.list_visible_tickets(list(&|m| m.page_token = "not-a-token".into()))
+            .await,
+        "page_token",
+    )
+    .await;
+    expect_invalid(
+        "list unknown status",
+        c.list_visible_tickets(list(&|m| m.statuses = vec!["done".into()]))
+            .await,
+        "statuses",
+    )
+    .await;
+    let first = c
+        .list_visible_tickets(list(&|m| m.page_size = 1))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = first.next_page_token.clone();
+    expect_invalid(
+        "token of another user",
+        c.list_visible_tickets(list(&|m| {
+            m.user_id = "paul".into();
+            m.page_token = token.clone()
+        }))
+        .await,
+        "page_token",
+    )
+    .await;
+    expect_invalid(
+        "token with another filter",
+        c.list_visible_tickets(list(&|m| {
+            m.group_id = "hardware".into();
+            m.page_token = token.clone()
+        }))
+        .await,
+        "page_token",
+    )
+    .await;
+    expect_invalid(
+        "viewers without ticket",
+        c.list_ticket_viewers(pb::ListTicketViewersRequest::default())
+            .await,
+        "ticket_id",
+    )
+    .await;
+    expect_invalid(
+        "viewers with a visible-tickets token",
+        c.list_ticket_viewers(pb::ListTicketViewersRequest {
+            ticket_id: "1001".into(),
+            page_token: token.clone(),
+            ..Default::default()
+        })
+        .await,
+        "page_token",
+    )
+    .await;
+    expect_invalid(
+        "filter without user",
+        c.get_visibility_filter(pb::GetVisibilityFilterRequest::default())
+            .await,
+        "user_id",
+    )
+    .await;
+    // Unknown ids are answers, not errors.
+    let unknown = c
+        .check_access(check("nobody", Action::View, "1001"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unknown.reason,
+        reason_code(ticket_authz::core::Reason::UnknownUser)
+    );
+    let empty = c
+        .list_ticket_viewers(pb::ListTicketViewersRequest {
+            ticket_id: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(empty.into_inner().user_ids.is_empty());
+    // Nothing changed and the service still answers.
+    assert_eq!(
+        c.check_access(check("nils", Action::View, "1001"))
+            .await
+            .unwrap()
+            .into_inner(),
+        before
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn explain_and_min_revision() {
+    let config = ServeConfig {
+        revision_wait: Duration::from_millis(200),
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let mut m = check("paul", Action::View, "1004");
+    m.explain = true;
+    m.min_revision = 1;
+    let r = c.check_access(m.clone()).await.unwrap().into_inner();
+    assert!(r.allowed);
+    assert!(
+        r.explanation
+            .iter()
+            .any(|l| l.starts_with("member of contoso via partnership brightdesk→contoso")),
+        "{r:?}"
+    );
+    m.min_revision = 7;
+    let started = Instant::now();
+    let err = c.check_access(m).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(
+        err.message().contains("min_revision 7") && err.message().contains("revision is 1"),
+        "{}",
+        err.message()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_follows_loading_and_shutdown() {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let loader: Loader = Box::new(move || {
+        released.recv().map_err(|e| e.to_string())?;
+        let loaded = dataset::load_file(&demo()).map_err(|e| e.to_string())?;
+        let mut snap =
+            ticket_authz::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
+        snap.set_revision(1);
+        Ok(snap)
+    });
+    let config = ServeConfig {
+        revision_wait: Duration::from_millis(50),
+        ..ServeConfig::default()
+    };
+    let running = start(config, loader).await;
+    // Before the first load: NOT_SERVING on both ports, RPCs UNAVAILABLE.
+    assert_eq!(
+        health_status(running.addr, "").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        health_status(running.health_addr, "ticketauthz.v1.TicketAuthz").await,
+        ServingStatus::NotServing
+    );
+    let err = client(running.addr)
+        .await
+        .check_access(check("nils", Action::View, "1001"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.message(), "no data loaded yet");
+    release.send(()).unwrap();
+    wait_serving(running.addr).await;
+    assert_eq!(
+        health_status(running.health_addr, "").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(
+        health_status(running.addr, "ticketauthz.v1.TicketAuthz").await,
+        ServingStatus::Serving
+    );
+    // A health watch opened before shutdown sees NOT_SERVING once it starts.
+    let mut watcher = HealthClient::new(channel(running.addr).await);
+    let mut stream = watcher
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stream.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    let Running { stop, handle, .. } = running;
+    stop.unwrap().send(()).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    drop(stream);
+    drop(watcher);
+    tokio::time::timeout(Duration::from_secs(15), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_calls() {
+    let config = ServeConfig {
+        revision_wait: Duration::from_millis(700),
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let mut slow = check("nils", Action::View, "1001");
+    slow.min_revision = 5;
+    let call = tokio::spawn(async move { c.check_access(slow).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = tokio::spawn(running.stop());
+    // The in-flight call ends with its own answer, not a transport error.
+    let answer = call.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), Code::Unavailable, "{answer:?}");
+    assert!(
+        answer.message().contains("min_revision 5"),
+        "{}",
+        answer.message()
+    );
+    stopped.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn excess_concurrent_requests_are_shed() {
+    let config = ServeConfig {
+        revision_wait: Duration::from_millis(800),
+        max_concurrent_requests: 1,
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut slow_client = client(running.addr).await;
+    let mut slow = check("nils", Action::View, "1001");
+    slow.min_revision = 9;
+    let call = tokio::spawn(async move { slow_client.check_access(slow).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let err = client(running.addr)
+        .await
+        .check_access(check("nils", Action::View, "1001"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(call.await.unwrap().unwrap_err().code(), Code::Unavailable);
+    // Capacity is back once the slow call finished.
+    assert!(
+        client(running.addr)
+            .await
+            .check_access(check("nils", Action::View, "1001"))
+            .await
+            .is_ok()
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let config = ServeConfig {
+        max_message_bytes: 2048,
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let big = pb::CheckAccessBatchRequest {
+        checks: vec![check("nils", Action::View, "1001"); 200],
+        min_revision: 0,
+    };
+    let err = c.check_access_batch(big).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert!(
+        c.check_access(check("nils", Action::View, "1001"))
+            .await
+            .is_ok()
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured_but_not_for_health() {
+    let config = ServeConfig {
+        auth_token: Some("s3cret-token".into()),
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let ch = channel(running.addr).await;
+    let err = TicketAuthzClient::new(ch.clone())
+        .check_access(check("nils", Action::View, "1001"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let with = |token: &'static str| {
+        let mut r = Request::new(check("nils", Action::View, "1001"));
+        r.metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        r
+    };
+    let err = TicketAuthzClient::new(ch.clone())
+        .check_access(with("Bearer wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = TicketAuthzClient::new(ch.clone())
+        .check_access(with("s3cret-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let ok = TicketAuthzClient::new(ch.clone())
+        .check_access(with("Bearer s3cret-token"))
+        .await
+        .unwrap();
+    assert!(ok.into_inner().allowed);
+    assert_eq!(
+        health_status(running.addr, "").await,
+        ServingStatus::Serving
+    );
+    running.stop().await.unwrap();
+}
+
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+    rogue_cert: String,
+    rogue_key: String,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let ca_params = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "ticket-authz test CA");
+        p
+    };
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |name: &str, issuer: &rcgen::Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf("localhost", &ca);
+    let (client_cert, client_key) = leaf("client.example", &ca);
+    let other_ca = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    };
+    let (rogue_cert, rogue_key) = leaf("rogue.example", &other_ca);
+    Pki {
+        ca: ca.pem(),
+        server_cert,
+        server_key,
+        client_cert,
+        client_key,
+        rogue_cert,
+        rogue_key,
+    }
+}
+
+async fn tls_channel(
+    addr: SocketAddr,
+    pki: &Pki,
+    identity: Option<(&str, &str)>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn tls_and_mutual_tls() {
+    let pki = pki();
+    // TLS: a client trusting the CA gets answers; plaintext does not.
+    let tls = TlsPem {
+        cert: pki.server_cert.clone().into_bytes(),
+        key: pki.server_key.clone().into_bytes(),
+        client_ca: None,
+    };
+    let running = start(
+        ServeConfig {
+            tls: Some(tls),
+            ..ServeConfig::default()
+        },
+        dataset_loader(demo()),
+    )
+    .await;
+    wait_serving(running.health_addr).await;
+    let ch = tls_channel(running.addr, &pki, None).await.unwrap();
+    assert!(
+        TicketAuthzClient::new(ch)
+            .check_access(check("nils", Action::View, "1001"))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+    let plain = TicketAuthzClient::new(channel(running.addr).await)
+        .check_access(check("nils", Action::View, "1001"))
+        .await;
+    assert!(plain.is_err());
+    running.stop().await.unwrap();
+
+    // Mutual TLS: only callers with a certificate from the client CA.
+    let mtls = TlsPem {
+        cert: pki.server_cert.clone().into_bytes(),
+        key: pki.server_key.clone().into_bytes(),
+        client_ca: Some(pki.ca.clone().into_bytes()),
+    };
+    let running = start(
+        ServeConfig {
+            tls: Some(mtls),
+            ..ServeConfig::default()
+        },
+        dataset_loader(demo()),
+    )
+    .await;
+    // The plaintext health port stays open for probes.
+    wait_serving(running.health_addr).await;
+    let ch = tls_channel(
+        running.addr,
+        &pki,
+        Some((&pki.client_cert, &pki.client_key)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        TicketAuthzClient::new(ch)
+            .check_access(check("nils", Action::View, "1001"))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+    for identity in [
+        None,
+        Some((pki.rogue_cert.as_str(), pki.rogue_key.as_str())),
+    ] {
+        let refused = match tls_channel(running.addr, &pki, identity).await {
+            Err(_) => true,
+            Ok(ch) => TicketAuthzClient::new(ch)
+                .check_access(check("nils", Action::View, "1001"))
+                .await
+                .is_err(),
+        };
+        assert!(
+            refused,
+            "a caller without a certificate from the client CA was served"
+        );
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let running = start(ServeConfig::default(), dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = ServerReflectionClient::new(channel(running.addr).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = c
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"ticketauthz.v1.TicketAuthz".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+    running.stop().await.unwrap();
+}
