@@ -35,10 +35,10 @@ pub enum Command {
     /// Run the gRPC service.
     Serve(Box<crate::serve_cmd::ServeArgs>),
     /// Ask a running service one access question; prints the answer as JSON.
-    Check(crate::client::CheckArgs),
+    Check(crate::grpc::client::CheckArgs),
     /// List a user's visible tickets or a ticket's viewers from a running
     /// service (every page); prints JSON.
-    List(crate::client::ListArgs),
+    List(crate::grpc::client::ListArgs),
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -115,8 +115,8 @@ pub fn main() -> ExitCode {
             run_test(&files, &mut stdout.lock()).unwrap_or(ExitCode::FAILURE)
         }
         Command::Serve(args) => crate::serve_cmd::main(*args),
-        Command::Check(args) => crate::client::main_check(args),
-        Command::List(args) => crate::client::main_list(args),
+        Command::Check(args) => crate::grpc::client::main_check(args),
+        Command::List(args) => crate::grpc::client::main_list(args),
         Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -8,7 +8,6 @@
 //! * [`model`]: domain entities shared by all of the above.
 
 pub mod cli;
-pub mod client;
 pub mod core;
 pub mod dataset;
 pub mod flags;
@@ -17,7 +16,6 @@ pub mod grpc;
 pub mod model;
 pub mod scenario;
 pub mod serve_cmd;
-pub mod server;
 pub mod snapshot;
 pub mod store;
 pub mod time;

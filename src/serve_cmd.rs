@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::dataset;
-use crate::server::{self, Loader, ServeConfig, TlsPem};
+use crate::grpc::server::{self, Loader, ServeConfig, TlsPem};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Args)]

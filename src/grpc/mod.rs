@@ -1,7 +1,9 @@
 //! The gRPC edge: generated wire types, their conversion to and from the
 //! domain, and the `TicketAuthz` service. Only this module knows prost types.
 
+pub mod client;
 pub mod convert;
+pub mod server;
 pub mod service;
 
 /// Generated from `proto/ticketauthz/v1/ticketauthz.proto`.
