@@ -39,6 +39,22 @@ pub enum Command {
     /// List a user's visible tickets or a ticket's viewers from a running
     /// service (every page); prints JSON.
     List(crate::grpc::client::ListArgs),
+    /// Create or update the database schema.
+    Migrate {
+        /// postgres://… or sqlite://PATH (a missing SQLite file is created).
+        #[arg(long, env = "TICKET_AUTHZ_DATABASE_URL")]
+        database_url: String,
+    },
+    /// Load a dataset file into the database in one transaction (all or
+    /// nothing); prints the revision after the load.
+    Import {
+        #[arg(long, env = "TICKET_AUTHZ_DATABASE_URL")]
+        database_url: String,
+        /// Delete all data first.
+        #[arg(long)]
+        replace: bool,
+        file: PathBuf,
+    },
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -106,6 +122,28 @@ fn run_generate(tickets: usize, seed: u64, out: Option<PathBuf>) -> Result<(), S
     }
 }
 
+/// Runs one async command on a small runtime; prints its result line.
+fn run_async(
+    name: &str,
+    work: impl std::future::Future<Output = Result<String, String>>,
+) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(work));
+    match outcome {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ticket-authz {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The program: parses arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -117,6 +155,34 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => crate::serve_cmd::main(*args),
         Command::Check(args) => crate::grpc::client::main_check(args),
         Command::List(args) => crate::grpc::client::main_list(args),
+        Command::Migrate { database_url } => run_async("migrate", async move {
+            let db = crate::db::Database::connect(&database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.migrate().await.map_err(|e| e.to_string())?;
+            Ok(format!("migrated {}", crate::db::redact(&database_url)))
+        }),
+        Command::Import {
+            database_url,
+            replace,
+            file,
+        } => run_async("import", async move {
+            let loaded = dataset::load_file(&file).map_err(|e| e.to_string())?;
+            let db = crate::db::Database::connect(&database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.migrate().await.map_err(|e| e.to_string())?;
+            let revision = db
+                .import(&loaded.dataset, replace)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "imported {} ({} users, {} tickets) at revision {revision}",
+                file.display(),
+                loaded.dataset.users.len(),
+                loaded.dataset.tickets.len()
+            ))
+        }),
         Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

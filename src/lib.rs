@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod core;
 pub mod dataset;
+pub mod db;
 pub mod flags;
 pub mod generate;
 pub mod grpc;

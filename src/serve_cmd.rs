@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::dataset;
+use crate::db::{self, Database};
 use crate::grpc::server::{self, Loader, ServeConfig, TlsPem};
 use crate::snapshot::Snapshot;
 
@@ -17,13 +18,20 @@ pub struct ServeArgs {
     /// Address of the gRPC port.
     #[arg(long, env = "TICKET_AUTHZ_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,
-    /// Serve this dataset file (YAML/JSON), held in memory for the life of
-    /// the process; its `now` fixes the clock for ticket limits.
+    /// Serve this dataset file (YAML/JSON): alone, from memory, touching
+    /// nothing persistent; with --database-url (and --replace), imported into
+    /// that database first. Its `now` fixes the clock for ticket limits.
     #[arg(long, env = "TICKET_AUTHZ_DATASET")]
     pub dataset: Option<PathBuf>,
-    /// The database to serve from (not available yet: see the README).
+    /// The database to serve from: postgres://… or sqlite://PATH. Default:
+    /// the embedded SQLite file ticket-authz.db in the working directory
+    /// (created and migrated when missing), unless --dataset is given alone.
     #[arg(long, env = "TICKET_AUTHZ_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// With --dataset and --database-url: replace the database's data with
+    /// the file's.
+    #[arg(long, env = "TICKET_AUTHZ_REPLACE")]
+    pub replace: bool,
     /// How long a request with `min_revision` waits for that revision.
     #[arg(long, env = "TICKET_AUTHZ_REVISION_WAIT", default_value = "1s", value_parser = parse_duration)]
     pub revision_wait: Duration,
@@ -94,28 +102,65 @@ fn address(flag: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// Where the data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// A dataset file held in memory.
+    File(PathBuf),
+    /// A database, optionally filled from a dataset file first.
+    Database {
+        url: String,
+        import: Option<PathBuf>,
+    },
+}
+
+/// The embedded default: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticket-authz.db";
+
 /// Everything `serve` needs, validated.
 #[derive(Debug)]
 pub struct Plan {
     pub listen: SocketAddr,
     pub health_listen: Option<SocketAddr>,
     pub config: ServeConfig,
-    pub dataset: PathBuf,
+    pub source: DataSource,
 }
 
 impl ServeArgs {
     /// Validates the flags and reads the files they name.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        if self.database_url.is_some() {
+        let source = match (&self.dataset, &self.database_url) {
+            (Some(file), None) => DataSource::File(file.clone()),
+            (Some(file), Some(url)) => {
+                if !self.replace {
+                    return Err(config_error(
+                        "--replace",
+                        "required with --dataset and --database-url: the file replaces the database's data",
+                    ));
+                }
+                DataSource::Database {
+                    url: url.clone(),
+                    import: Some(file.clone()),
+                }
+            }
+            (None, url) => DataSource::Database {
+                url: url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+                import: None,
+            },
+        };
+        if let DataSource::Database { url, .. } = &source
+            && !db::is_supported_url(url)
+        {
             return Err(config_error(
                 "--database-url",
-                "database sources are not available in this version yet; serve a file with --dataset",
+                format!(
+                    "`{}` is not a postgres://… or sqlite://PATH url",
+                    db::redact(url)
+                ),
             ));
         }
-        let dataset = self
-            .dataset
-            .clone()
-            .ok_or_else(|| config_error("--dataset", "required: the dataset file to serve"))?;
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsPem {
                 cert: read("--tls-cert", cert)?,
@@ -179,20 +224,58 @@ impl ServeArgs {
                 max_message_bytes: self.max_message_bytes,
                 shutdown_grace: self.shutdown_grace,
             },
-            dataset,
+            source,
         })
     }
 }
 
-/// Loads a dataset file into a snapshot at revision 1.
+/// Loads a dataset file into a snapshot at revision 1, on a blocking thread.
 pub fn dataset_loader(path: PathBuf) -> Loader {
-    Box::new(move || {
-        let loaded = dataset::load_file(&path).map_err(|e| e.to_string())?;
-        let mut snapshot =
-            Snapshot::build(&loaded.dataset).map_err(|e| format!("{}: {e}", path.display()))?;
-        snapshot.set_revision(1);
-        Ok(snapshot)
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || {
+            let loaded = dataset::load_file(&path).map_err(|e| e.to_string())?;
+            let mut snapshot =
+                Snapshot::build(&loaded.dataset).map_err(|e| format!("{}: {e}", path.display()))?;
+            snapshot.set_revision(1);
+            Ok(snapshot)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     })
+}
+
+/// Loads the database's data, at its revision, into a snapshot.
+pub fn database_loader(db: Database) -> Loader {
+    Box::pin(async move {
+        let loaded = db.load().await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let mut snapshot = Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
+            snapshot.set_revision(loaded.revision);
+            Ok(snapshot)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    })
+}
+
+/// Connects to the database (creating a missing SQLite file), applies the
+/// migrations, and imports `import` with replace when given.
+pub async fn prepare_database(url: &str, import: Option<&Path>) -> Result<Database, String> {
+    let db = Database::connect(url)
+        .await
+        .map_err(|e| format!("--database-url: {e}"))?;
+    db.migrate()
+        .await
+        .map_err(|e| format!("--database-url: {e}"))?;
+    if let Some(file) = import {
+        let loaded = dataset::load_file(file).map_err(|e| e.to_string())?;
+        let revision = db
+            .import(&loaded.dataset, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(file = %file.display(), revision, "dataset imported");
+    }
+    Ok(db)
 }
 
 fn init_logging(format: &str) {
@@ -280,18 +363,25 @@ pub fn main(args: ServeArgs) -> ExitCode {
             tls = plan.config.tls.is_some(),
             mutual_tls = plan.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
             token_auth = plan.config.auth_token.is_some(),
-            dataset = %plan.dataset.display(),
+            source = %match &plan.source {
+                DataSource::File(f) => format!("file {}", f.display()),
+                DataSource::Database { url, .. } => db::redact(url),
+            },
             "ticket-authz starting"
         );
-        match server::run(
-            plan.config,
-            listener,
-            health,
-            signal(),
-            dataset_loader(plan.dataset),
-        )
-        .await
-        {
+        let loader = match &plan.source {
+            DataSource::File(file) => dataset_loader(file.clone()),
+            DataSource::Database { url, import } => {
+                match prepare_database(url, import.as_deref()).await {
+                    Ok(db) => database_loader(db),
+                    Err(e) => {
+                        eprintln!("ticket-authz serve: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        };
+        match server::run(plan.config, listener, health, signal(), loader).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

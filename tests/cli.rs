@@ -41,7 +41,11 @@ fn serve_error(args: &[&str], env: &[(&str, &str)]) -> String {
 fn serve_configuration_errors_name_the_flag() {
     let demo = "examples/demo.yaml";
     let cases: [ConfigCase<'_>; 8] = [
-        (&[], &[], "--dataset: required"),
+        (
+            &["--dataset", demo, "--database-url", "sqlite://x.db"],
+            &[],
+            "--replace: required with --dataset and --database-url",
+        ),
         (
             &["--dataset", demo, "--tls-cert", "cert.pem"],
             &[],

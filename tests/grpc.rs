@@ -628,13 +628,12 @@ async fn explain_and_min_revision() {
 #[tokio::test]
 async fn health_follows_loading_and_shutdown() {
     let (release, released) = std::sync::mpsc::channel::<()>();
-    let loader: Loader = Box::new(move || {
-        released.recv().map_err(|e| e.to_string())?;
-        let loaded = dataset::load_file(&demo()).map_err(|e| e.to_string())?;
-        let mut snap =
-            ticket_authz::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
-        snap.set_revision(1);
-        Ok(snap)
+    let loader: Loader = Box::pin(async move {
+        tokio::task::spawn_blocking(move || released.recv())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        dataset_loader(demo()).await
     });
     let config = ServeConfig {
         revision_wait: Duration::from_millis(50),

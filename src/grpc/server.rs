@@ -120,8 +120,8 @@ impl Interceptor for BearerAuth {
     }
 }
 
-/// Loads the first snapshot; runs on a blocking thread.
-pub type Loader = Box<dyn FnOnce() -> Result<Snapshot, String> + Send>;
+/// Loads the first snapshot.
+pub type Loader = std::pin::Pin<Box<dyn Future<Output = Result<Snapshot, String>> + Send>>;
 
 /// Serves until `shutdown` completes, then drains in-flight calls.
 /// Health reports NOT_SERVING until `load` has published the first
@@ -153,10 +153,7 @@ pub async fn run(
     let load_stop = stop_tx.clone();
     let loading = tokio::spawn(async move {
         let started = Instant::now();
-        let loaded = tokio::task::spawn_blocking(load)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
+        let loaded = load.await;
         match loaded {
             Ok(snapshot) => {
                 let stats = snapshot.stats();

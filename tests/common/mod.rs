@@ -83,3 +83,48 @@ pub fn explain(snap: &Snapshot, req: CheckRequest<'_>) -> Decision {
     )
     .unwrap()
 }
+
+/// A fresh PostgreSQL database for one test, created through the admin URL
+/// in `DATABASE_URL`. Without it the test is skipped, said out loud; under
+/// `CI=true` a skip is a failure.
+pub async fn pg_database(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "DATABASE_URL is required under CI=true (PostgreSQL admin URL)"
+        );
+        eprintln!("skipped {name}: DATABASE_URL is not set (a PostgreSQL admin URL)");
+        return None;
+    };
+    let db = format!("ta_{name}_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    // The name is built from a test name and a number: safe to splice.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_owned(), format!("?{q}")),
+        None => (admin.clone(), String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    Some(format!("{}/{db}{query}", &base[..host_end]))
+}
+
+/// A fresh SQLite database file for one test.
+pub fn sqlite_database(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("ticket-authz-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}", dir.join("data.db").display())
+}

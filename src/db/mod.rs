@@ -1,0 +1,137 @@
+//! The SQL source of truth: connecting, migrating, importing datasets and
+//! loading the data with its revision. PostgreSQL in production, SQLite as
+//! the embedded default; the schema is in `migrations/` and documented in
+//! `docs/schema.md`.
+
+mod load;
+mod store;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use load::Loaded;
+
+/// Every table holding data, children before parents (the delete order).
+pub(crate) const TABLES: [&str; 14] = [
+    "ticket_participants",
+    "ticket_ccs",
+    "tickets",
+    "grants",
+    "organisation_access_managers",
+    "user_organisations",
+    "companies",
+    "users",
+    "profile_flags",
+    "profiles",
+    "groups",
+    "partnerships",
+    "organisation_domains",
+    "organisations",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database url `{0}`: expected postgres://…, postgresql://… or sqlite://PATH")]
+    Url(String),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("import: {0}")]
+    Import(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A connection pool to one of the supported databases.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Hides the password of a URL for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Whether `url` names a database kind this service speaks.
+pub fn is_supported_url(url: &str) -> bool {
+    is_postgres_url(url) || url.starts_with("sqlite:")
+}
+
+impl Database {
+    /// Connects; a `sqlite://PATH` whose file does not exist is created.
+    pub async fn connect(url: &str) -> Result<Database, DbError> {
+        if is_postgres_url(url) {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Database::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            Ok(Database::Sqlite(pool))
+        } else {
+            Err(DbError::Url(redact(url)))
+        }
+    }
+
+    /// Applies the schema migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Database::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Database::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The latest committed revision.
+    pub async fn revision(&self) -> Result<u64, DbError> {
+        let revision: i64 = match self {
+            Database::Postgres(pool) => {
+                sqlx::query_scalar("SELECT ticket_authz_revision()")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT revision FROM ticket_authz_revision")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(u64::try_from(revision).unwrap_or(0))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

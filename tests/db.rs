@@ -1,0 +1,204 @@
+//! The database as source of truth, on SQLite and on a real PostgreSQL:
+//! schema constraints, all-or-nothing import, loading at a revision,
+//! revisions in commit order.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use ticket_authz::dataset;
+use ticket_authz::db::Database;
+use ticket_authz::scenario;
+use ticket_authz::snapshot::Snapshot;
+
+fn demo() -> dataset::Loaded {
+    dataset::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"))
+        .unwrap()
+}
+
+async fn databases(name: &str) -> Vec<(String, Database)> {
+    let mut out = Vec::new();
+    let sqlite = common::sqlite_database(name);
+    out.push((
+        "sqlite".to_owned(),
+        Database::connect(&sqlite).await.unwrap(),
+    ));
+    if let Some(url) = common::pg_database(name).await {
+        out.push((
+            "postgres".to_owned(),
+            Database::connect(&url).await.unwrap(),
+        ));
+    }
+    for (_, db) in &out {
+        db.migrate().await.unwrap();
+        // Migrating twice is harmless.
+        db.migrate().await.unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_imported_dataset_loads_back_and_passes_its_assertions() {
+    let demo = demo();
+    for (kind, db) in databases("roundtrip").await {
+        assert_eq!(db.revision().await.unwrap(), 0, "{kind}");
+        let revision = db.import(&demo.dataset, false).await.unwrap();
+        assert!(revision >= 1, "{kind}");
+        let loaded = db.load().await.unwrap();
+        assert_eq!(loaded.revision, revision, "{kind}");
+        let snap = Snapshot::build(&loaded.dataset).unwrap();
+        let outcome = scenario::run(&snap, &demo.assertions, demo.dataset.now.unwrap());
+        assert!(
+            outcome.failures.is_empty(),
+            "{kind}: {:?}",
+            outcome.failures
+        );
+        // Every entity survives the round trip (order aside).
+        let mut back = loaded.dataset.clone();
+        let mut orig = demo.dataset.clone();
+        for d in [&mut back, &mut orig] {
+            d.now = None;
+            d.organisations.sort_by(|a, b| a.id.cmp(&b.id));
+            d.companies.sort_by(|a, b| a.id.cmp(&b.id));
+            d.groups.sort_by(|a, b| a.id.cmp(&b.id));
+            d.profiles.sort_by(|a, b| a.id.cmp(&b.id));
+            d.users.sort_by(|a, b| a.id.cmp(&b.id));
+            d.tickets.sort_by(|a, b| a.id.cmp(&b.id));
+            d.partnerships
+                .sort_by(|a, b| (&a.partner, &a.client).cmp(&(&b.partner, &b.client)));
+            for u in &mut d.users {
+                u.organisations.sort();
+                u.grants.sort_by(|a, b| {
+                    (&a.profile, a.group.as_str()).cmp(&(&b.profile, b.group.as_str()))
+                });
+            }
+            for o in &mut d.organisations {
+                o.domains.sort_by(|a, b| a.domain.cmp(&b.domain));
+                o.access_managers.sort();
+            }
+            for t in &mut d.tickets {
+                t.ccs.sort();
+                t.participants.sort();
+            }
+        }
+        assert_eq!(
+            back, orig,
+            "{kind}: the dataset changed on its way through the database"
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn import_is_all_or_nothing_and_replace_starts_over() {
+    let demo = demo();
+    for (kind, db) in databases("atomic").await {
+        let first = db.import(&demo.dataset, false).await.unwrap();
+        // The same ids again conflict: nothing of the second import stays.
+        let err = db.import(&demo.dataset, false).await.unwrap_err();
+        assert!(err.to_string().contains("organisations"), "{kind}: {err}");
+        assert_eq!(
+            db.revision().await.unwrap(),
+            first,
+            "{kind}: a failed import left a revision"
+        );
+        assert_eq!(
+            db.load().await.unwrap().dataset.tickets.len(),
+            demo.dataset.tickets.len(),
+            "{kind}"
+        );
+        // --replace: the data is the file's, at a new revision.
+        let mut smaller = demo.dataset.clone();
+        smaller.tickets.truncate(3);
+        let replaced = db.import(&smaller, true).await.unwrap();
+        assert!(replaced > first, "{kind}");
+        assert_eq!(db.load().await.unwrap().dataset.tickets.len(), 3, "{kind}");
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_schema_rejects_what_it_can() {
+    for (kind, db) in databases("constraints").await {
+        let statements = [
+            "INSERT INTO groups (id, name) VALUES ('*', 'All')",
+            "INSERT INTO groups (id, name) VALUES ('', 'Empty')",
+            "INSERT INTO organisations (id, name, ticket_access) VALUES ('o', 'O', 'everyone')",
+            "INSERT INTO users (id, created_at, kind) VALUES ('u', '2026-01-01T00:00:00Z', 'admin')",
+            "INSERT INTO tickets (id, created_at, requester_id) VALUES ('t', '2026-01-01T00:00:00Z', 'nobody')",
+            "INSERT INTO profiles (id, name) VALUES ('p', 'P')",
+        ];
+        for sql in &statements[..5] {
+            let result = match &db {
+                Database::Postgres(pool) => sqlx::query(*sql).execute(pool).await.map(|_| ()),
+                Database::Sqlite(pool) => sqlx::query(*sql).execute(pool).await.map(|_| ()),
+            };
+            assert!(result.is_err(), "{kind}: accepted {sql}");
+        }
+        let flag = "INSERT INTO profile_flags (profile_id, flag) VALUES ('p', 'ir')";
+        let result = match &db {
+            Database::Postgres(pool) => {
+                sqlx::query(statements[5]).execute(pool).await.unwrap();
+                sqlx::query(flag).execute(pool).await.map(|_| ())
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query(statements[5]).execute(pool).await.unwrap();
+                sqlx::query(flag).execute(pool).await.map(|_| ())
+            }
+        };
+        assert!(result.is_err(), "{kind}: accepted a lower-case flag");
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn revisions_follow_commit_order_and_rollbacks_leave_none() {
+    let Some(url) = common::pg_database("commit_order").await else {
+        return;
+    };
+    let db = Database::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    // T1 writes first but commits last; T2 commits in between.
+    let mut t1 = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO organisations (id, name) VALUES ('first', 'First')")
+        .execute(&mut *t1)
+        .await
+        .unwrap();
+    let mut t2 = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO organisations (id, name) VALUES ('second', 'Second')")
+        .execute(&mut *t2)
+        .await
+        .unwrap();
+    t2.commit().await.unwrap();
+    let after_t2 = db.revision().await.unwrap();
+    t1.commit().await.unwrap();
+    let after_t1 = db.revision().await.unwrap();
+    assert!(
+        after_t1 > after_t2,
+        "the later commit must get the higher revision"
+    );
+    // A rolled-back transaction takes no revision.
+    let mut t3 = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO organisations (id, name) VALUES ('third', 'Third')")
+        .execute(&mut *t3)
+        .await
+        .unwrap();
+    t3.rollback().await.unwrap();
+    assert_eq!(db.revision().await.unwrap(), after_t1);
+    let revisions: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT t.revision, c.new_row->>'id' FROM ticket_authz_transactions t JOIN ticket_authz_changes c ON c.xid = t.xid ORDER BY t.revision",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        revisions
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect::<Vec<_>>(),
+        ["second", "first"]
+    );
+    db.close().await;
+}
