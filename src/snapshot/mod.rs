@@ -7,7 +7,9 @@
 //! containers are copy-on-write, so the next revision can be derived from
 //! this one by copying only the chunks a change touches.
 
+mod apply;
 mod build;
+pub use apply::{ApplyError, Role, TicketFields};
 pub use build::SnapshotError;
 pub mod cow;
 mod members;

@@ -74,6 +74,49 @@ impl Shard {
         self.place((u64::from(tag) << 32) | u64::from(handle.wrapping_add(1)));
     }
 
+    /// Removes the entry of `handle`, shifting later entries of its probe
+    /// run back so that lookups never stop at a hole.
+    fn remove(&mut self, tag: u32, handle: Idx) -> bool {
+        let mask = self.mask();
+        let target = (u64::from(tag) << 32) | u64::from(handle.wrapping_add(1));
+        let mut slot = tag as usize & mask;
+        loop {
+            match self.slots.get(slot) {
+                Some(0) | None => return false,
+                Some(e) if *e == target => break,
+                Some(_) => slot = (slot + 1) & mask,
+            }
+        }
+        let mut hole = slot;
+        let mut next = (hole + 1) & mask;
+        loop {
+            let entry = self.slots.get(next).copied().unwrap_or(0);
+            if entry == 0 {
+                break;
+            }
+            let home = (entry >> 32) as usize & mask;
+            // Move the entry into the hole unless its home lies cyclically
+            // in (hole, next].
+            let stays = if hole <= next {
+                hole < home && home <= next
+            } else {
+                hole < home || home <= next
+            };
+            if !stays {
+                if let Some(h) = self.slots.get_mut(hole) {
+                    *h = entry;
+                }
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        if let Some(h) = self.slots.get_mut(hole) {
+            *h = 0;
+        }
+        self.len -= 1;
+        true
+    }
+
     fn place(&mut self, entry: u64) {
         let mask = self.mask();
         let mut slot = (entry >> 32) as usize & mask;
@@ -213,6 +256,15 @@ impl<R: Keyed> Table<R> {
         idx
     }
 
+    /// Makes `id` unknown; its row stays in place (handles are never reused)
+    /// but can no longer be looked up. Returns the handle it had.
+    pub fn remove(&mut self, id: &str) -> Option<Idx> {
+        let idx = self.lookup(id)?;
+        let (shard, tag) = self.index.locate(id);
+        let shard = self.index.shards.get_mut(shard)?;
+        Arc::make_mut(shard).remove(tag, idx).then_some(idx)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (Idx, &R)> {
         self.rows
             .iter()
@@ -254,6 +306,25 @@ mod tests {
         }
         assert_eq!(next.lookup("id-5000"), None);
         assert_eq!(table.lookup("id-0"), None);
+    }
+
+    #[test]
+    fn removed_ids_are_gone_and_the_rest_still_found() {
+        let mut table = Table::from_rows((0..4000).map(|i| Row(format!("k{i}"))).collect());
+        let base = table.clone();
+        for i in (0..4000).step_by(3) {
+            assert_eq!(table.remove(&format!("k{i}")), Some(i));
+        }
+        for i in 0..4000u32 {
+            let expected = (i % 3 != 0).then_some(i);
+            assert_eq!(table.lookup(&format!("k{i}")), expected, "k{i}");
+        }
+        assert_eq!(table.remove("k0"), None);
+        // The snapshot it came from is untouched.
+        assert_eq!(base.lookup("k0"), Some(0));
+        // Re-adding after removal works.
+        let again = table.push(Row("k0".into()));
+        assert_eq!(table.lookup("k0"), Some(again));
     }
 
     #[test]
