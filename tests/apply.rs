@@ -184,7 +184,7 @@ proptest! {
         // whole group, ~20) count, so every count shows in the decisions.
         for (i, g) in data.groups.iter_mut().enumerate() {
             let i = i as u32;
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 g.open_ticket_limit = i % 3 + 1;
                 g.total_ticket_limit = (i % 4) * 2;
             } else {

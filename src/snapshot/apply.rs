@@ -71,46 +71,41 @@ impl Snapshot {
                 }
             }
         }
-        if row.organisation != NONE {
-            if let Some(org) = orgs.row_mut(row.organisation) {
-                if add {
-                    org.tickets.insert_unique(idx, by_id);
-                } else {
-                    org.tickets.remove(&idx, by_id);
-                }
+        // `row_mut(NONE)` is `None`: tickets without an organisation skip this.
+        if let Some(org) = orgs.row_mut(row.organisation) {
+            if add {
+                org.tickets.insert_unique(idx, by_id);
+            } else {
+                org.tickets.remove(&idx, by_id);
             }
         }
         let company = users[row.requester].company;
-        if company != NONE {
-            if let Some(c) = companies.row_mut(company) {
-                if add {
-                    c.requested.insert_unique(idx, by_id);
-                } else {
-                    c.requested.remove(&idx, by_id);
-                }
+        if let Some(c) = companies.row_mut(company) {
+            if add {
+                c.requested.insert_unique(idx, by_id);
+            } else {
+                c.requested.remove(&idx, by_id);
             }
         }
-        if row.group != NONE {
-            if let Some(g) = groups.row_mut(row.group) {
-                let time = row.created_at.nanos();
-                let key = RequesterTime::new(row.requester, time);
-                let open = row.status.is_open();
-                if add {
-                    g.tickets.insert_unique(idx, by_id);
-                    g.limits.all.insert(time, i64::cmp);
-                    g.limits.by_requester.insert(key, RequesterTime::cmp);
-                    if open {
-                        g.limits.open.insert(time, i64::cmp);
-                        g.limits.open_by_requester.insert(key, RequesterTime::cmp);
-                    }
-                } else {
-                    g.tickets.remove(&idx, by_id);
-                    g.limits.all.remove(&time, i64::cmp);
-                    g.limits.by_requester.remove(&key, RequesterTime::cmp);
-                    if open {
-                        g.limits.open.remove(&time, i64::cmp);
-                        g.limits.open_by_requester.remove(&key, RequesterTime::cmp);
-                    }
+        if let Some(g) = groups.row_mut(row.group) {
+            let time = row.created_at.nanos();
+            let key = RequesterTime::new(row.requester, time);
+            let open = row.status.is_open();
+            if add {
+                g.tickets.insert_unique(idx, by_id);
+                g.limits.all.insert(time, i64::cmp);
+                g.limits.by_requester.insert(key, RequesterTime::cmp);
+                if open {
+                    g.limits.open.insert(time, i64::cmp);
+                    g.limits.open_by_requester.insert(key, RequesterTime::cmp);
+                }
+            } else {
+                g.tickets.remove(&idx, by_id);
+                g.limits.all.remove(&time, i64::cmp);
+                g.limits.by_requester.remove(&key, RequesterTime::cmp);
+                if open {
+                    g.limits.open.remove(&time, i64::cmp);
+                    g.limits.open_by_requester.remove(&key, RequesterTime::cmp);
                 }
             }
         }
