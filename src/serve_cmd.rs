@@ -32,6 +32,15 @@ pub struct ServeArgs {
     /// the file's.
     #[arg(long, env = "TICKET_AUTHZ_REPLACE")]
     pub replace: bool,
+    /// How the service learns of database changes: `listen` (PostgreSQL
+    /// LISTEN/NOTIFY, polling as a safety net) or `poll` (read the change log
+    /// every --poll-interval; SQLite always polls).
+    #[arg(long, env = "TICKET_AUTHZ_NOTIFY", default_value = "listen", value_parser = ["listen", "poll"])]
+    pub notify: String,
+    /// How often to poll the change log (and, with `listen`, to check it
+    /// anyway in case a notification was lost).
+    #[arg(long, env = "TICKET_AUTHZ_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
     /// How long a request with `min_revision` waits for that revision.
     #[arg(long, env = "TICKET_AUTHZ_REVISION_WAIT", default_value = "1s", value_parser = parse_duration)]
     pub revision_wait: Duration,
@@ -120,6 +129,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticket-authz.db";
 /// Everything `serve` needs, validated.
 #[derive(Debug)]
 pub struct Plan {
+    pub notify: db::Notify,
+    pub poll_interval: Duration,
     pub listen: SocketAddr,
     pub health_listen: Option<SocketAddr>,
     pub config: ServeConfig,
@@ -209,7 +220,16 @@ impl ServeArgs {
         if self.max_message_bytes < 1024 {
             return Err(config_error("--max-message-bytes", "must be at least 1024"));
         }
+        if self.poll_interval.is_zero() {
+            return Err(config_error("--poll-interval", "must be more than 0"));
+        }
         Ok(Plan {
+            notify: if self.notify == "poll" {
+                db::Notify::Poll
+            } else {
+                db::Notify::Listen
+            },
+            poll_interval: self.poll_interval,
             listen: address("--listen", &self.listen)?,
             health_listen: self
                 .health_listen
@@ -256,6 +276,11 @@ pub fn database_loader(db: Database) -> Loader {
         .await
         .map_err(|e| e.to_string())?
     })
+}
+
+/// Follows the database's changes after the first load.
+pub fn follower(db: Database, notify: db::Notify, interval: Duration) -> server::Follow {
+    Box::new(move |store, stop| Box::pin(db::follow(db, store, notify, interval, stop)))
 }
 
 /// Connects to the database (creating a missing SQLite file), applies the
@@ -369,11 +394,14 @@ pub fn main(args: ServeArgs) -> ExitCode {
             },
             "ticket-authz starting"
         );
-        let loader = match &plan.source {
-            DataSource::File(file) => dataset_loader(file.clone()),
+        let (loader, follow) = match &plan.source {
+            DataSource::File(file) => (dataset_loader(file.clone()), None),
             DataSource::Database { url, import } => {
                 match prepare_database(url, import.as_deref()).await {
-                    Ok(db) => database_loader(db),
+                    Ok(db) => (
+                        database_loader(db.clone()),
+                        Some(follower(db, plan.notify, plan.poll_interval)),
+                    ),
                     Err(e) => {
                         eprintln!("ticket-authz serve: {e}");
                         return ExitCode::FAILURE;
@@ -381,7 +409,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
                 }
             }
         };
-        match server::run(plan.config, listener, health, signal(), loader).await {
+        match server::run(plan.config, listener, health, signal(), loader, follow).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

@@ -21,6 +21,22 @@ pub enum StoreError {
         loaded: u64,
         waited: Duration,
     },
+    #[error(
+        "min_revision {wanted} is not loaded: the loaded revision is {loaded}; revision {held} is held back: {cause}"
+    )]
+    HeldBack {
+        wanted: u64,
+        loaded: u64,
+        held: u64,
+        cause: String,
+    },
+}
+
+/// A change that could not be applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    pub revision: u64,
+    pub cause: String,
 }
 
 /// Holds the snapshot every request reads.
@@ -28,6 +44,8 @@ pub enum StoreError {
 pub struct Store {
     current: ArcSwapOption<Snapshot>,
     revision: watch::Sender<u64>,
+    held: ArcSwapOption<HeldBack>,
+    full_loads: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Store {
@@ -35,16 +53,50 @@ impl Default for Store {
         Self {
             current: ArcSwapOption::empty(),
             revision: watch::Sender::new(0),
+            held: ArcSwapOption::empty(),
+            full_loads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
 impl Store {
-    /// Makes `snapshot` the one every later read sees.
+    /// Makes `snapshot` the one every later read sees; clears a hold-back
+    /// it has caught up with.
     pub fn publish(&self, snapshot: Snapshot) {
         let revision = snapshot.revision();
         self.current.store(Some(Arc::new(snapshot)));
+        if self
+            .held
+            .load()
+            .as_ref()
+            .is_some_and(|h| h.revision <= revision)
+        {
+            self.held.store(None);
+        }
         self.revision.send_replace(revision);
+    }
+
+    /// Records that changes up to `revision` could not be applied; readers
+    /// keep the current snapshot, and requests needing those changes fail
+    /// at once with the cause.
+    pub fn hold_back(&self, revision: u64, cause: String) {
+        self.held
+            .store(Some(Arc::new(HeldBack { revision, cause })));
+    }
+
+    /// Counts a full reload (as opposed to a row-by-row apply).
+    pub fn note_full_load(&self) {
+        self.full_loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Full reloads since start, the first load excluded.
+    pub fn full_loads(&self) -> u64 {
+        self.full_loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn held_back(&self) -> Option<HeldBack> {
+        self.held.load().as_deref().cloned()
     }
 
     /// The current snapshot, if one was loaded.
@@ -59,8 +111,19 @@ impl Store {
         min_revision: u64,
         wait: Duration,
     ) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some(snap) = self.current().filter(|s| s.revision() >= min_revision) {
-            return Ok(snap);
+        let current = self.current();
+        if let Some(snap) = current.as_ref().filter(|s| s.revision() >= min_revision) {
+            return Ok(Arc::clone(snap));
+        }
+        if let (Some(snap), Some(held)) = (&current, self.held_back())
+            && held.revision >= min_revision
+        {
+            return Err(StoreError::HeldBack {
+                wanted: min_revision,
+                loaded: snap.revision(),
+                held: held.revision,
+                cause: held.cause,
+            });
         }
         let mut changes = self.revision.subscribe();
         let reached = tokio::time::timeout(wait, changes.wait_for(|r| *r >= min_revision)).await;

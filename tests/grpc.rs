@@ -59,6 +59,7 @@ async fn start(config: ServeConfig, load: Loader) -> Running {
             let _ = stopped.await;
         },
         load,
+        None,
     ));
     Running {
         addr,

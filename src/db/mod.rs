@@ -3,6 +3,7 @@
 //! the embedded default; the schema is in `migrations/` and documented in
 //! `docs/schema.md`.
 
+mod follow;
 mod load;
 mod store;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use follow::{Notify, follow};
 pub use load::Loaded;
 
 /// Every table holding data, children before parents (the delete order).

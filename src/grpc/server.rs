@@ -123,6 +123,15 @@ impl Interceptor for BearerAuth {
 /// Loads the first snapshot.
 pub type Loader = std::pin::Pin<Box<dyn Future<Output = Result<Snapshot, String>> + Send>>;
 
+/// Keeps the store fresh after the first load, until the receiver turns true.
+pub type Follow = Box<
+    dyn FnOnce(
+            Arc<Store>,
+            watch::Receiver<bool>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send,
+>;
+
 /// Serves until `shutdown` completes, then drains in-flight calls.
 /// Health reports NOT_SERVING until `load` has published the first
 /// snapshot, and again once shutdown begins.
@@ -132,6 +141,7 @@ pub async fn run(
     health_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     load: Loader,
+    follow: Option<Follow>,
 ) -> Result<(), ServeError> {
     let store = Arc::new(Store::default());
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -151,6 +161,7 @@ pub async fn run(
     let load_store = Arc::clone(&store);
     let load_reporter = reporter.clone();
     let load_stop = stop_tx.clone();
+    let follow_stop = stop_rx.clone();
     let loading = tokio::spawn(async move {
         let started = Instant::now();
         let loaded = load.await;
@@ -159,6 +170,9 @@ pub async fn run(
                 let stats = snapshot.stats();
                 let revision = snapshot.revision();
                 load_store.publish(snapshot);
+                if let Some(follow) = follow {
+                    tokio::spawn(follow(Arc::clone(&load_store), follow_stop));
+                }
                 for name in ["", SERVICE_NAME] {
                     load_reporter
                         .set_service_status(name, ServingStatus::Serving)

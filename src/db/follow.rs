@@ -1,0 +1,353 @@
+//! Keeps the served snapshot following the database: wakes on `NOTIFY` (or
+//! a poll tick), reads the transactions committed after the applied
+//! revision, applies them and publishes once per batch. Missed
+//! notifications and dropped connections are caught up from the change log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use super::{Database, DbError};
+use crate::model::Status;
+use crate::snapshot::{ApplyError, Role, Snapshot, TicketFields};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// How the follower learns of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// PostgreSQL `LISTEN` (with a poll every interval as a safety net).
+    Listen,
+    /// Read the change log every interval.
+    Poll,
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeRow {
+    pub table: String,
+    pub op: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// Complete transactions, in commit order, up to `revision`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Batch {
+    pub revision: u64,
+    /// A bulk change (import, TRUNCATE): reload in full.
+    pub bulk: bool,
+    pub changes: Vec<ChangeRow>,
+}
+
+/// A SQLite change-log row: revision, table, op, old and new images.
+type SqliteChange = (i64, String, String, Option<String>, Option<String>);
+
+/// Transactions read per batch on PostgreSQL.
+const PG_BATCH: i64 = 1000;
+
+impl Database {
+    /// The committed changes after revision `after`, whole transactions only.
+    pub(crate) async fn changes_since(&self, after: u64) -> Result<Option<Batch>, DbError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        match self {
+            Database::Postgres(pool) => {
+                let txns: Vec<(i64, bool)> = sqlx::query_as(
+                    "SELECT revision, bulk FROM ticket_authz_transactions WHERE revision > $1 ORDER BY revision LIMIT $2",
+                )
+                .bind(after)
+                .bind(PG_BATCH)
+                .fetch_all(pool)
+                .await?;
+                let Some(&(last, _)) = txns.last() else {
+                    return Ok(None);
+                };
+                let mut batch = Batch {
+                    revision: u64::try_from(last).unwrap_or(0),
+                    bulk: txns.iter().any(|(_, bulk)| *bulk),
+                    changes: Vec::new(),
+                };
+                if !batch.bulk {
+                    let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+                        "SELECT c.table_name, c.op::text, c.old_row::text, c.new_row::text \
+                         FROM ticket_authz_changes c JOIN ticket_authz_transactions t ON t.xid = c.xid \
+                         WHERE t.revision > $1 AND t.revision <= $2 ORDER BY t.revision, c.seq",
+                    )
+                    .bind(after)
+                    .bind(last)
+                    .fetch(pool);
+                    while let Some((table, op, old, new)) = rows.try_next().await? {
+                        batch.changes.push(ChangeRow {
+                            table,
+                            op,
+                            old,
+                            new,
+                        });
+                    }
+                }
+                Ok(Some(batch))
+            }
+            Database::Sqlite(pool) => {
+                // A reader sees only committed transactions, so reading every
+                // newer row never splits one.
+                let rows: Vec<SqliteChange> = sqlx::query_as(
+                    "SELECT revision, table_name, op, old_row, new_row FROM ticket_authz_changes WHERE revision > ? ORDER BY revision",
+                )
+                .bind(after)
+                .fetch_all(pool)
+                .await?;
+                let Some(last) = rows.last().map(|r| r.0) else {
+                    return Ok(None);
+                };
+                Ok(Some(Batch {
+                    revision: u64::try_from(last).unwrap_or(0),
+                    bulk: rows.iter().any(|r| r.2 == "B"),
+                    changes: rows
+                        .into_iter()
+                        .map(|(_, table, op, old, new)| ChangeRow {
+                            table,
+                            op,
+                            old,
+                            new,
+                        })
+                        .collect(),
+                }))
+            }
+        }
+    }
+}
+
+fn row_error(table: &str, message: impl Into<String>) -> ApplyError {
+    ApplyError::Row {
+        table: table.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn parse(table: &str, text: &Option<String>) -> Result<Value, ApplyError> {
+    let text = text
+        .as_deref()
+        .ok_or_else(|| row_error(table, "missing row image"))?;
+    serde_json::from_str(text).map_err(|e| row_error(table, e.to_string()))
+}
+
+fn text(table: &str, row: &Value, field: &str) -> Result<String, ApplyError> {
+    row.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| row_error(table, format!("field {field}: missing")))
+}
+
+fn optional(row: &Value, field: &str) -> Option<String> {
+    row.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn ticket_fields(row: &Value) -> Result<TicketFields, ApplyError> {
+    let created = text("tickets", row, "created_at")?;
+    let status = text("tickets", row, "status")?;
+    Ok(TicketFields {
+        id: text("tickets", row, "id")?,
+        created_at: created
+            .parse::<Timestamp>()
+            .map_err(|e| row_error("tickets", format!("field created_at: {e}")))?,
+        requester: text("tickets", row, "requester_id")?,
+        organisation: optional(row, "organisation_id"),
+        group: optional(row, "group_id"),
+        assignee: optional(row, "assignee_id"),
+        status: Status::parse(&status)
+            .ok_or_else(|| row_error("tickets", format!("field status: `{status}`")))?,
+    })
+}
+
+/// Whether every change of a batch can be applied row by row.
+fn incremental(batch: &Batch) -> bool {
+    !batch.bulk
+        && batch.changes.iter().all(|c| {
+            matches!(
+                c.table.as_str(),
+                "tickets" | "ticket_ccs" | "ticket_participants"
+            )
+        })
+}
+
+/// Applies a batch of ticket, CC and participant changes to a copy of
+/// `base` (sharing every chunk it does not touch).
+fn apply(base: &Snapshot, batch: &Batch) -> Result<Snapshot, ApplyError> {
+    let mut next = base.clone();
+    for c in &batch.changes {
+        match (c.table.as_str(), c.op.as_str()) {
+            ("tickets", "I" | "U") => {
+                let new = ticket_fields(&parse("tickets", &c.new)?)?;
+                if c.op == "U" {
+                    let old = text("tickets", &parse("tickets", &c.old)?, "id")?;
+                    if old != new.id {
+                        next.delete_ticket(&old);
+                    }
+                }
+                next.upsert_ticket(&new)?;
+            }
+            ("tickets", "D") => {
+                next.delete_ticket(&text("tickets", &parse("tickets", &c.old)?, "id")?)
+            }
+            (table @ ("ticket_ccs" | "ticket_participants"), op) => {
+                let role = if table == "ticket_ccs" {
+                    Role::Cc
+                } else {
+                    Role::Participant
+                };
+                if op != "I" {
+                    let old = parse(table, &c.old)?;
+                    next.set_ticket_person(
+                        &text(table, &old, "ticket_id")?,
+                        &text(table, &old, "user_id")?,
+                        role,
+                        false,
+                    )?;
+                }
+                if op != "D" {
+                    let new = parse(table, &c.new)?;
+                    next.set_ticket_person(
+                        &text(table, &new, "ticket_id")?,
+                        &text(table, &new, "user_id")?,
+                        role,
+                        true,
+                    )?;
+                }
+            }
+            (table, op) => return Err(row_error(table, format!("cannot apply `{op}` row by row"))),
+        }
+    }
+    next.set_revision(batch.revision);
+    Ok(next)
+}
+
+/// A full, consistent reload (bulk changes, and tables not applied row by
+/// row yet).
+async fn reload(db: &Database, store: &Store) -> Result<Snapshot, String> {
+    store.note_full_load();
+    let loaded = db.load().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let mut snap = Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
+        snap.set_revision(loaded.revision);
+        Ok(snap)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Applies everything committed after the store's revision.
+async fn sync(db: &Database, store: &Store) {
+    loop {
+        let Some(base) = store.current() else {
+            return;
+        };
+        let batch = match db.changes_since(base.revision()).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the change log failed; retrying on the next wake-up");
+                return;
+            }
+        };
+        let started = Instant::now();
+        let applied = if incremental(&batch) {
+            match apply(&base, &batch) {
+                Ok(next) => Ok(next),
+                Err(e) => {
+                    tracing::warn!(error = %e, revision = batch.revision, "row-by-row apply failed; reloading");
+                    reload(db, store).await
+                }
+            }
+        } else {
+            reload(db, store).await
+        };
+        match applied {
+            Ok(next) => {
+                let revision = next.revision();
+                store.publish(next);
+                tracing::debug!(
+                    revision,
+                    changes = batch.changes.len(),
+                    bulk = batch.bulk,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "changes applied"
+                );
+            }
+            Err(cause) => {
+                tracing::error!(revision = batch.revision, error = %cause, "changes held back: serving the last valid revision");
+                store.hold_back(batch.revision, cause);
+                return;
+            }
+        }
+    }
+}
+
+/// Follows the database until `stop` turns true.
+pub async fn follow(
+    db: Database,
+    store: Arc<Store>,
+    notify: Notify,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut listener: Option<PgListener> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        sync(&db, &store).await;
+        if *stop.borrow() {
+            return;
+        }
+        match (&db, notify) {
+            (Database::Postgres(pool), Notify::Listen) => {
+                if listener.is_none() {
+                    match PgListener::connect_with(pool).await {
+                        Ok(mut l) => match l.listen("ticket_authz").await {
+                            Ok(()) => {
+                                listener = Some(l);
+                                backoff = Duration::from_millis(100);
+                                // Anything committed while not listening.
+                                continue;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot open the notification connection")
+                        }
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                if let Some(l) = listener.as_mut() {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        received = tokio::time::timeout(interval, l.try_recv()) => match received {
+                            // A notification, or the interval's safety-net sync.
+                            Ok(Ok(Some(_))) | Err(_) => {}
+                            // The connection dropped; it reconnects on the next
+                            // call, and the sync catches up what was missed.
+                            Ok(Ok(None)) => tracing::warn!("notification connection lost; reconnecting and catching up"),
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "notification connection failed; reconnecting");
+                                listener = None;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Live refresh from the database, on SQLite and a real PostgreSQL: changes
+//! become visible at their revision, commit order and rollbacks are
+//! handled without reloads, a killed listener recovers, a storm of changes
+//! ends equal to a fresh load, and invalid data is held back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, Reason, TicketFilter};
+use ticket_authz::dataset;
+use ticket_authz::db::{Database, Notify, follow};
+use ticket_authz::snapshot::Snapshot;
+use ticket_authz::store::{Store, StoreError};
+use tokio::sync::watch;
+
+struct Following {
+    db: Database,
+    store: Arc<Store>,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The demo imported into `url`, loaded and followed.
+async fn following(url: &str, notify: Notify) -> Following {
+    let db = Database::connect(url).await.unwrap();
+    db.migrate().await.unwrap();
+    let demo = dataset::load_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
+    )
+    .unwrap();
+    db.import(&demo.dataset, true).await.unwrap();
+    let loaded = db.load().await.unwrap();
+    let mut snap = Snapshot::build(&loaded.dataset).unwrap();
+    snap.set_revision(loaded.revision);
+    let store = Arc::new(Store::default());
+    store.publish(snap);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(follow(
+        db.clone(),
+        Arc::clone(&store),
+        notify,
+        Duration::from_millis(50),
+        stopped,
+    ));
+    Following { db, store, stop }
+}
+
+async fn exec(db: &Database, sql: &str) {
+    match db {
+        Database::Postgres(pool) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Database::Sqlite(pool) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn view(store: &Store, min_revision: u64, user: &str, ticket: &str) -> (bool, Reason) {
+    let snap = store
+        .at_least(min_revision, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let req = CheckRequest {
+        user,
+        action: ActionInput::Known(Action::View),
+        ticket,
+        ..CheckRequest::default()
+    };
+    let d = core::check(
+        &snap,
+        &req,
+        Context::at(
+            snap.fixed_now()
+                .unwrap_or_else(ticket_authz::time::Timestamp::now),
+        ),
+    )
+    .unwrap();
+    (d.allowed, d.reason)
+}
+
+async fn backends(name: &str) -> Vec<(String, Notify)> {
+    let mut out = vec![(common::sqlite_database(name), Notify::Poll)];
+    if let Some(url) = common::pg_database(name).await {
+        out.push((url, Notify::Listen));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_permission_change_is_visible_at_its_revision_without_a_reload() {
+    for (url, notify) in backends("visible").await {
+        let f = following(&url, notify).await;
+        assert_eq!(
+            view(&f.store, 0, "fay", "1001").await,
+            (false, Reason::NoMatchingRule)
+        );
+        exec(
+            &f.db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1001', 'fay')",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "fay", "1001").await,
+            (true, Reason::Cc),
+            "{url}"
+        );
+        exec(
+            &f.db,
+            "UPDATE tickets SET assignee_id = 'fay', status = 'open' WHERE id = '1002'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "fay", "1002").await,
+            (true, Reason::Assignee),
+            "{url}"
+        );
+        exec(&f.db, "DELETE FROM tickets WHERE id = '1001'").await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "fay", "1001").await,
+            (false, Reason::UnknownResource),
+            "{url}"
+        );
+        // Ticket, CC and participant changes are applied row by row.
+        assert_eq!(f.store.full_loads(), 0, "{url}");
+        // Other tables reload, and still arrive.
+        exec(&f.db, "UPDATE users SET suspended = true WHERE id = 'fay'").await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "fay", "1002").await,
+            (false, Reason::Suspended),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_later_commit_first_loses_nothing_and_a_rollback_reloads_nothing() {
+    let Some(url) = common::pg_database("order").await else {
+        return;
+    };
+    let f = following(&url, Notify::Listen).await;
+    let Database::Postgres(pool) = &f.db else {
+        unreachable!()
+    };
+    let mut first = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1001', 'fay')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    let mut second = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1004', 'fay')")
+        .execute(&mut *second)
+        .await
+        .unwrap();
+    second.commit().await.unwrap();
+    let after_second = f.db.revision().await.unwrap();
+    assert_eq!(
+        view(&f.store, after_second, "fay", "1004").await,
+        (true, Reason::Cc)
+    );
+    first.commit().await.unwrap();
+    let after_first = f.db.revision().await.unwrap();
+    assert!(after_first > after_second);
+    assert_eq!(
+        view(&f.store, after_first, "fay", "1001").await,
+        (true, Reason::Cc)
+    );
+    // A rollback leaves no revision and causes no reload.
+    let mut rolled = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1003', 'fay')")
+        .execute(&mut *rolled)
+        .await
+        .unwrap();
+    rolled.rollback().await.unwrap();
+    exec(
+        &f.db,
+        "INSERT INTO ticket_participants (ticket_id, user_id) VALUES ('1003', 'fay')",
+    )
+    .await;
+    let revision = f.db.revision().await.unwrap();
+    assert_eq!(
+        view(&f.store, revision, "fay", "1003").await,
+        (true, Reason::Participant)
+    );
+    assert_eq!(f.store.full_loads(), 0);
+}
+
+#[tokio::test]
+async fn a_killed_listener_recovers_and_catches_up() {
+    let Some(url) = common::pg_database("killed").await else {
+        return;
+    };
+    let f = following(&url, Notify::Listen).await;
+    let Database::Postgres(pool) = &f.db else {
+        unreachable!()
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no listener connection found");
+    // Committed while the listener is down: caught up from the change log.
+    exec(
+        &f.db,
+        "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1001', 'fay')",
+    )
+    .await;
+    let revision = f.db.revision().await.unwrap();
+    assert_eq!(
+        view(&f.store, revision, "fay", "1001").await,
+        (true, Reason::Cc)
+    );
+    exec(
+        &f.db,
+        "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1004', 'fay')",
+    )
+    .await;
+    let revision = f.db.revision().await.unwrap();
+    assert_eq!(
+        view(&f.store, revision, "fay", "1004").await,
+        (true, Reason::Cc)
+    );
+    // The follower listens again (not just polling as a fallback).
+    let started = std::time::Instant::now();
+    loop {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if listening > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the listener never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_data_is_held_back_then_applied_once_fixed() {
+    for (url, notify) in backends("held").await {
+        let f = following(&url, notify).await;
+        let before = f.store.current().unwrap().revision();
+        // A parent cycle the schema cannot refuse.
+        exec(
+            &f.db,
+            "UPDATE groups SET parent_id = 'hardware' WHERE id = 'service-desk'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        let err = f.store.at_least(revision, Duration::from_secs(10)).await;
+        let started = std::time::Instant::now();
+        loop {
+            if f.store.held_back().is_some() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{url}: never held back ({err:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match f.store.at_least(revision, Duration::from_millis(100)).await {
+            Err(StoreError::HeldBack { cause, .. }) => {
+                assert!(cause.contains("parent cycle"), "{url}: {cause}")
+            }
+            other => panic!("{url}: expected held back, got {other:?}"),
+        }
+        // Still answering from the last valid revision.
+        assert_eq!(f.store.current().unwrap().revision(), before);
+        assert_eq!(
+            view(&f.store, 0, "nils", "1001").await,
+            (true, Reason::Organisation)
+        );
+        exec(
+            &f.db,
+            "UPDATE groups SET parent_id = NULL WHERE id = 'service-desk'",
+        )
+        .await;
+        let fixed = f.db.revision().await.unwrap();
+        let snap = f
+            .store
+            .at_least(fixed, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(snap.revision() >= fixed);
+        assert!(f.store.held_back().is_none(), "{url}");
+    }
+}
+
+fn answers(snap: &Snapshot, users: &[String], tickets: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for u in users {
+        out.push(format!(
+            "{u}: {:?}",
+            core::list_visible_tickets(snap, u, &TicketFilter::default(), 1000, "")
+                .unwrap()
+                .ids
+        ));
+    }
+    for t in tickets {
+        out.push(format!(
+            "{t}: {:?}",
+            core::list_ticket_viewers(snap, t, 1000, "").unwrap().ids
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
+    for (url, notify) in backends("storm").await {
+        let f = following(&url, notify).await;
+        let users = [
+            "nina", "nils", "carla", "chris", "fay", "paul", "alex", "lena", "omar", "audrey",
+            "sam", "root",
+        ];
+        let statuses = ["new", "open", "pending", "on_hold", "solved", "closed"];
+        let groups = [
+            "NULL",
+            "'hardware'",
+            "'access-requests'",
+            "'finance'",
+            "'finance-payroll'",
+            "'service-desk'",
+        ];
+        let orgs = [
+            "NULL",
+            "'northwind'",
+            "'contoso'",
+            "'fabrikam'",
+            "'brightdesk'",
+        ];
+        let mut rng = fastrand::Rng::with_seed(11);
+        for i in 0..300 {
+            let t = format!("s{}", rng.usize(0..40));
+            let u = users[rng.usize(0..users.len())];
+            let sql = match rng.u8(0..10) {
+                0..=3 => format!(
+                    "INSERT INTO tickets (id, created_at, requester_id, organisation_id, group_id, assignee_id, status) \
+                     VALUES ('{t}', '2026-05-{:02}T10:00:00Z', '{u}', {}, {}, {}, '{}') \
+                     ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, status = excluded.status, assignee_id = excluded.assignee_id",
+                    rng.u8(1..28),
+                    orgs[rng.usize(0..orgs.len())],
+                    groups[rng.usize(0..groups.len())],
+                    if rng.bool() {
+                        format!("'{}'", users[rng.usize(0..users.len())])
+                    } else {
+                        "NULL".into()
+                    },
+                    statuses[rng.usize(0..statuses.len())],
+                ),
+                4 => format!("DELETE FROM tickets WHERE id = '{t}'"),
+                5 | 6 => format!(
+                    "INSERT INTO ticket_ccs (ticket_id, user_id) SELECT id, '{u}' FROM tickets WHERE id = '{t}' ON CONFLICT DO NOTHING"
+                ),
+                7 => format!("DELETE FROM ticket_ccs WHERE ticket_id = '{t}' AND user_id = '{u}'"),
+                8 => format!(
+                    "INSERT INTO ticket_participants (ticket_id, user_id) SELECT id, '{u}' FROM tickets WHERE id = '{t}' ON CONFLICT DO NOTHING"
+                ),
+                _ if i % 30 == 0 => format!(
+                    "UPDATE users SET ticket_access = '{}' WHERE id = '{u}'",
+                    if rng.bool() { "own" } else { "organisation" }
+                ),
+                _ => format!(
+                    "DELETE FROM ticket_participants WHERE ticket_id = '{t}' AND user_id = '{u}'"
+                ),
+            };
+            exec(&f.db, &sql).await;
+        }
+        let revision = f.db.revision().await.unwrap();
+        let served = f
+            .store
+            .at_least(revision, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let loaded = f.db.load().await.unwrap();
+        let fresh = Snapshot::build(&loaded.dataset).unwrap();
+        let users: Vec<String> = users.iter().map(|s| (*s).to_owned()).collect();
+        let tickets: Vec<String> = (0..40)
+            .map(|i| format!("s{i}"))
+            .chain(["1001".to_owned(), "1003".to_owned()])
+            .collect();
+        assert_eq!(
+            answers(&served, &users, &tickets),
+            answers(&fresh, &users, &tickets),
+            "{url}"
+        );
+    }
+}
