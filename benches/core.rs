@@ -161,6 +161,52 @@ fn benches(c: &mut Criterion) {
     });
     pages.finish();
 
+    // What the follower does per batch: clone the current snapshot (chunk
+    // pointers only) and apply a one-row change to the clone.
+    let mut apply = c.benchmark_group("apply_1m");
+    let existing = data.tickets[123_456].clone();
+    let fields = ticket_authz::snapshot::TicketFields {
+        id: existing.id.clone(),
+        created_at: existing.created_at,
+        requester: existing.requester.clone(),
+        organisation: existing.organisation.clone(),
+        group: Some("g-007".into()),
+        assignee: Some(AGENT_USER.into()),
+        status: ticket_authz::model::Status::Pending,
+    };
+    apply.bench_function("update_ticket", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.upsert_ticket(&fields).unwrap();
+            black_box(next)
+        })
+    });
+    let new_ticket = ticket_authz::snapshot::TicketFields {
+        id: "T00500000x".into(),
+        ..fields.clone()
+    };
+    apply.bench_function("insert_ticket", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.upsert_ticket(&new_ticket).unwrap();
+            black_box(next)
+        })
+    });
+    apply.bench_function("add_cc", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_ticket_person(
+                &existing.id,
+                NARROW_USER,
+                ticket_authz::snapshot::Role::Cc,
+                true,
+            )
+            .unwrap();
+            black_box(next)
+        })
+    });
+    apply.finish();
+
     let mut build = c.benchmark_group("snapshot_build");
     build
         .sample_size(10)

@@ -5,10 +5,11 @@ use std::cmp::Ordering;
 use std::ops::Index;
 use std::sync::Arc;
 
-const ROW_CHUNK_BITS: usize = 10;
+const ROW_CHUNK_BITS: usize = 8;
 const ROW_CHUNK: usize = 1 << ROW_CHUNK_BITS;
 
-/// A dense vector of rows cut into shared chunks of 1024. A chunk is one
+/// A dense vector of rows cut into shared chunks of 256 (small enough that
+/// copying the chunk of one written row stays cheap). A chunk is one
 /// `Arc<[T]>`, so reading a row costs one pointer hop past the chunk table.
 #[derive(Debug, Clone)]
 pub struct CowVec<T> {
@@ -95,26 +96,31 @@ impl<T> Index<usize> for CowVec<T> {
 
 const SEQ_MAX: usize = 512;
 
-/// A sorted sequence (a posting list or a multiset of timestamps) in shared
-/// chunks of at most 512, with running counts so that ranks cost a binary
-/// search. The order is the caller's: every ordered operation takes the
-/// comparator or a monotone predicate, because ticket and user lists are
-/// ordered by the ids their integer handles point to.
+/// The chunks of a non-empty [`SortedSeq`].
 #[derive(Debug, Clone)]
-pub struct SortedSeq<T> {
+struct SeqInner<T> {
     chunks: Vec<Arc<Vec<T>>>,
     /// `starts[i]` is the number of elements before chunk `i`.
     starts: Vec<usize>,
     len: usize,
 }
 
+/// A sorted sequence (a posting list or a multiset of timestamps) in shared
+/// chunks of at most 512, with running counts so that ranks cost a binary
+/// search. The order is the caller's: every ordered operation takes the
+/// comparator or a monotone predicate, because ticket and user lists are
+/// ordered by the ids their integer handles point to.
+///
+/// Cloning one costs a reference count (rows holding lists are copied
+/// whole when a chunk of rows is written); an empty one allocates nothing.
+#[derive(Debug, Clone)]
+pub struct SortedSeq<T> {
+    inner: Option<Arc<SeqInner<T>>>,
+}
+
 impl<T> Default for SortedSeq<T> {
     fn default() -> Self {
-        Self {
-            chunks: Vec::new(),
-            starts: Vec::new(),
-            len: 0,
-        }
+        Self { inner: None }
     }
 }
 
@@ -128,54 +134,62 @@ pub struct Cursor {
 impl<T: Clone> SortedSeq<T> {
     /// Builds from items already in the caller's order.
     pub fn from_sorted(items: Vec<T>) -> Self {
-        let mut seq = Self::default();
+        if items.is_empty() {
+            return Self::default();
+        }
+        let mut inner = SeqInner {
+            chunks: Vec::with_capacity(items.len().div_ceil(SEQ_MAX)),
+            starts: Vec::with_capacity(items.len().div_ceil(SEQ_MAX)),
+            len: 0,
+        };
         if items.len() <= SEQ_MAX {
-            if !items.is_empty() {
-                seq.len = items.len();
-                seq.starts.push(0);
-                seq.chunks.push(Arc::new(items));
+            inner.len = items.len();
+            inner.starts.push(0);
+            inner.chunks.push(Arc::new(items));
+        } else {
+            let mut items = items.into_iter();
+            loop {
+                let chunk: Vec<T> = items.by_ref().take(SEQ_MAX).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                inner.starts.push(inner.len);
+                inner.len += chunk.len();
+                inner.chunks.push(Arc::new(chunk));
             }
-            return seq;
         }
-        let mut items = items.into_iter();
-        loop {
-            let chunk: Vec<T> = items.by_ref().take(SEQ_MAX).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            seq.starts.push(seq.len);
-            seq.len += chunk.len();
-            seq.chunks.push(Arc::new(chunk));
+        Self {
+            inner: Some(Arc::new(inner)),
         }
-        seq
+    }
+
+    fn chunks(&self) -> &[Arc<Vec<T>>] {
+        self.inner.as_deref().map_or(&[], |i| i.chunks.as_slice())
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.inner.as_deref().map_or(0, |i| i.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The first position whose element does not satisfy `before`; `before`
     /// must hold for a prefix of the sequence and fail for the rest.
     pub fn seek(&self, before: impl Fn(&T) -> bool) -> Cursor {
-        let chunk = self
-            .chunks
-            .partition_point(|c| c.last().is_some_and(&before));
-        let offset = self
-            .chunks
-            .get(chunk)
-            .map_or(0, |c| c.partition_point(&before));
+        let chunks = self.chunks();
+        let chunk = chunks.partition_point(|c| c.last().is_some_and(&before));
+        let offset = chunks.get(chunk).map_or(0, |c| c.partition_point(&before));
         Cursor { chunk, offset }
     }
 
     /// How many elements lie before `cursor`.
     pub fn rank(&self, cursor: Cursor) -> usize {
-        self.starts
-            .get(cursor.chunk)
-            .map_or(self.len, |start| start + cursor.offset)
+        self.inner
+            .as_deref()
+            .and_then(|i| i.starts.get(cursor.chunk))
+            .map_or(self.len(), |start| start + cursor.offset)
     }
 
     /// How many elements satisfy the monotone predicate `before`.
@@ -192,7 +206,7 @@ impl<T: Clone> SortedSeq<T> {
 
     pub fn iter_from(&self, cursor: Cursor) -> SeqIter<'_, T> {
         SeqIter {
-            chunks: &self.chunks,
+            chunks: self.chunks(),
             chunk: cursor.chunk,
             offset: cursor.offset,
         }
@@ -205,7 +219,7 @@ impl<T: Clone> SortedSeq<T> {
     }
 
     fn at(&self, cursor: Cursor) -> Option<&T> {
-        self.chunks
+        self.chunks()
             .get(cursor.chunk)
             .and_then(|c| c.get(cursor.offset))
     }
@@ -222,28 +236,35 @@ impl<T: Clone> SortedSeq<T> {
 
     /// Inserts `value` after any equal elements (multiset semantics).
     pub fn insert(&mut self, value: T, cmp: impl Fn(&T, &T) -> Ordering) {
-        if self.chunks.is_empty() {
-            self.chunks.push(Arc::new(vec![value]));
-            self.starts.push(0);
-            self.len = 1;
+        let mut cursor = self.seek(|e| cmp(e, &value) != Ordering::Greater);
+        let inner = Arc::make_mut(self.inner.get_or_insert_with(|| {
+            Arc::new(SeqInner {
+                chunks: Vec::new(),
+                starts: Vec::new(),
+                len: 0,
+            })
+        }));
+        if inner.chunks.is_empty() {
+            inner.chunks.push(Arc::new(vec![value]));
+            inner.starts.push(0);
+            inner.len = 1;
             return;
         }
-        let mut cursor = self.seek(|e| cmp(e, &value) != Ordering::Greater);
-        if cursor.chunk == self.chunks.len() {
+        if cursor.chunk == inner.chunks.len() {
             // Past the end: append to the last chunk.
             cursor.chunk -= 1;
-            cursor.offset = self.chunks[cursor.chunk].len();
+            cursor.offset = inner.chunks[cursor.chunk].len();
         }
-        let chunk = Arc::make_mut(&mut self.chunks[cursor.chunk]);
+        let chunk = Arc::make_mut(&mut inner.chunks[cursor.chunk]);
         chunk.insert(cursor.offset, value);
         if chunk.len() > SEQ_MAX {
             let tail = chunk.split_off(chunk.len() / 2);
-            let start = self.starts[cursor.chunk] + chunk.len();
-            self.chunks.insert(cursor.chunk + 1, Arc::new(tail));
-            self.starts.insert(cursor.chunk + 1, start - 1);
+            let start = inner.starts[cursor.chunk] + chunk.len();
+            inner.chunks.insert(cursor.chunk + 1, Arc::new(tail));
+            inner.starts.insert(cursor.chunk + 1, start - 1);
         }
-        self.len += 1;
-        for start in self.starts.iter_mut().skip(cursor.chunk + 1) {
+        inner.len += 1;
+        for start in inner.starts.iter_mut().skip(cursor.chunk + 1) {
             *start += 1;
         }
     }
@@ -257,16 +278,23 @@ impl<T: Clone> SortedSeq<T> {
         {
             return false;
         }
-        let chunk = Arc::make_mut(&mut self.chunks[cursor.chunk]);
+        let Some(shared) = self.inner.as_mut() else {
+            return false;
+        };
+        let inner = Arc::make_mut(shared);
+        let chunk = Arc::make_mut(&mut inner.chunks[cursor.chunk]);
         chunk.remove(cursor.offset);
         let emptied = chunk.is_empty();
-        self.len -= 1;
-        for start in self.starts.iter_mut().skip(cursor.chunk + 1) {
+        inner.len -= 1;
+        for start in inner.starts.iter_mut().skip(cursor.chunk + 1) {
             *start -= 1;
         }
         if emptied {
-            self.chunks.remove(cursor.chunk);
-            self.starts.remove(cursor.chunk);
+            inner.chunks.remove(cursor.chunk);
+            inner.starts.remove(cursor.chunk);
+        }
+        if inner.len == 0 {
+            self.inner = None;
         }
         true
     }
@@ -315,7 +343,10 @@ mod tests {
         assert_eq!(base[4000], 4000);
         assert_eq!(next[4000], 7);
         assert!(Arc::ptr_eq(&base.chunks[0], &next.chunks[0]));
-        assert!(!Arc::ptr_eq(&base.chunks[3], &next.chunks[3]));
+        assert!(!Arc::ptr_eq(
+            &base.chunks[4000 >> ROW_CHUNK_BITS],
+            &next.chunks[4000 >> ROW_CHUNK_BITS]
+        ));
         assert_eq!(next.push(9), 5000);
         assert_eq!(next.len(), 5001);
         assert_eq!(base.len(), 5000);
