@@ -1000,3 +1000,38 @@ async fn reflection_lists_the_services() {
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn per_request_deadlines_are_honoured() {
+    let config = ServeConfig {
+        revision_wait: Duration::from_secs(5),
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let mut slow = check("nils", Action::View, "1001");
+    slow.min_revision = 99;
+    // The caller's deadline (grpc-timeout) ends the call long before the
+    // 5 s revision wait would.
+    let mut request = Request::new(slow);
+    request.set_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = c.check_access(request).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    // The service goes on answering.
+    assert!(
+        c.check_access(check("nils", Action::View, "1001"))
+            .await
+            .is_ok()
+    );
+    running.stop().await.unwrap();
+}
