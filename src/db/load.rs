@@ -1,5 +1,7 @@
-//! Reads the whole database, with its revision, in one consistent read, and
-//! validates it as a dataset (same checks, same errors as a file).
+//! Reads the whole database, with its revision, in one consistent read,
+//! straight into domain values. The schema enforces references, enums and
+//! id shapes; `Snapshot::build` checks what it cannot (parent cycles,
+//! dangling references after manual edits).
 
 use std::collections::HashMap;
 
@@ -9,11 +11,12 @@ use futures_util::TryStreamExt;
 use sqlx::AssertSqlSafe;
 
 use super::{Database, DbError};
-use crate::dataset::raw::{
-    RawCompany, RawDataset, RawDomain, RawGrant, RawGroup, RawId, RawOrganisation, RawPartnership,
-    RawProfile, RawTicket, RawUser,
+use crate::flags::{Flag, FlagSet};
+use crate::model::{
+    Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
+    Profile, Status, Ticket, User, UserAccess, UserKind,
 };
-use crate::model::Dataset;
+use crate::time::Timestamp;
 
 /// The data of one revision.
 #[derive(Debug)]
@@ -22,8 +25,8 @@ pub struct Loaded {
     pub revision: u64,
 }
 
-fn id(s: String) -> RawId {
-    RawId(s)
+fn invalid(what: impl Into<String>) -> DbError {
+    DbError::Invalid(what.into())
 }
 
 /// Positions of ids in a list, for attaching child rows.
@@ -45,63 +48,78 @@ fn attach<'a, T>(
 ) -> Result<&'a mut T, DbError> {
     at.get(parent)
         .and_then(|i| items.get_mut(*i))
-        .ok_or_else(|| DbError::Invalid(format!("{table}: row refers to unknown `{parent}`")))
+        .ok_or_else(|| invalid(format!("{table}: row refers to unknown `{parent}`")))
 }
 
-/// The SQL text of every read; `ts` renders a timestamp column as RFC 3339.
-struct Queries {
-    ts: fn(&str) -> String,
+fn choice<T>(
+    table: &str,
+    id: &str,
+    field: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, DbError> {
+    parse(text).ok_or_else(|| {
+        invalid(format!(
+            "{table} `{id}`: field {field}: unknown value `{text}`"
+        ))
+    })
 }
 
-impl Queries {
-    fn sql(&self, template: &str, ts_columns: &[&str]) -> String {
-        let mut sql = template.to_owned();
-        for col in ts_columns {
-            sql = sql.replace(&format!("{{{col}}}"), &(self.ts)(col));
-        }
-        sql
-    }
+/// A timestamp as PostgreSQL sends it: microseconds since the epoch.
+fn pg_time(micros: i64) -> Timestamp {
+    Timestamp::from_nanos(micros.saturating_mul(1000))
+}
+
+/// A timestamp as SQLite stores it: RFC 3339 text.
+fn sqlite_time(text: String) -> Result<Timestamp, DbError> {
+    text.parse().map_err(|e| invalid(format!("timestamp: {e}")))
 }
 
 fn pg_ts(col: &str) -> String {
-    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    format!("CAST(round(extract(epoch FROM {col}) * 1000000) AS BIGINT)")
 }
 
 fn sqlite_ts(col: &str) -> String {
     col.to_owned()
 }
 
-/// Reads every table through `$conn` (a `&mut` connection of either kind).
+fn sql(template: &str, ts: fn(&str) -> String, columns: &[&str]) -> String {
+    let mut out = template.to_owned();
+    for col in columns {
+        out = out.replace(&format!("{{{col}}}"), &ts(col));
+    }
+    out
+}
+
+/// Reads every table through `$conn`; `$ts_ty` is how a timestamp column
+/// arrives and `$time` turns it into a `Timestamp`.
 macro_rules! read_all {
-    ($conn:expr, $q:expr) => {{
-        let q: &Queries = $q;
-        let mut raw = RawDataset::default();
+    ($conn:expr, $ts:expr, $ts_ty:ty, $time:expr) => {{
+        let ts: fn(&str) -> String = $ts;
+        let mut data = Dataset::default();
         let mut rows = sqlx::query_as::<_, (String, String, String)>(
             "SELECT id, name, ticket_access FROM organisations ORDER BY id",
         )
         .fetch(&mut *$conn);
-        while let Some((i, name, access)) = rows.try_next().await? {
-            raw.organisations.push(RawOrganisation {
-                id: id(i),
-                name: Some(name),
-                ticket_access: Some(access),
-                ..RawOrganisation::default()
-            });
+        while let Some((id, name, access)) = rows.try_next().await? {
+            let ticket_access = choice("organisation", &id, "ticket_access", &access, OrgAccess::parse)?;
+            data.organisations.push(Organisation { id, name, ticket_access, domains: Vec::new(), access_managers: Vec::new() });
         }
         drop(rows);
-        let orgs = positions(&raw.organisations, |o| o.id.0.as_str());
-        let sql = q.sql("SELECT organisation_id, domain, {added_at} FROM organisation_domains ORDER BY organisation_id, domain", &["added_at"]);
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql.as_str())).fetch(&mut *$conn);
+        let orgs = positions(&data.organisations, |o| o.id.as_str());
+        let q = sql("SELECT organisation_id, domain, {added_at} FROM organisation_domains ORDER BY organisation_id, domain", ts, &["added_at"]);
+        let mut rows = sqlx::query_as::<_, (String, String, $ts_ty)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
         while let Some((org, domain, added_at)) = rows.try_next().await? {
-            attach(&mut raw.organisations, &orgs, &org, "organisation_domains")?
+            let added_at = $time(added_at)?;
+            attach(&mut data.organisations, &orgs, &org, "organisation_domains")?
                 .domains
-                .push(RawDomain { domain, added_at });
+                .push(Domain { domain: domain.to_ascii_lowercase(), added_at });
         }
         drop(rows);
-        let sql = q.sql("SELECT partner_id, client_id, {since} FROM partnerships ORDER BY partner_id, client_id", &["since"]);
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql.as_str())).fetch(&mut *$conn);
+        let q = sql("SELECT partner_id, client_id, {since} FROM partnerships ORDER BY partner_id, client_id", ts, &["since"]);
+        let mut rows = sqlx::query_as::<_, (String, String, $ts_ty)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
         while let Some((partner, client, since)) = rows.try_next().await? {
-            raw.partnerships.push(RawPartnership { partner: id(partner), client: id(client), since });
+            data.partnerships.push(Partnership { partner, client, since: $time(since)? });
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, (String, String, Option<String>, bool, i64, bool, i64)>(
@@ -109,69 +127,76 @@ macro_rules! read_all {
              CAST(total_ticket_limit AS BIGINT) FROM groups ORDER BY id",
         )
         .fetch(&mut *$conn);
-        while let Some((i, name, parent, propagate, open, enforce, total)) = rows.try_next().await? {
-            raw.groups.push(RawGroup {
-                id: id(i),
-                name: Some(name),
-                parent: parent.map(id),
+        while let Some((id, name, parent, propagate, open, enforce, total)) = rows.try_next().await? {
+            let limit = |n: i64, field: &str| {
+                u32::try_from(n).map_err(|_| invalid(format!("group `{id}`: field {field}: {n} is out of range")))
+            };
+            data.groups.push(Group {
+                open_ticket_limit: limit(open, "open_ticket_limit")?,
+                total_ticket_limit: limit(total, "total_ticket_limit")?,
+                id,
+                name,
+                parent,
                 propagate,
-                open_ticket_limit: u32::try_from(open).map_err(|_| DbError::Invalid("groups.open_ticket_limit out of range".into()))?,
                 enforce_open_limit: enforce,
-                total_ticket_limit: u32::try_from(total).map_err(|_| DbError::Invalid("groups.total_ticket_limit out of range".into()))?,
             });
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, (String, String)>("SELECT id, name FROM profiles ORDER BY id").fetch(&mut *$conn);
-        while let Some((i, name)) = rows.try_next().await? {
-            raw.profiles.push(RawProfile { id: id(i), name: Some(name), flags: Vec::new() });
+        while let Some((id, name)) = rows.try_next().await? {
+            data.profiles.push(Profile { id, name, flags: FlagSet::EMPTY });
         }
         drop(rows);
-        let profiles = positions(&raw.profiles, |p| p.id.0.as_str());
+        let profiles = positions(&data.profiles, |p| p.id.as_str());
         let mut rows = sqlx::query_as::<_, (String, String)>("SELECT profile_id, flag FROM profile_flags ORDER BY profile_id, flag")
             .fetch(&mut *$conn);
         while let Some((profile, flag)) = rows.try_next().await? {
-            attach(&mut raw.profiles, &profiles, &profile, "profile_flags")?.flags.push(flag);
+            let parsed = Flag::parse(&flag).ok_or_else(|| invalid(format!("profile `{profile}`: field flags: unknown flag `{flag}`")))?;
+            attach(&mut data.profiles, &profiles, &profile, "profile_flags")?.flags.insert(parsed);
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
             "SELECT id, name, parent_id, owner_id FROM companies ORDER BY id",
         )
         .fetch(&mut *$conn);
-        while let Some((i, name, parent, owner)) = rows.try_next().await? {
-            raw.companies.push(RawCompany { id: id(i), name: Some(name), parent: parent.map(id), owner: owner.map(id) });
+        while let Some((id, name, parent, owner)) = rows.try_next().await? {
+            data.companies.push(Company { id, name, parent, owner });
         }
         drop(rows);
-        let sql = q.sql(
+        let q = sql(
             "SELECT id, email, name, {created_at}, kind, suspended, ticket_access, default_organisation_id, company_id, \
              company_scoped FROM users ORDER BY id",
+            ts,
             &["created_at"],
         );
-        type UserRow = (String, Option<String>, Option<String>, String, String, bool, String, Option<String>, Option<String>, bool);
-        let mut rows = sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql.as_str())).fetch(&mut *$conn);
-        while let Some((i, email, name, created_at, kind, suspended, access, default_org, company, scoped)) = rows.try_next().await? {
-            raw.users.push(RawUser {
-                id: id(i),
+        type UserRow = (String, Option<String>, Option<String>, $ts_ty, String, bool, String, Option<String>, Option<String>, bool);
+        let mut rows = sqlx::query_as::<_, UserRow>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
+        while let Some((id, email, name, created_at, kind, suspended, access, default_organisation, company, company_scoped)) =
+            rows.try_next().await?
+        {
+            data.users.push(User {
+                created_at: $time(created_at)?,
+                kind: choice("user", &id, "kind", &kind, UserKind::parse)?,
+                ticket_access: choice("user", &id, "ticket_access", &access, UserAccess::parse)?,
+                id,
                 email,
                 name,
-                created_at: Some(created_at),
-                kind: Some(kind),
                 suspended,
-                ticket_access: Some(access),
                 organisations: Vec::new(),
-                default_organisation: default_org.map(id),
-                company: company.map(id),
-                company_scoped: scoped,
+                default_organisation,
+                company,
+                company_scoped,
                 grants: Vec::new(),
             });
         }
         drop(rows);
-        let users = positions(&raw.users, |u| u.id.0.as_str());
+        let users = positions(&data.users, |u| u.id.as_str());
         let mut rows = sqlx::query_as::<_, (String, String)>(
             "SELECT user_id, organisation_id FROM user_organisations ORDER BY user_id, organisation_id",
         )
         .fetch(&mut *$conn);
         while let Some((user, org)) = rows.try_next().await? {
-            attach(&mut raw.users, &users, &user, "user_organisations")?.organisations.push(id(org));
+            attach(&mut data.users, &users, &user, "user_organisations")?.organisations.push(org);
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, (String, String)>(
@@ -179,7 +204,7 @@ macro_rules! read_all {
         )
         .fetch(&mut *$conn);
         while let Some((org, user)) = rows.try_next().await? {
-            attach(&mut raw.organisations, &orgs, &org, "organisation_access_managers")?.access_managers.push(id(user));
+            attach(&mut data.organisations, &orgs, &org, "organisation_access_managers")?.access_managers.push(user);
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, (String, String, Option<String>)>(
@@ -187,61 +212,57 @@ macro_rules! read_all {
         )
         .fetch(&mut *$conn);
         while let Some((user, profile, group)) = rows.try_next().await? {
-            attach(&mut raw.users, &users, &user, "grants")?.grants.push(RawGrant {
-                profile: id(profile),
-                group: id(group.unwrap_or_else(|| crate::model::ALL_GROUPS.to_owned())),
+            attach(&mut data.users, &users, &user, "grants")?.grants.push(Grant {
+                profile,
+                group: group.map_or(GrantScope::All, GrantScope::Group),
             });
         }
         drop(rows);
-        let sql = q.sql(
+        let q = sql(
             "SELECT id, {created_at}, requester_id, organisation_id, group_id, assignee_id, status FROM tickets ORDER BY id",
+            ts,
             &["created_at"],
         );
-        type TicketRow = (String, String, String, Option<String>, Option<String>, Option<String>, String);
-        let mut rows = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql.as_str())).fetch(&mut *$conn);
-        while let Some((i, created_at, requester, org, group, assignee, status)) = rows.try_next().await? {
-            raw.tickets.push(RawTicket {
-                id: id(i),
-                created_at: Some(created_at),
-                requester: Some(id(requester)),
-                organisation: org.map(id),
-                group: group.map(id),
-                assignee: assignee.map(id),
+        type TicketRow = (String, $ts_ty, String, Option<String>, Option<String>, Option<String>, String);
+        let mut rows = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
+        while let Some((id, created_at, requester, organisation, group, assignee, status)) = rows.try_next().await? {
+            data.tickets.push(Ticket {
+                created_at: $time(created_at)?,
+                status: choice("ticket", &id, "status", &status, Status::parse)?,
+                id,
+                requester,
+                organisation,
+                group,
+                assignee,
                 ccs: Vec::new(),
                 participants: Vec::new(),
-                status: Some(status),
             });
         }
         drop(rows);
-        let tickets = positions(&raw.tickets, |t| t.id.0.as_str());
+        let tickets = positions(&data.tickets, |t| t.id.as_str());
         for (table, participants) in [("ticket_ccs", false), ("ticket_participants", true)] {
-            let sql = format!("SELECT ticket_id, user_id FROM {table} ORDER BY ticket_id, user_id");
-            let mut rows = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql.as_str())).fetch(&mut *$conn);
+            let q = format!("SELECT ticket_id, user_id FROM {table} ORDER BY ticket_id, user_id");
+            let mut rows = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
             while let Some((ticket, user)) = rows.try_next().await? {
-                let t = attach(&mut raw.tickets, &tickets, &ticket, table)?;
+                let t = attach(&mut data.tickets, &tickets, &ticket, table)?;
                 if participants {
-                    t.participants.push(id(user));
+                    t.participants.push(user);
                 } else {
-                    t.ccs.push(id(user));
+                    t.ccs.push(user);
                 }
             }
         }
-        raw
+        data
     }};
 }
 
-fn validate(raw: &RawDataset, revision: i64) -> Result<Loaded, DbError> {
-    let loaded =
-        crate::dataset::from_raw("database", raw).map_err(|e| DbError::Invalid(e.to_string()))?;
-    Ok(Loaded {
-        dataset: loaded.dataset,
-        revision: u64::try_from(revision).unwrap_or(0),
-    })
+fn revision(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 impl Database {
     /// Reads every table and the revision they are at, in one consistent
-    /// read, and validates the result.
+    /// read.
     pub async fn load(&self) -> Result<Loaded, DbError> {
         match self {
             Database::Postgres(pool) => {
@@ -249,22 +270,28 @@ impl Database {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .execute(&mut *tx)
                     .await?;
-                let revision: i64 = sqlx::query_scalar("SELECT ticket_authz_revision()")
+                let rev: i64 = sqlx::query_scalar("SELECT ticket_authz_revision()")
                     .fetch_one(&mut *tx)
                     .await?;
-                let raw = read_all!(tx, &Queries { ts: pg_ts });
+                let ok = |t: i64| -> Result<Timestamp, DbError> { Ok(pg_time(t)) };
+                let dataset = read_all!(tx, pg_ts, i64, ok);
                 tx.commit().await?;
-                validate(&raw, revision)
+                Ok(Loaded {
+                    dataset,
+                    revision: revision(rev),
+                })
             }
             Database::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                let revision: i64 =
-                    sqlx::query_scalar("SELECT revision FROM ticket_authz_revision")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let raw = read_all!(tx, &Queries { ts: sqlite_ts });
+                let rev: i64 = sqlx::query_scalar("SELECT revision FROM ticket_authz_revision")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let dataset = read_all!(tx, sqlite_ts, String, sqlite_time);
                 tx.commit().await?;
-                validate(&raw, revision)
+                Ok(Loaded {
+                    dataset,
+                    revision: revision(rev),
+                })
             }
         }
     }

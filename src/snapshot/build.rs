@@ -12,8 +12,8 @@ use crate::flags::Flag;
 use crate::model::{Dataset, GrantScope, UserAccess, UserKind};
 
 /// A dataset that does not hold together. The dataset validator reports
-/// these with file context first; this is the last line of defence for data
-/// from other sources.
+/// these for files, with file context; for data read from the database
+/// this is the check (the schema enforces the rest).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
     #[error("{entity} `{id}`: field {field}: unknown {target} `{value}`")]
@@ -26,6 +26,36 @@ pub enum SnapshotError {
     },
     #[error("too many {0} for 32-bit handles")]
     TooMany(&'static str),
+    #[error("{entity} `{id}`: field parent: parent cycle")]
+    Cycle { entity: &'static str, id: String },
+}
+
+/// Finds a parent cycle among `parents` (handle → parent handle or NONE).
+fn find_cycle(parents: &[Idx]) -> Option<usize> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; parents.len()];
+    for start in 0..parents.len() {
+        let mut path = Vec::new();
+        let mut at = start;
+        loop {
+            match state.get(at).copied() {
+                Some(0) => {
+                    state[at] = 1;
+                    path.push(at);
+                    match parents.get(at) {
+                        Some(&p) if p != NONE => at = p as usize,
+                        _ => break,
+                    }
+                }
+                Some(1) => return Some(at),
+                _ => break,
+            }
+        }
+        for p in path {
+            state[p] = 2;
+        }
+    }
+    None
 }
 
 fn handles<'a>(
@@ -192,6 +222,14 @@ impl Snapshot {
             }
         }
 
+        let company_parents: Vec<Idx> = company_rows.iter().map(|c| c.parent).collect();
+        if let Some(i) = find_cycle(&company_parents) {
+            return Err(SnapshotError::Cycle {
+                entity: "company",
+                id: company_rows[i].id.to_string(),
+            });
+        }
+
         // Groups and profiles.
         let mut group_rows = Vec::with_capacity(data.groups.len());
         for g in &data.groups {
@@ -220,6 +258,13 @@ impl Snapshot {
                     .children
                     .push(Idx::try_from(i).unwrap_or(NONE));
             }
+        }
+        let group_parents: Vec<Idx> = group_rows.iter().map(|g| g.parent).collect();
+        if let Some(i) = find_cycle(&group_parents) {
+            return Err(SnapshotError::Cycle {
+                entity: "group",
+                id: group_rows[i].id.to_string(),
+            });
         }
         let profile_rows: Vec<ProfileRow> = data
             .profiles
