@@ -500,3 +500,17 @@ impl Snapshot {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_parent_cycles_and_accepts_forests() {
+        assert_eq!(find_cycle(&[NONE, 0, 0, 1]), None);
+        assert!(find_cycle(&[1, 0]).is_some());
+        assert!(find_cycle(&[0]).is_some());
+        assert!(find_cycle(&[NONE, 2, 3, 1]).is_some());
+        assert_eq!(find_cycle(&[]), None);
+    }
+}
