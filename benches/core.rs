@@ -205,6 +205,41 @@ fn benches(c: &mut Criterion) {
             black_box(next)
         })
     });
+    let agent = data.users.iter().find(|u| u.id == AGENT_USER).unwrap();
+    let suspended = ticket_authz::snapshot::UserFields {
+        id: agent.id.clone(),
+        email: agent.email.clone(),
+        name: agent.name.clone(),
+        created_at: agent.created_at,
+        kind: agent.kind,
+        suspended: true,
+        ticket_access: agent.ticket_access,
+        default_organisation: agent.default_organisation.clone(),
+        company: agent.company.clone(),
+        company_scoped: agent.company_scoped,
+    };
+    apply.bench_function("update_user", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.upsert_user(&suspended).unwrap();
+            black_box(next)
+        })
+    });
+    apply.bench_function("add_membership", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_membership(NARROW_USER, "org-00001", true).unwrap();
+            black_box(next)
+        })
+    });
+    apply.bench_function("add_grant", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_grant(AGENT_USER, "p-reader", Some("g-150"), true)
+                .unwrap();
+            black_box(next)
+        })
+    });
     apply.finish();
 
     let mut build = c.benchmark_group("snapshot_build");

@@ -138,9 +138,7 @@ async fn a_permission_change_is_visible_at_its_revision_without_a_reload() {
             (false, Reason::UnknownResource),
             "{url}"
         );
-        // Ticket, CC and participant changes are applied row by row.
-        assert_eq!(f.store.full_loads(), 0, "{url}");
-        // Other tables reload, and still arrive.
+        // Users, memberships and grants too.
         exec(&f.db, "UPDATE users SET suspended = true WHERE id = 'fay'").await;
         let revision = f.db.revision().await.unwrap();
         assert_eq!(
@@ -148,6 +146,40 @@ async fn a_permission_change_is_visible_at_its_revision_without_a_reload() {
             (false, Reason::Suspended),
             "{url}"
         );
+        exec(&f.db, "INSERT INTO user_organisations (user_id, organisation_id) VALUES ('carla', 'northwind')").await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "carla", "1006").await,
+            (true, Reason::Organisation),
+            "{url}"
+        );
+        exec(
+            &f.db,
+            "INSERT INTO grants (user_id, profile_id, group_id) VALUES ('sam', 'auditor', NULL)",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "sam", "1004").await,
+            (true, Reason::GroupFlag),
+            "{url}"
+        );
+        // Ticket, CC, participant, user, membership and grant changes are
+        // applied row by row.
+        assert_eq!(f.store.full_loads(), 0, "{url}");
+        // Other tables reload, and still arrive.
+        exec(
+            &f.db,
+            "UPDATE organisations SET ticket_access = 'own' WHERE id = 'northwind'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "nils", "1006").await,
+            (false, Reason::NoMatchingRule),
+            "{url}"
+        );
+        assert_eq!(f.store.full_loads(), 1, "{url}");
     }
 }
 

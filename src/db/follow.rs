@@ -12,8 +12,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use super::{Database, DbError};
-use crate::model::Status;
-use crate::snapshot::{ApplyError, Role, Snapshot, TicketFields};
+use crate::model::{Status, UserAccess, UserKind};
+use crate::snapshot::{ApplyError, Role, Snapshot, TicketFields, UserFields};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -163,18 +163,85 @@ fn ticket_fields(row: &Value) -> Result<TicketFields, ApplyError> {
     })
 }
 
+/// Tables whose changes are applied row by row.
+const ROW_BY_ROW: [&str; 7] = [
+    "tickets",
+    "ticket_ccs",
+    "ticket_participants",
+    "users",
+    "user_organisations",
+    "grants",
+    "organisation_access_managers",
+];
+
 /// Whether every change of a batch can be applied row by row.
 fn incremental(batch: &Batch) -> bool {
     !batch.bulk
-        && batch.changes.iter().all(|c| {
-            matches!(
-                c.table.as_str(),
-                "tickets" | "ticket_ccs" | "ticket_participants"
-            )
-        })
+        && batch
+            .changes
+            .iter()
+            .all(|c| ROW_BY_ROW.contains(&c.table.as_str()))
 }
 
-/// Applies a batch of ticket, CC and participant changes to a copy of
+/// A boolean column: PostgreSQL's JSON has booleans, SQLite's has 0 and 1.
+fn boolean(table: &str, row: &Value, field: &str) -> Result<bool, ApplyError> {
+    match row.get(field) {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) => Ok(n.as_i64() != Some(0)),
+        _ => Err(row_error(table, format!("field {field}: not a boolean"))),
+    }
+}
+
+fn user_fields(row: &Value) -> Result<UserFields, ApplyError> {
+    let created = text("users", row, "created_at")?;
+    let kind = text("users", row, "kind")?;
+    let access = text("users", row, "ticket_access")?;
+    Ok(UserFields {
+        id: text("users", row, "id")?,
+        email: optional(row, "email"),
+        name: optional(row, "name"),
+        created_at: created
+            .parse::<Timestamp>()
+            .map_err(|e| row_error("users", format!("field created_at: {e}")))?,
+        kind: UserKind::parse(&kind)
+            .ok_or_else(|| row_error("users", format!("field kind: `{kind}`")))?,
+        suspended: boolean("users", row, "suspended")?,
+        ticket_access: UserAccess::parse(&access)
+            .ok_or_else(|| row_error("users", format!("field ticket_access: `{access}`")))?,
+        default_organisation: optional(row, "default_organisation_id"),
+        company: optional(row, "company_id"),
+        company_scoped: boolean("users", row, "company_scoped")?,
+    })
+}
+
+/// Applies one membership, grant or access-manager row image.
+fn apply_link(
+    next: &mut Snapshot,
+    table: &str,
+    row: &Value,
+    present: bool,
+) -> Result<(), ApplyError> {
+    match table {
+        "user_organisations" => next.set_membership(
+            &text(table, row, "user_id")?,
+            &text(table, row, "organisation_id")?,
+            present,
+        ),
+        "grants" => next.set_grant(
+            &text(table, row, "user_id")?,
+            &text(table, row, "profile_id")?,
+            optional(row, "group_id").as_deref(),
+            present,
+        ),
+        _ => next.set_access_manager(
+            &text(table, row, "organisation_id")?,
+            &text(table, row, "user_id")?,
+            present,
+        ),
+    }
+}
+
+/// Applies a batch of row-by-row changes (see `ROW_BY_ROW`) to a copy of
 /// `base` (sharing every chunk it does not touch).
 fn apply(base: &Snapshot, batch: &Batch) -> Result<Snapshot, ApplyError> {
     let mut next = base.clone();
@@ -216,6 +283,25 @@ fn apply(base: &Snapshot, batch: &Batch) -> Result<Snapshot, ApplyError> {
                         role,
                         true,
                     )?;
+                }
+            }
+            ("users", "I" | "U") => {
+                let new = user_fields(&parse("users", &c.new)?)?;
+                if c.op == "U" {
+                    let old = text("users", &parse("users", &c.old)?, "id")?;
+                    if old != new.id {
+                        next.delete_user(&old);
+                    }
+                }
+                next.upsert_user(&new)?;
+            }
+            ("users", "D") => next.delete_user(&text("users", &parse("users", &c.old)?, "id")?),
+            (table @ ("user_organisations" | "grants" | "organisation_access_managers"), op) => {
+                if op != "I" {
+                    apply_link(&mut next, table, &parse(table, &c.old)?, false)?;
+                }
+                if op != "D" {
+                    apply_link(&mut next, table, &parse(table, &c.new)?, true)?;
                 }
             }
             (table, op) => return Err(row_error(table, format!("cannot apply `{op}` row by row"))),

@@ -1,11 +1,12 @@
-//! One-row changes applied to a snapshot in place: tickets, CCs and
-//! participants. Each touches only the postings of that ticket, copying the
-//! chunks it writes (the previous snapshot keeps its own).
+//! One-row changes applied to a snapshot in place: tickets, CCs,
+//! participants, users, explicit memberships, grants and access managers.
+//! Each touches only the postings of that row, copying the chunks it writes
+//! (the previous snapshot keeps its own).
 
 use smallvec::SmallVec;
 
 use super::{Idx, NONE, RequesterTime, Snapshot, TicketPeople, TicketRow};
-use crate::model::Status;
+use crate::model::{Status, UserAccess, UserKind};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -247,6 +248,287 @@ impl Snapshot {
             }
         }
         self.ticket_postings(idx, true);
+        Ok(())
+    }
+}
+
+/// A user row as stored (memberships and grants are rows of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFields {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub kind: UserKind,
+    pub suspended: bool,
+    pub ticket_access: UserAccess,
+    pub default_organisation: Option<String>,
+    pub company: Option<String>,
+    pub company_scoped: bool,
+}
+
+impl Snapshot {
+    /// Adds a user's postings (`add`) or removes them: organisation member
+    /// lists, superadmins, IR grantee lists, and its requested tickets in its
+    /// company's list.
+    fn user_postings(&mut self, uidx: Idx, add: bool) {
+        let Snapshot {
+            users,
+            orgs,
+            groups,
+            companies,
+            profiles,
+            tickets,
+            superadmins,
+            all_group_ir,
+            ..
+        } = self;
+        let users = &*users;
+        let tickets = &*tickets;
+        let row = &users[uidx];
+        let by_user = |a: &Idx, b: &Idx| users.id(*a).cmp(users.id(*b));
+        let by_ticket = |a: &Idx, b: &Idx| tickets.id(*a).cmp(tickets.id(*b));
+        let edit = |list: &mut super::SortedSeq<Idx>,
+                    cmp: &dyn Fn(&Idx, &Idx) -> std::cmp::Ordering,
+                    idx: Idx| {
+            if add {
+                list.insert_unique(idx, cmp);
+            } else {
+                list.remove(&idx, cmp);
+            }
+        };
+        for &o in &row.orgs {
+            if let Some(org) = orgs.row_mut(o) {
+                edit(&mut org.members, &by_user, uidx);
+                if row.access == UserAccess::Organisation {
+                    edit(&mut org.org_access_members, &by_user, uidx);
+                }
+            }
+        }
+        match row.kind {
+            UserKind::Superadmin => edit(superadmins, &by_user, uidx),
+            UserKind::Agent => {
+                for g in &row.grants {
+                    if !profiles[g.profile].flags.contains(crate::flags::Flag::IR) {
+                        continue;
+                    }
+                    if g.group == super::ALL {
+                        edit(all_group_ir, &by_user, uidx);
+                    } else if let Some(group) = groups.row_mut(g.group) {
+                        edit(&mut group.ir_grantees, &by_user, uidx);
+                    }
+                }
+            }
+            UserKind::EndUser => {}
+        }
+        if let Some(company) = companies.row_mut(row.company) {
+            for &t in row.involved.iter() {
+                if tickets[t].requester == uidx {
+                    edit(&mut company.requested, &by_ticket, t);
+                }
+            }
+        }
+    }
+
+    /// Recomputes a user's memberships from its explicit ones, email and
+    /// creation time.
+    fn derive_orgs(&self, uidx: Idx) -> smallvec::SmallVec<[Idx; 4]> {
+        let row = &self.users[uidx];
+        super::members::organisations(&super::members_of(self, row))
+    }
+
+    /// Changes a user through `change`, keeping every index in step.
+    fn edit_user(&mut self, uidx: Idx, change: impl FnOnce(&mut super::UserRow)) {
+        self.user_postings(uidx, false);
+        if let Some(row) = self.users.row_mut(uidx) {
+            change(row);
+        }
+        let orgs = self.derive_orgs(uidx);
+        if let Some(row) = self.users.row_mut(uidx) {
+            row.orgs = orgs;
+        }
+        self.user_postings(uidx, true);
+    }
+
+    /// Inserts or updates a user (memberships and grants are kept).
+    pub fn upsert_user(&mut self, u: &UserFields) -> Result<(), ApplyError> {
+        let dangling = |field, target, value: &str| ApplyError::Row {
+            table: "users".into(),
+            message: format!("user `{}`: field {field}: unknown {target} `{value}`", u.id),
+        };
+        let default_org = match &u.default_organisation {
+            Some(o) => self
+                .orgs
+                .lookup(o)
+                .ok_or_else(|| dangling("default_organisation_id", "organisation", o))?,
+            None => NONE,
+        };
+        let company = match &u.company {
+            Some(c) => self
+                .companies
+                .lookup(c)
+                .ok_or_else(|| dangling("company_id", "company", c))?,
+            None => NONE,
+        };
+        let uidx = match self.users.lookup(&u.id) {
+            Some(uidx) => uidx,
+            None => {
+                // A new user owns no company yet: a company can name it as
+                // owner only once it exists, and that is a company change.
+                self.users.push(super::UserRow {
+                    id: u.id.as_str().into(),
+                    name: None,
+                    email: None,
+                    created_at: u.created_at,
+                    kind: u.kind,
+                    suspended: u.suspended,
+                    access: u.ticket_access,
+                    explicit_orgs: Vec::new(),
+                    orgs: smallvec::SmallVec::new(),
+                    default_org,
+                    company,
+                    company_scoped: u.company_scoped,
+                    grants: smallvec::SmallVec::new(),
+                    owned_companies: Vec::new(),
+                    involved: super::SortedSeq::default(),
+                })
+            }
+        };
+        self.edit_user(uidx, |row| {
+            row.name = u.name.as_deref().map(Into::into);
+            row.email = u.email.as_deref().map(Into::into);
+            row.created_at = u.created_at;
+            row.kind = u.kind;
+            row.suspended = u.suspended;
+            row.access = u.ticket_access;
+            row.default_org = default_org;
+            row.company = company;
+            row.company_scoped = u.company_scoped;
+        });
+        Ok(())
+    }
+
+    /// Deletes a user: its postings go, and it is taken off the tickets it
+    /// was CC'd on, took part in or was assigned (the database sends those
+    /// row changes too, possibly after this one).
+    pub fn delete_user(&mut self, id: &str) {
+        let Some(uidx) = self.users.lookup(id) else {
+            return;
+        };
+        self.user_postings(uidx, false);
+        let involved: Vec<Idx> = self.users[uidx].involved.iter().copied().collect();
+        for t in involved {
+            self.ticket_postings(t, false);
+            if let Some(row) = self.tickets.row_mut(t) {
+                if row.assignee == uidx {
+                    row.assignee = NONE;
+                }
+                if let Some(people) = row.people.as_deref_mut() {
+                    people.ccs.retain(|u| *u != uidx);
+                    people.participants.retain(|u| *u != uidx);
+                }
+            }
+            self.ticket_postings(t, true);
+        }
+        self.users.remove(id);
+    }
+
+    /// Adds (`present`) or removes an explicit membership.
+    pub fn set_membership(
+        &mut self,
+        user: &str,
+        org: &str,
+        present: bool,
+    ) -> Result<(), ApplyError> {
+        let (Some(uidx), Some(oidx)) = (self.users.lookup(user), self.orgs.lookup(org)) else {
+            return if present {
+                Err(ApplyError::Row {
+                    table: "user_organisations".into(),
+                    message: format!("unknown user `{user}` or organisation `{org}`"),
+                })
+            } else {
+                Ok(())
+            };
+        };
+        self.edit_user(uidx, |row| {
+            match (row.explicit_orgs.binary_search(&oidx), present) {
+                (Err(at), true) => row.explicit_orgs.insert(at, oidx),
+                (Ok(at), false) => {
+                    row.explicit_orgs.remove(at);
+                }
+                _ => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// Adds (`present`) or removes a grant; `group` None is every group.
+    pub fn set_grant(
+        &mut self,
+        user: &str,
+        profile: &str,
+        group: Option<&str>,
+        present: bool,
+    ) -> Result<(), ApplyError> {
+        let uidx = self.users.lookup(user);
+        let pidx = self.profiles.lookup(profile);
+        let gidx = match group {
+            None => Some(super::ALL),
+            Some(g) => self.groups.lookup(g),
+        };
+        let (Some(uidx), Some(pidx), Some(gidx)) = (uidx, pidx, gidx) else {
+            return if present {
+                Err(ApplyError::Row {
+                    table: "grants".into(),
+                    message: format!("unknown user `{user}`, profile `{profile}` or group"),
+                })
+            } else {
+                Ok(())
+            };
+        };
+        let grant = super::GrantRow {
+            profile: pidx,
+            group: gidx,
+        };
+        self.edit_user(uidx, |row| {
+            let at = row.grants.iter().position(|g| *g == grant);
+            match (at, present) {
+                (None, true) => row.grants.push(grant),
+                (Some(i), false) => {
+                    row.grants.remove(i);
+                }
+                _ => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// Adds (`present`) or removes an organisation's access manager.
+    pub fn set_access_manager(
+        &mut self,
+        org: &str,
+        user: &str,
+        present: bool,
+    ) -> Result<(), ApplyError> {
+        let (Some(oidx), Some(uidx)) = (self.orgs.lookup(org), self.users.lookup(user)) else {
+            return if present {
+                Err(ApplyError::Row {
+                    table: "organisation_access_managers".into(),
+                    message: format!("unknown organisation `{org}` or user `{user}`"),
+                })
+            } else {
+                Ok(())
+            };
+        };
+        if let Some(row) = self.orgs.row_mut(oidx) {
+            match (row.access_managers.binary_search(&uidx), present) {
+                (Err(at), true) => row.access_managers.insert(at, uidx),
+                (Ok(at), false) => {
+                    row.access_managers.remove(at);
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 
 mod apply;
 mod build;
-pub use apply::{ApplyError, Role, TicketFields};
+pub use apply::{ApplyError, Role, TicketFields, UserFields};
 pub use build::SnapshotError;
 pub mod cow;
 mod members;
