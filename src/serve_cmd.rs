@@ -266,16 +266,7 @@ pub fn dataset_loader(path: PathBuf) -> Loader {
 
 /// Loads the database's data, at its revision, into a snapshot.
 pub fn database_loader(db: Database) -> Loader {
-    Box::pin(async move {
-        let loaded = db.load().await.map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let mut snapshot = Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
-            snapshot.set_revision(loaded.revision);
-            Ok(snapshot)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    })
+    Box::pin(async move { db.snapshot().await })
 }
 
 /// Follows the database's changes after the first load.

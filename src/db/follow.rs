@@ -315,14 +315,7 @@ fn apply(base: &Snapshot, batch: &Batch) -> Result<Snapshot, ApplyError> {
 /// row yet).
 async fn reload(db: &Database, store: &Store) -> Result<Snapshot, String> {
     store.note_full_load();
-    let loaded = db.load().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || {
-        let mut snap = Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
-        snap.set_revision(loaded.revision);
-        Ok(snap)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    db.snapshot().await
 }
 
 /// Applies everything committed after the store's revision.

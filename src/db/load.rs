@@ -261,6 +261,21 @@ fn revision(value: i64) -> u64 {
 }
 
 impl Database {
+    /// The snapshot of the database at its revision: a consistent load, then
+    /// the build on a blocking thread. The first load and every full reload
+    /// go through here.
+    pub async fn snapshot(&self) -> Result<crate::snapshot::Snapshot, String> {
+        let loaded = self.load().await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let mut snap =
+                crate::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
+            snap.set_revision(loaded.revision);
+            Ok(snap)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Reads every table and the revision they are at, in one consistent
     /// read.
     pub async fn load(&self) -> Result<Loaded, DbError> {
