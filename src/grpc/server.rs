@@ -120,6 +120,13 @@ impl Interceptor for BearerAuth {
     }
 }
 
+/// Sets the health status of both names probes ask for ("" and the service).
+async fn report(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for name in ["", SERVICE_NAME] {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
 /// Loads the first snapshot.
 pub type Loader = std::pin::Pin<Box<dyn Future<Output = Result<Snapshot, String>> + Send>>;
 
@@ -145,11 +152,7 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let store = Arc::new(Store::default());
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in ["", SERVICE_NAME] {
-        reporter
-            .set_service_status(name, ServingStatus::NotServing)
-            .await;
-    }
+    report(&reporter, ServingStatus::NotServing).await;
 
     // One shutdown signal fans out to both servers; a failed load stops them too.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -173,11 +176,7 @@ pub async fn run(
                 if let Some(follow) = follow {
                     tokio::spawn(follow(Arc::clone(&load_store), follow_stop));
                 }
-                for name in ["", SERVICE_NAME] {
-                    load_reporter
-                        .set_service_status(name, ServingStatus::Serving)
-                        .await;
-                }
+                report(&load_reporter, ServingStatus::Serving).await;
                 tracing::info!(
                     revision,
                     users = stats.users,
@@ -240,11 +239,7 @@ pub async fn run(
     let main_stop = stopped(stop_rx.clone());
     let on_stop = async move {
         main_stop.await;
-        for name in ["", SERVICE_NAME] {
-            drain_reporter
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
+        report(&drain_reporter, ServingStatus::NotServing).await;
         tracing::info!("shutting down: draining in-flight calls");
     };
     let serving = builder
