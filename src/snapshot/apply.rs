@@ -65,49 +65,29 @@ impl Snapshot {
         people.dedup();
         for u in people {
             if let Some(user) = users.row_mut(u) {
-                if add {
-                    user.involved.insert_unique(idx, by_id);
-                } else {
-                    user.involved.remove(&idx, by_id);
-                }
+                user.involved.toggle(idx, add, by_id);
             }
         }
         // `row_mut(NONE)` is `None`: tickets without an organisation skip this.
         if let Some(org) = orgs.row_mut(row.organisation) {
-            if add {
-                org.tickets.insert_unique(idx, by_id);
-            } else {
-                org.tickets.remove(&idx, by_id);
-            }
+            org.tickets.toggle(idx, add, by_id);
         }
         let company = users[row.requester].company;
         if let Some(c) = companies.row_mut(company) {
-            if add {
-                c.requested.insert_unique(idx, by_id);
-            } else {
-                c.requested.remove(&idx, by_id);
-            }
+            c.requested.toggle(idx, add, by_id);
         }
         if let Some(g) = groups.row_mut(row.group) {
+            g.tickets.toggle(idx, add, by_id);
+            // Limit indexes are multisets: one entry per ticket.
             let time = row.created_at.nanos();
             let key = RequesterTime::new(row.requester, time);
-            let open = row.status.is_open();
-            if add {
-                g.tickets.insert_unique(idx, by_id);
-                g.limits.all.insert(time, i64::cmp);
-                g.limits.by_requester.insert(key, RequesterTime::cmp);
-                if open {
-                    g.limits.open.insert(time, i64::cmp);
-                    g.limits.open_by_requester.insert(key, RequesterTime::cmp);
-                }
-            } else {
-                g.tickets.remove(&idx, by_id);
-                g.limits.all.remove(&time, i64::cmp);
-                g.limits.by_requester.remove(&key, RequesterTime::cmp);
-                if open {
-                    g.limits.open.remove(&time, i64::cmp);
-                    g.limits.open_by_requester.remove(&key, RequesterTime::cmp);
-                }
+            g.limits.all.count_in(time, add, i64::cmp);
+            g.limits.by_requester.count_in(key, add, RequesterTime::cmp);
+            if row.status.is_open() {
+                g.limits.open.count_in(time, add, i64::cmp);
+                g.limits
+                    .open_by_requester
+                    .count_in(key, add, RequesterTime::cmp);
             }
         }
     }
@@ -288,34 +268,25 @@ impl Snapshot {
         let row = &users[uidx];
         let by_user = |a: &Idx, b: &Idx| users.id(*a).cmp(users.id(*b));
         let by_ticket = |a: &Idx, b: &Idx| tickets.id(*a).cmp(tickets.id(*b));
-        let edit = |list: &mut super::SortedSeq<Idx>,
-                    cmp: &dyn Fn(&Idx, &Idx) -> std::cmp::Ordering,
-                    idx: Idx| {
-            if add {
-                list.insert_unique(idx, cmp);
-            } else {
-                list.remove(&idx, cmp);
-            }
-        };
         for &o in &row.orgs {
             if let Some(org) = orgs.row_mut(o) {
-                edit(&mut org.members, &by_user, uidx);
+                org.members.toggle(uidx, add, by_user);
                 if row.access == UserAccess::Organisation {
-                    edit(&mut org.org_access_members, &by_user, uidx);
+                    org.org_access_members.toggle(uidx, add, by_user);
                 }
             }
         }
         match row.kind {
-            UserKind::Superadmin => edit(superadmins, &by_user, uidx),
+            UserKind::Superadmin => superadmins.toggle(uidx, add, by_user),
             UserKind::Agent => {
                 for g in &row.grants {
                     if !profiles[g.profile].flags.contains(crate::flags::Flag::IR) {
                         continue;
                     }
                     if g.group == super::ALL {
-                        edit(all_group_ir, &by_user, uidx);
+                        all_group_ir.toggle(uidx, add, by_user);
                     } else if let Some(group) = groups.row_mut(g.group) {
-                        edit(&mut group.ir_grantees, &by_user, uidx);
+                        group.ir_grantees.toggle(uidx, add, by_user);
                     }
                 }
             }
@@ -324,7 +295,7 @@ impl Snapshot {
         if let Some(company) = companies.row_mut(row.company) {
             for &t in row.involved.iter() {
                 if tickets[t].requester == uidx {
-                    edit(&mut company.requested, &by_ticket, t);
+                    company.requested.toggle(t, add, by_ticket);
                 }
             }
         }

@@ -234,6 +234,24 @@ impl<T: Clone> SortedSeq<T> {
         true
     }
 
+    /// Set semantics: makes `value` present or absent.
+    pub fn toggle(&mut self, value: T, present: bool, cmp: impl Fn(&T, &T) -> Ordering) {
+        if present {
+            self.insert_unique(value, cmp);
+        } else {
+            self.remove(&value, cmp);
+        }
+    }
+
+    /// Multiset semantics: adds one `value` or removes one.
+    pub fn count_in(&mut self, value: T, add: bool, cmp: impl Fn(&T, &T) -> Ordering) {
+        if add {
+            self.insert(value, cmp);
+        } else {
+            self.remove(&value, cmp);
+        }
+    }
+
     /// Inserts `value` after any equal elements (multiset semantics).
     pub fn insert(&mut self, value: T, cmp: impl Fn(&T, &T) -> Ordering) {
         let mut cursor = self.seek(|e| cmp(e, &value) != Ordering::Greater);
