@@ -19,4 +19,5 @@ pub mod scenario;
 pub mod serve_cmd;
 pub mod snapshot;
 pub mod store;
+pub mod telemetry;
 pub mod time;

@@ -10,8 +10,10 @@ use clap::Args;
 
 use crate::dataset;
 use crate::db::{self, Database};
-use crate::grpc::server::{self, Loader, ServeConfig, TlsPem};
+use crate::grpc::server::{self, Listeners, Loader, ServeConfig, TlsPem};
 use crate::snapshot::Snapshot;
+use crate::telemetry::decision_log::Destination;
+use crate::telemetry::{self, DecisionLog, TelemetrySettings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -76,6 +78,24 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TICKET_AUTHZ_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Which logs to keep, as `RUST_LOG`-style directives (for example
+    /// `warn,ticket_authz::db=debug`). Default: `RUST_LOG`, else `info`.
+    #[arg(long, env = "TICKET_AUTHZ_LOG_FILTER")]
+    pub log_filter: Option<String>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics.
+    #[arg(long, env = "TICKET_AUTHZ_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Write sampled decisions as JSON lines to `stdout` or to this file
+    /// (appended). Off by default.
+    #[arg(long, env = "TICKET_AUTHZ_DECISION_LOG")]
+    pub decision_log: Option<String>,
+    /// The share of decisions the decision log keeps, from 0 to 1.
+    #[arg(long, env = "TICKET_AUTHZ_DECISION_LOG_SAMPLE", default_value_t = 1.0)]
+    pub decision_log_sample: f64,
+    /// Put user and ticket ids on trace spans (off: spans carry only the
+    /// action, outcome, reason and revision).
+    #[arg(long, env = "TICKET_AUTHZ_TRACE_SUBJECTS")]
+    pub trace_subjects: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -133,6 +153,10 @@ pub struct Plan {
     pub poll_interval: Duration,
     pub listen: SocketAddr,
     pub health_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where decisions are logged, and the share logged.
+    pub decision_log: Option<(Destination, f64)>,
+    pub telemetry: TelemetrySettings,
     pub config: ServeConfig,
     pub source: DataSource,
 }
@@ -223,6 +247,30 @@ impl ServeArgs {
         if self.poll_interval.is_zero() {
             return Err(config_error("--poll-interval", "must be more than 0"));
         }
+        if !(0.0..=1.0).contains(&self.decision_log_sample) {
+            return Err(config_error(
+                "--decision-log-sample",
+                format!("{} is not a ratio from 0 to 1", self.decision_log_sample),
+            ));
+        }
+        let decision_log = match self.decision_log.as_deref().map(str::trim) {
+            None => None,
+            Some("") => {
+                return Err(config_error(
+                    "--decision-log",
+                    "give `stdout` or a file path",
+                ));
+            }
+            Some(text) => Some((Destination::parse(text), self.decision_log_sample)),
+        };
+        let log_filter = self
+            .log_filter
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
+            return Err(config_error("--log-filter", format!("`{log_filter}`: {e}")));
+        }
         Ok(Plan {
             notify: if self.notify == "poll" {
                 db::Notify::Poll
@@ -236,6 +284,17 @@ impl ServeArgs {
                 .as_deref()
                 .map(|h| address("--health-listen", h))
                 .transpose()?,
+            metrics_listen: self
+                .metrics_listen
+                .as_deref()
+                .map(|m| address("--metrics-listen", m))
+                .transpose()?,
+            decision_log,
+            telemetry: TelemetrySettings {
+                log_format: self.log_format.clone(),
+                log_filter,
+                export_traces: telemetry::otlp_configured(),
+            },
             config: ServeConfig {
                 revision_wait: self.revision_wait,
                 tls,
@@ -243,6 +302,8 @@ impl ServeArgs {
                 max_concurrent_requests: self.max_concurrent_requests,
                 max_message_bytes: self.max_message_bytes,
                 shutdown_grace: self.shutdown_grace,
+                trace_subjects: self.trace_subjects,
+                decision_log: None,
             },
             source,
         })
@@ -294,21 +355,6 @@ pub async fn prepare_database(url: &str, import: Option<&Path>) -> Result<Databa
     Ok(db)
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal, never into log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// Resolves on SIGINT or SIGTERM.
 async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -333,8 +379,15 @@ async fn signal() {
     }
 }
 
+/// Binds `address` for `flag`, naming both on failure.
+async fn bind(flag: &str, address: SocketAddr) -> Result<tokio::net::TcpListener, ExitCode> {
+    tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        eprintln!("ticket-authz serve: {flag}: cannot bind {address}: {e}");
+        ExitCode::from(2)
+    })
+}
+
 pub fn main(args: ServeArgs) -> ExitCode {
-    init_logging(&args.log_format);
     let plan = match args.plan() {
         Ok(plan) => plan,
         Err(e) => {
@@ -353,29 +406,56 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(plan.listen).await {
-            Ok(l) => l,
+        let mut plan = plan;
+        // Inside the runtime: the trace exporter's channel lives on it.
+        let telemetry = match telemetry::init(&plan.telemetry) {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!(
-                    "ticket-authz serve: --listen: cannot bind {}: {e}",
-                    plan.listen
-                );
+                eprintln!("ticket-authz serve: {e}");
                 return ExitCode::from(2);
             }
         };
-        let health = match plan.health_listen {
-            None => None,
-            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => Some(l),
+        if let Some((destination, sample)) = &plan.decision_log {
+            match DecisionLog::open(destination, *sample) {
+                Ok(log) => plan.config.decision_log = Some(log),
                 Err(e) => {
-                    eprintln!("ticket-authz serve: --health-listen: cannot bind {addr}: {e}");
+                    eprintln!("ticket-authz serve: {e}");
                     return ExitCode::from(2);
                 }
+            }
+        }
+        let code = serve(plan).await;
+        telemetry.shutdown();
+        code
+    })
+}
+
+async fn serve(plan: Plan) -> ExitCode {
+    {
+        let listener = match bind("--listen", plan.listen).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let health = match plan.health_listen {
+            None => None,
+            Some(addr) => match bind("--health-listen", addr).await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
+            },
+        };
+        let metrics = match plan.metrics_listen {
+            None => None,
+            Some(addr) => match bind("--metrics-listen", addr).await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
             },
         };
         tracing::info!(
             listen = %plan.listen,
             health = ?plan.health_listen,
+            metrics = ?plan.metrics_listen,
+            traces = plan.telemetry.export_traces,
+            decision_log = plan.config.decision_log.is_some(),
             tls = plan.config.tls.is_some(),
             mutual_tls = plan.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
             token_auth = plan.config.auth_token.is_some(),
@@ -400,7 +480,12 @@ pub fn main(args: ServeArgs) -> ExitCode {
                 }
             }
         };
-        match server::run(plan.config, listener, health, signal(), loader, follow).await {
+        let listeners = Listeners {
+            grpc: listener,
+            health,
+            metrics,
+        };
+        match server::run(plan.config, listeners, signal(), loader, follow).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -410,5 +495,5 @@ pub fn main(args: ServeArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    }
 }

@@ -8,6 +8,23 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::{FULL_RELOADS, HELD_BACK, REVISION, SNAPSHOT_ENTITIES};
+
+/// Sets the gauges that describe the served snapshot.
+fn export_gauges(snapshot: &Snapshot) {
+    let stats = snapshot.stats();
+    metrics::gauge!(REVISION).set(snapshot.revision() as f64);
+    for (kind, n) in [
+        ("organisations", stats.organisations),
+        ("companies", stats.companies),
+        ("groups", stats.groups),
+        ("profiles", stats.profiles),
+        ("users", stats.users),
+        ("tickets", stats.tickets),
+    ] {
+        metrics::gauge!(SNAPSHOT_ENTITIES, "kind" => kind).set(n as f64);
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +81,7 @@ impl Store {
     /// it has caught up with.
     pub fn publish(&self, snapshot: Snapshot) {
         let revision = snapshot.revision();
+        export_gauges(&snapshot);
         self.current.store(Some(Arc::new(snapshot)));
         if self
             .held
@@ -72,6 +90,7 @@ impl Store {
             .is_some_and(|h| h.revision <= revision)
         {
             self.held.store(None);
+            metrics::gauge!(HELD_BACK).set(0.0);
         }
         self.revision.send_replace(revision);
     }
@@ -82,12 +101,14 @@ impl Store {
     pub fn hold_back(&self, revision: u64, cause: String) {
         self.held
             .store(Some(Arc::new(HeldBack { revision, cause })));
+        metrics::gauge!(HELD_BACK).set(1.0);
     }
 
     /// Counts a full reload (as opposed to a row-by-row apply).
     pub fn note_full_load(&self) {
         self.full_loads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!(FULL_RELOADS).increment(1);
     }
 
     /// Full reloads since start, the first load excluded.

@@ -3,7 +3,10 @@
 //! stops it with exit code 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::free_port;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,7 +43,32 @@ fn serve_error(args: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn serve_configuration_errors_name_the_flag() {
     let demo = "examples/demo.yaml";
-    let cases: [ConfigCase<'_>; 8] = [
+    let cases: [ConfigCase<'_>; 12] = [
+        (
+            &["--dataset", demo, "--log-filter", "info,[[["],
+            &[],
+            "--log-filter: `info,[[[`",
+        ),
+        (
+            &["--dataset", demo],
+            &[("TICKET_AUTHZ_DECISION_LOG_SAMPLE", "1.5")],
+            "--decision-log-sample: 1.5 is not a ratio from 0 to 1",
+        ),
+        (
+            &[
+                "--dataset",
+                demo,
+                "--decision-log",
+                "/nonexistent/dir/d.jsonl",
+            ],
+            &[],
+            "--decision-log: cannot open /nonexistent/dir/d.jsonl",
+        ),
+        (
+            &["--dataset", demo, "--metrics-listen", "everywhere"],
+            &[],
+            "--metrics-listen: `everywhere` is not an address",
+        ),
         (
             &["--dataset", demo, "--database-url", "sqlite://x.db"],
             &[],
@@ -105,14 +133,6 @@ fn serve_configuration_errors_name_the_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--revision-wait"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Served(Child);
 
 impl Drop for Served {
@@ -134,18 +154,7 @@ fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let served = Served(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let started = Instant::now();
-    loop {
-        let line = lines.next().expect("serve exited early").unwrap();
-        if line.contains("data loaded; serving") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no readiness line"
-        );
-    }
+    common::wait_until_serving(stderr);
     let server = format!("http://{addr}");
     let out = bin()
         .args([

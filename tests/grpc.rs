@@ -51,10 +51,14 @@ async fn start(config: ServeConfig, load: Loader) -> Running {
     let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, health_addr) = (listener.local_addr().unwrap(), health.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
+    let listeners = server::Listeners {
+        grpc: listener,
+        health: Some(health),
+        metrics: None,
+    };
     let handle = tokio::spawn(server::run(
         config,
-        listener,
-        Some(health),
+        listeners,
         async move {
             let _ = stopped.await;
         },

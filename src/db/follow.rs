@@ -15,6 +15,7 @@ use super::{Database, DbError};
 use crate::model::{Status, UserAccess, UserKind};
 use crate::snapshot::{ApplyError, Role, Snapshot, TicketFields, UserFields};
 use crate::store::Store;
+use crate::telemetry::metrics::{APPLY_DURATION, CHANGE_LAG, REFRESH_ERRORS};
 use crate::time::Timestamp;
 
 /// How the follower learns of changes.
@@ -42,10 +43,20 @@ pub(crate) struct Batch {
     /// A bulk change (import, TRUNCATE): reload in full.
     pub bulk: bool,
     pub changes: Vec<ChangeRow>,
+    /// When the last transaction committed (Unix seconds, database clock).
+    pub committed_at: Option<f64>,
 }
 
-/// A SQLite change-log row: revision, table, op, old and new images.
-type SqliteChange = (i64, String, String, Option<String>, Option<String>);
+/// A SQLite change-log row: revision, table, op, old and new images, and
+/// when it was written (Unix seconds).
+type SqliteChange = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+);
 
 /// Transactions read per batch on PostgreSQL.
 const PG_BATCH: i64 = 1000;
@@ -56,20 +67,22 @@ impl Database {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         match self {
             Database::Postgres(pool) => {
-                let txns: Vec<(i64, bool)> = sqlx::query_as(
-                    "SELECT revision, bulk FROM ticket_authz_transactions WHERE revision > $1 ORDER BY revision LIMIT $2",
+                let txns: Vec<(i64, bool, Option<f64>)> = sqlx::query_as(
+                    "SELECT revision, bulk, extract(epoch FROM committed_at)::float8 \
+                     FROM ticket_authz_transactions WHERE revision > $1 ORDER BY revision LIMIT $2",
                 )
                 .bind(after)
                 .bind(PG_BATCH)
                 .fetch_all(pool)
                 .await?;
-                let Some(&(last, _)) = txns.last() else {
+                let Some(&(last, _, committed_at)) = txns.last() else {
                     return Ok(None);
                 };
                 let mut batch = Batch {
                     revision: u64::try_from(last).unwrap_or(0),
-                    bulk: txns.iter().any(|(_, bulk)| *bulk),
+                    bulk: txns.iter().any(|(_, bulk, _)| *bulk),
                     changes: Vec::new(),
+                    committed_at,
                 };
                 if !batch.bulk {
                     let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
@@ -95,20 +108,22 @@ impl Database {
                 // A reader sees only committed transactions, so reading every
                 // newer row never splits one.
                 let rows: Vec<SqliteChange> = sqlx::query_as(
-                    "SELECT revision, table_name, op, old_row, new_row FROM ticket_authz_changes WHERE revision > ? ORDER BY revision",
+                    "SELECT revision, table_name, op, old_row, new_row, (julianday(changed_at) - 2440587.5) * 86400.0 \
+                     FROM ticket_authz_changes WHERE revision > ? ORDER BY revision",
                 )
                 .bind(after)
                 .fetch_all(pool)
                 .await?;
-                let Some(last) = rows.last().map(|r| r.0) else {
+                let Some((last, committed_at)) = rows.last().map(|r| (r.0, r.5)) else {
                     return Ok(None);
                 };
                 Ok(Some(Batch {
                     revision: u64::try_from(last).unwrap_or(0),
                     bulk: rows.iter().any(|r| r.2 == "B"),
+                    committed_at,
                     changes: rows
                         .into_iter()
-                        .map(|(_, table, op, old, new)| ChangeRow {
+                        .map(|(_, table, op, old, new, _)| ChangeRow {
                             table,
                             op,
                             old,
@@ -328,6 +343,7 @@ async fn sync(db: &Database, store: &Store) {
             Ok(Some(batch)) => batch,
             Ok(None) => return,
             Err(e) => {
+                metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
                 tracing::warn!(error = %e, "reading the change log failed; retrying on the next wake-up");
                 return;
             }
@@ -337,6 +353,7 @@ async fn sync(db: &Database, store: &Store) {
             match apply(&base, &batch) {
                 Ok(next) => Ok(next),
                 Err(e) => {
+                    metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
                     tracing::warn!(error = %e, revision = batch.revision, "row-by-row apply failed; reloading");
                     reload(db, store).await
                 }
@@ -347,7 +364,15 @@ async fn sync(db: &Database, store: &Store) {
         match applied {
             Ok(next) => {
                 let revision = next.revision();
+                metrics::histogram!(APPLY_DURATION).record(started.elapsed().as_secs_f64());
                 store.publish(next);
+                if let Some(committed) = batch.committed_at {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    // Clocks of two machines: a negative lag is skew, not speed.
+                    metrics::histogram!(CHANGE_LAG).record((now - committed).max(0.0));
+                }
                 tracing::debug!(
                     revision,
                     changes = batch.changes.len(),
@@ -357,6 +382,7 @@ async fn sync(db: &Database, store: &Store) {
                 );
             }
             Err(cause) => {
+                metrics::counter!(REFRESH_ERRORS, "kind" => "held_back").increment(1);
                 tracing::error!(revision = batch.revision, error = %cause, "changes held back: serving the last valid revision");
                 store.hold_back(batch.revision, cause);
                 return;

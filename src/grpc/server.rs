@@ -17,9 +17,10 @@ use tonic_health::ServingStatus;
 
 use crate::grpc::pb;
 use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
-use crate::grpc::service::AuthzService;
+use crate::grpc::service::{AuthzService, Observe};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
+use crate::telemetry::{self, DecisionLog};
 
 /// The fully qualified service name, as health checks ask for it.
 pub const SERVICE_NAME: &str = "ticketauthz.v1.TicketAuthz";
@@ -53,6 +54,29 @@ pub struct ServeConfig {
     /// How long shutdown waits for in-flight calls (and open health
     /// watches) before closing them.
     pub shutdown_grace: Duration,
+    /// Put user and ticket ids on spans.
+    pub trace_subjects: bool,
+    pub decision_log: Option<DecisionLog>,
+}
+
+/// The ports `run` serves: gRPC, and optionally the plaintext health port
+/// and the Prometheus `/metrics` endpoint.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub health: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only the gRPC port.
+    pub fn grpc(grpc: TcpListener) -> Self {
+        Self {
+            grpc,
+            health: None,
+            metrics: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -67,6 +91,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("trace_subjects", &self.trace_subjects)
+            .field("decision_log", &self.decision_log.is_some())
             .finish()
     }
 }
@@ -80,6 +106,8 @@ impl Default for ServeConfig {
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            trace_subjects: false,
+            decision_log: None,
         }
     }
 }
@@ -92,6 +120,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("{0}")]
+    Telemetry(#[from] telemetry::TelemetryError),
 }
 
 /// Checks `authorization: Bearer <token>` in constant time.
@@ -144,12 +174,21 @@ pub type Follow = Box<
 /// snapshot, and again once shutdown begins.
 pub async fn run(
     config: ServeConfig,
-    listener: TcpListener,
-    health_listener: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
     load: Loader,
     follow: Option<Follow>,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        grpc: listener,
+        health: health_listener,
+        metrics: metrics_listener,
+    } = listeners;
+    // Installed before anything records, so that no early metric is lost.
+    let metrics_handle = metrics_listener
+        .as_ref()
+        .map(|_| telemetry::metrics::install())
+        .transpose()?;
     let store = Arc::new(Store::default());
     let (reporter, health) = tonic_health::server::health_reporter();
     report(&reporter, ServingStatus::NotServing).await;
@@ -207,6 +246,14 @@ pub async fn run(
         )
     });
 
+    if let (Some(handle), Some(l)) = (metrics_handle, metrics_listener) {
+        tokio::spawn(telemetry::metrics::serve(
+            handle,
+            l,
+            stopped(stop_rx.clone()),
+        ));
+    }
+
     let auth = BearerAuth {
         token: config
             .auth_token
@@ -217,6 +264,10 @@ pub async fn run(
         Arc::clone(&store),
         config.revision_wait,
         config.max_concurrent_requests,
+        Observe {
+            trace_subjects: config.trace_subjects,
+            decision_log: config.decision_log.clone(),
+        },
     );
     let authz = TicketAuthzServer::new(service)
         .max_decoding_message_size(config.max_message_bytes)

@@ -128,3 +128,31 @@ pub fn sqlite_database(name: &str) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     format!("sqlite://{}", dir.join("data.db").display())
 }
+
+/// A port that was free a moment ago, for a server started as a process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads a served process's log until it says it is serving, then keeps
+/// draining it on a thread so that the process never blocks on the pipe.
+pub fn wait_until_serving(stderr: std::process::ChildStderr) {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let started = std::time::Instant::now();
+    loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        if line.contains("data loaded; serving") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no readiness line"
+        );
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+}
