@@ -1,0 +1,125 @@
+{{/*
+Names, labels and the checks on combinations of values that the schema
+cannot express, shared by every template of the chart. Each helper takes the
+chart's own context (the root `.`, or `.Subcharts.ticket-authz` when an
+application's chart calls in).
+*/}}
+
+{{- define "ticket-authz.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release's full name, cut to 63 characters (the limit of a label value
+and of many object names). A release already named after the chart is not
+repeated.
+*/}}
+{{- define "ticket-authz.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ticket-authz.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select our pods; they never change between upgrades. */}}
+{{- define "ticket-authz.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ticket-authz.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ticket-authz.labels" -}}
+helm.sh/chart: {{ include "ticket-authz.chart" . }}
+{{ include "ticket-authz.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: authorization
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ticket-authz.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ticket-authz.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ticket-authz.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The claim holding the SQLite file, when the database lives on one. */}}
+{{- define "ticket-authz.sqliteClaimName" -}}
+{{- default (printf "%s-data" (include "ticket-authz.fullname" .)) .Values.database.sqlite.persistentVolumeClaim.existingClaim }}
+{{- end }}
+
+{{/*
+Combinations the schema cannot rule out. Rendering stops with a message
+naming the values to change, rather than producing a release that would
+fail at run time (two writers on one SQLite file, a probe-less drain cut
+short by the kubelet, and so on).
+*/}}
+{{- define "ticket-authz.validate" -}}
+{{- $v := .Values -}}
+{{- if eq $v.database.type "sqlite" }}
+{{- if and (eq $v.mode "deployment") (gt (int $v.replicaCount) 1) }}
+{{- fail (printf "ticket-authz: SQLite allows only one replica (replicaCount is %d): set database.type=postgres with database.postgres.existingSecret, or replicaCount=1" (int $v.replicaCount)) }}
+{{- end }}
+{{- if and (eq $v.mode "deployment") $v.autoscaling.enabled }}
+{{- fail "ticket-authz: SQLite allows only one replica, so autoscaling.enabled needs database.type=postgres" }}
+{{- end }}
+{{- else }}
+{{- if not $v.database.postgres.existingSecret }}
+{{- fail "ticket-authz: database.type=postgres needs database.postgres.existingSecret, the Secret holding the postgres:// URL (the URL is never a plain value)" }}
+{{- end }}
+{{- end }}
+{{- if and $v.tls.clientCA.existingSecret (not $v.tls.existingSecret) }}
+{{- fail "ticket-authz: tls.clientCA.existingSecret (mutual TLS) needs tls.existingSecret too" }}
+{{- end }}
+{{- if and $v.metrics.serviceMonitor.enabled (not $v.metrics.enabled) }}
+{{- fail "ticket-authz: metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if and $v.metrics.serviceMonitor.enabled (eq $v.mode "sidecar") }}
+{{- fail "ticket-authz: metrics.serviceMonitor needs mode deployment; scrape a sidecar through its application's Service or a PodMonitor" }}
+{{- end }}
+{{- if and (eq $v.mode "deployment") $v.autoscaling.enabled }}
+{{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
+{{- fail "ticket-authz: autoscaling.minReplicas is greater than autoscaling.maxReplicas" }}
+{{- end }}
+{{- if not (dig "requests" "cpu" "" ($v.resources | default dict)) }}
+{{- fail "ticket-authz: autoscaling on CPU utilisation needs resources.requests.cpu" }}
+{{- end }}
+{{- end }}
+{{- if and $v.podDisruptionBudget.enabled (kindIs "invalid" $v.podDisruptionBudget.minAvailable) (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable) }}
+{{- fail "ticket-authz: podDisruptionBudget.enabled needs minAvailable or maxUnavailable" }}
+{{- end }}
+{{- $needed := add (int $v.preStopSleepSeconds) (int $v.server.shutdownGraceSeconds) }}
+{{- if and (eq $v.mode "deployment") (le (int $v.terminationGracePeriodSeconds) $needed) }}
+{{- fail (printf "ticket-authz: terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + server.shutdownGraceSeconds (%d), or the kubelet kills calls still draining" (int $v.terminationGracePeriodSeconds) $needed) }}
+{{- end }}
+{{- if and $v.decisionLog.enabled (ne $v.decisionLog.output "stdout") }}
+{{- $logDir := dir $v.decisionLog.output }}
+{{- if or (eq $logDir "/tmp") (hasPrefix "/etc/ticket-authz" $logDir) (and (eq $v.database.type "sqlite") (eq $logDir (dir $v.database.sqlite.path))) }}
+{{- fail (printf "ticket-authz: decisionLog.output must be in a directory of its own (it gets its own volume), not %s" $logDir) }}
+{{- end }}
+{{- end }}
+{{- $ports := list (int $v.grpc.port) (int $v.health.port) }}
+{{- if $v.metrics.enabled }}{{ $ports = append $ports (int $v.metrics.port) }}{{ end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail "ticket-authz: grpc.port, health.port and metrics.port must differ" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,968 @@
+//! The Helm chart in `helm/ticket-authz` and its sidecar example, through the
+//! real `helm` and `kubernetes-validate`: lint, render the default values and
+//! every `ci/*.yaml`, validate every object, and check what the validator
+//! cannot (probes, Secret references, budgets, the ServiceMonitor, security
+//! settings, refusals). Without the tools each test says it skipped; under
+//! `CI=true` a missing tool fails it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+const RELEASE: &str = "authz-test";
+const NAMESPACE: &str = "authz-ns";
+/// The oldest Kubernetes the chart's `kubeVersion` admits: every render is
+/// validated against it as well as against the validator's newest.
+const OLDEST_KUBERNETES: &str = "1.30.0";
+
+/// Secret names put into every secret-bearing value of one render; each may
+/// appear only where a Secret is referenced by name.
+const SENTINELS: [(&str, &str); 4] = [
+    ("database.postgres.existingSecret", "sentinel-database-url"),
+    ("authToken.existingSecret", "sentinel-bearer-token"),
+    ("tls.existingSecret", "sentinel-tls-pair"),
+    ("tls.clientCA.existingSecret", "sentinel-client-ca"),
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    repo().join("helm/ticket-authz")
+}
+
+/// A tool from its environment variable, else `PATH`, else the directory
+/// `.ci/run` installs it into.
+fn find_tool(env_var: &str, name: &str, local: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{env_var} names {}, which is not a file",
+            path.display()
+        );
+        return Some(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| Some(repo().join(local)).filter(|p| p.is_file()))
+}
+
+/// Output of a command, which must have run (its exit status is the caller's).
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One `helm template` output: its name, the file it was written to, and
+/// its YAML documents as JSON values.
+struct Render {
+    name: String,
+    file: PathBuf,
+    docs: Vec<Value>,
+}
+
+/// The tools and every render, made once for all the tests of this file.
+struct Charts {
+    helm: PathBuf,
+    validator: PathBuf,
+    /// The example application chart with our chart copied into its charts/.
+    example: PathBuf,
+    renders: Vec<Render>,
+}
+
+static CHARTS: OnceLock<Result<Charts, String>> = OnceLock::new();
+
+/// The rendered charts, or `None` (said out loud) when a tool is missing
+/// outside CI.
+fn charts(test: &str) -> Option<&'static Charts> {
+    match CHARTS.get_or_init(prepare) {
+        Ok(charts) => Some(charts),
+        Err(missing) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{missing} is required under CI=true (.ci/run installs it)"
+            );
+            eprintln!("skipped {test}: {missing} not found (.ci/run installs it)");
+            None
+        }
+    }
+}
+
+fn prepare() -> Result<Charts, String> {
+    let helm = find_tool("HELM", "helm", "target/ci-tools/bin/helm").ok_or(
+        "helm (PATH, HELM, or target/ci-tools/bin, from ../shared/tools/install-helm)".to_owned(),
+    )?;
+    let validator = find_tool(
+        "KUBERNETES_VALIDATE",
+        "kubernetes-validate",
+        "target/ci-tools/venv/bin/kubernetes-validate",
+    )
+    .ok_or(
+        "kubernetes-validate (PATH, KUBERNETES_VALIDATE, or target/ci-tools/venv, from PyPI)"
+            .to_owned(),
+    )?;
+
+    // A directory of our own, so concurrent runs never share files.
+    let work = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("helm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+
+    // The example depends on the chart by a file:// path; rather than let
+    // `helm dependency build` write into the source tree, assemble the
+    // same layout (the chart unpacked under charts/) in the work directory.
+    let example = work.join("helm-sidecar");
+    copy_dir(&repo().join("examples/helm-sidecar"), &example);
+    copy_dir(&chart_dir(), &example.join("charts/ticket-authz"));
+
+    let mut charts = Charts {
+        helm,
+        validator,
+        example,
+        renders: Vec::new(),
+    };
+    let chart = chart_dir();
+    let mut sets: Vec<(String, PathBuf, Vec<String>)> =
+        vec![("default".to_owned(), chart.clone(), Vec::new())];
+    for file in ci_values_files() {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        sets.push((name, chart.clone(), vec!["-f".into(), path_arg(&file)]));
+    }
+    let mut sentinel = vec![
+        "-f".to_owned(),
+        path_arg(&chart.join("ci/all-options-values.yaml")),
+    ];
+    for (key, name) in SENTINELS {
+        sentinel.extend(["--set-string".to_owned(), format!("{key}={name}")]);
+    }
+    sets.push(("sentinel-secrets".to_owned(), chart.clone(), sentinel));
+    let example_dir = charts.example.clone();
+    sets.push(("example".to_owned(), example_dir.clone(), Vec::new()));
+    sets.push((
+        "example-plain-container".to_owned(),
+        example_dir,
+        [
+            "ticket-authz.sidecar.native=false",
+            "ticket-authz.authToken.existingSecret=helpdesk-authz-token",
+            "ticket-authz.tls.existingSecret=helpdesk-authz-tls",
+            "ticket-authz.decisionLog.enabled=true",
+            "ticket-authz.decisionLog.output=/var/log/authz/decisions.jsonl",
+        ]
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+        .collect(),
+    ));
+
+    for (name, dir, args) in sets {
+        let text = charts.template(&dir, &args);
+        let file = work.join(format!("{name}.yaml"));
+        std::fs::write(&file, &text).unwrap();
+        let docs = parse_documents(&text);
+        assert!(!docs.is_empty(), "render {name} produced no objects");
+        charts.renders.push(Render { name, file, docs });
+    }
+    Ok(charts)
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// Every `helm/ticket-authz/ci/*.yaml`, sorted; chart-testing's two
+/// required ones must be among them.
+fn ci_values_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chart_dir().join("ci"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for needed in ["sidecar-values.yaml", "all-options-values.yaml"] {
+        assert!(
+            files.iter().any(|f| f.ends_with(needed)),
+            "ci/{needed} is missing"
+        );
+    }
+    files
+}
+
+/// Copies a directory tree, leaving out what `helm dependency build` may
+/// have left in a working copy of the example.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "charts" || name == "Chart.lock" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn parse_documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| serde_yaml_ng::Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .map(|doc| serde_json::to_value(doc).unwrap())
+        .collect()
+}
+
+impl Charts {
+    fn helm(&self) -> Command {
+        Command::new(&self.helm)
+    }
+
+    fn template(&self, chart: &Path, args: &[String]) -> String {
+        stdout_of(
+            self.helm()
+                .args(["template", RELEASE])
+                .arg(chart)
+                .args(["--namespace", NAMESPACE])
+                .args(args),
+        )
+    }
+
+    /// `helm template` of our chart that must fail; returns its stderr.
+    fn template_error(&self, chart: &Path, args: &[&str]) -> String {
+        let out = run(self
+            .helm()
+            .args(["template", RELEASE])
+            .arg(chart)
+            .args(["--namespace", NAMESPACE])
+            .args(args));
+        assert!(
+            !out.status.success(),
+            "helm template {args:?} should have failed but rendered:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn render(&self, name: &str) -> &Render {
+        self.renders
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no render named {name}"))
+    }
+}
+
+impl Render {
+    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.docs.iter().filter(|d| d["kind"] == kind).collect()
+    }
+
+    fn one(&self, kind: &str) -> &Value {
+        let found = self.of_kind(kind);
+        assert_eq!(found.len(), 1, "render {}: {kind} objects", self.name);
+        found[0]
+    }
+
+    /// Every pod template with our container in it, and that container.
+    fn our_pods(&self) -> Vec<(&Value, &Value)> {
+        self.of_kind("Deployment")
+            .into_iter()
+            .filter_map(|d| {
+                let pod = &d["spec"]["template"]["spec"];
+                all_containers(pod)
+                    .find(|c| c["args"] == serde_json::json!(["serve"]))
+                    .map(|c| (pod, c))
+            })
+            .collect()
+    }
+}
+
+fn all_containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["initContainers", "containers"]
+        .into_iter()
+        .filter_map(|key| pod[key].as_array())
+        .flatten()
+}
+
+fn env<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> &'a str {
+    env(container, name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("no literal {name} in {container}"))
+}
+
+/// The port of a `host:port` listen address.
+fn listen_port(addr: &str) -> u64 {
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+fn labels_match(selector: &Value, labels: &Value) -> bool {
+    let selector = selector.as_object().unwrap();
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[test]
+fn lint_strict_passes_for_default_and_every_ci_values_file() {
+    let Some(charts) = charts("lint_strict_passes_for_default_and_every_ci_values_file") else {
+        return;
+    };
+    let mut runs: Vec<(PathBuf, Vec<String>)> = vec![(chart_dir(), Vec::new())];
+    for file in ci_values_files() {
+        runs.push((chart_dir(), vec!["-f".into(), path_arg(&file)]));
+    }
+    runs.push((charts.example.clone(), Vec::new()));
+    for (chart, args) in runs {
+        let out = stdout_of(
+            charts
+                .helm()
+                .args(["lint", "--strict"])
+                .arg(&chart)
+                .args(&args),
+        );
+        assert!(
+            out.contains("0 chart(s) failed") && !out.contains("[WARNING]"),
+            "helm lint --strict {args:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn every_render_is_valid_kubernetes() {
+    let Some(charts) = charts("every_render_is_valid_kubernetes") else {
+        return;
+    };
+    let files: Vec<&Path> = charts.renders.iter().map(|r| r.file.as_path()).collect();
+    // The validator has no schema for the Prometheus Operator's kinds (it
+    // warns and passes them); every other object must be checked.
+    let expected = charts
+        .renders
+        .iter()
+        .flat_map(|r| &r.docs)
+        .filter(|d| d["apiVersion"] != "monitoring.coreos.com/v1")
+        .count();
+    for version in [None, Some(OLDEST_KUBERNETES)] {
+        let mut cmd = Command::new(&charts.validator);
+        cmd.arg("--strict");
+        if let Some(v) = version {
+            cmd.args(["--kubernetes-version", v]);
+        }
+        let out = stdout_of(cmd.args(&files));
+        let passed = out
+            .lines()
+            .filter(|l| l.contains(" passed for resource "))
+            .count();
+        assert_eq!(
+            passed, expected,
+            "kubernetes-validate (version {version:?}) checked {passed} of {expected} objects:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn probes_are_grpc_on_the_plaintext_health_port() {
+    let Some(charts) = charts("probes_are_grpc_on_the_plaintext_health_port") else {
+        return;
+    };
+    let mut pods = 0;
+    for render in &charts.renders {
+        for (_, container) in render.our_pods() {
+            pods += 1;
+            let health = listen_port(env_value(container, "TICKET_AUTHZ_HEALTH_LISTEN"));
+            assert_ne!(
+                health,
+                listen_port(env_value(container, "TICKET_AUTHZ_LISTEN")),
+                "{}: health shares the main port",
+                render.name
+            );
+            let declared = container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"].as_str().unwrap().ends_with("health"))
+                .unwrap();
+            assert_eq!(declared["containerPort"], health, "{}", render.name);
+            for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+                let p = &container[probe];
+                let handler: Vec<&String> = p.as_object().unwrap().keys().collect();
+                assert!(
+                    p["grpc"]["port"] == health
+                        && ["httpGet", "tcpSocket", "exec"]
+                            .iter()
+                            .all(|h| p.get(*h).is_none()),
+                    "{}: {probe} is not a gRPC probe on port {health}: {handler:?}",
+                    render.name
+                );
+            }
+            assert_eq!(
+                container["readinessProbe"]["grpc"]["service"], "ticketauthz.v1.TicketAuthz",
+                "{}",
+                render.name
+            );
+            // Sized for large first loads: at least five minutes.
+            let startup = &container["startupProbe"];
+            let budget = startup["periodSeconds"].as_u64().unwrap()
+                * startup["failureThreshold"].as_u64().unwrap();
+            assert!(budget >= 300, "{}: startup budget {budget} s", render.name);
+        }
+    }
+    // default, all-options, postgres, sqlite-persistent, sentinel, two examples.
+    assert!(pods >= 7, "only {pods} pods rendered");
+}
+
+#[test]
+fn secrets_are_referenced_never_inlined() {
+    let Some(charts) = charts("secrets_are_referenced_never_inlined") else {
+        return;
+    };
+    for render in &charts.renders {
+        let text = std::fs::read_to_string(&render.file).unwrap();
+        assert!(
+            !text.contains("postgres://") && render.of_kind("Secret").is_empty(),
+            "{}: a database URL or a Secret object is in the render",
+            render.name
+        );
+    }
+
+    // Each sentinel Secret name appears exactly where a Secret is named.
+    let render = charts.render("sentinel-secrets");
+    for (key, sentinel) in SENTINELS {
+        let mut places = Vec::new();
+        for doc in &render.docs {
+            find_string(doc, sentinel, String::new(), &mut places);
+        }
+        assert!(!places.is_empty(), "{key}: {sentinel} is not referenced");
+        for place in &places {
+            assert!(
+                place.ends_with("/secretKeyRef/name") || place.ends_with("/secret/secretName"),
+                "{key}: {sentinel} appears at {place}"
+            );
+        }
+    }
+    let (pod, container) = render.our_pods()[0];
+    let url = env(container, "TICKET_AUTHZ_DATABASE_URL").unwrap();
+    assert!(url.get("value").is_none(), "{url}");
+    assert_eq!(
+        url["valueFrom"]["secretKeyRef"]["name"],
+        "sentinel-database-url"
+    );
+
+    // The file settings point into read-only mounts of the right Secrets.
+    for (var, secret) in [
+        ("TICKET_AUTHZ_AUTH_TOKEN_FILE", "sentinel-bearer-token"),
+        ("TICKET_AUTHZ_TLS_CERT", "sentinel-tls-pair"),
+        ("TICKET_AUTHZ_TLS_KEY", "sentinel-tls-pair"),
+        ("TICKET_AUTHZ_CLIENT_CA", "sentinel-client-ca"),
+    ] {
+        let path = Path::new(env_value(container, var));
+        let mount = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| path.parent() == Some(Path::new(m["mountPath"].as_str().unwrap())))
+            .unwrap_or_else(|| panic!("{var}: nothing mounted at {}", path.display()));
+        assert_eq!(mount["readOnly"], true, "{var}");
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(volume["secret"]["secretName"], secret, "{var}");
+        let file = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            volume["secret"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["path"] == file),
+            "{var}: the Secret volume has no {file}"
+        );
+    }
+
+    // There is no value a URL could be written into.
+    let error = charts.template_error(
+        &chart_dir(),
+        &["--set", "database.postgres.url=postgres://user:pw@db/app"],
+    );
+    assert!(error.contains("additional properties"), "{error}");
+}
+
+/// Records the JSON-pointer-like path of every string equal to `needle`.
+fn find_string(value: &Value, needle: &str, path: String, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s == needle => found.push(path),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_string(item, needle, format!("{path}/{i}"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                find_string(v, needle, format!("{path}/{k}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn disruption_budget_is_present_exactly_when_enabled() {
+    let Some(charts) = charts("disruption_budget_is_present_exactly_when_enabled") else {
+        return;
+    };
+    for (name, budget) in [
+        ("default", Some(("maxUnavailable", serde_json::json!(1)))),
+        (
+            "postgres-values",
+            Some(("maxUnavailable", serde_json::json!(1))),
+        ),
+        (
+            "all-options-values",
+            Some(("minAvailable", serde_json::json!("50%"))),
+        ),
+        ("sqlite-persistent-values", None),
+        ("sidecar-values", None),
+    ] {
+        let render = charts.render(name);
+        let found = render.of_kind("PodDisruptionBudget");
+        let Some((field, value)) = budget else {
+            assert!(found.is_empty(), "{name}: unexpected budget");
+            continue;
+        };
+        assert_eq!(found.len(), 1, "{name}");
+        let spec = &found[0]["spec"];
+        assert_eq!(spec[field], value, "{name}");
+        assert_eq!(spec.as_object().unwrap().len(), 2, "{name}: {spec}");
+        let pod_labels = &render.one("Deployment")["spec"]["template"]["metadata"]["labels"];
+        assert!(
+            labels_match(&spec["selector"]["matchLabels"], pod_labels),
+            "{name}: the budget selects no pod of ours"
+        );
+    }
+}
+
+#[test]
+fn service_monitor_scrapes_the_services_metrics_port() {
+    let Some(charts) = charts("service_monitor_scrapes_the_services_metrics_port") else {
+        return;
+    };
+    for name in [
+        "default",
+        "postgres-values",
+        "sqlite-persistent-values",
+        "sidecar-values",
+    ] {
+        assert!(
+            charts.render(name).of_kind("ServiceMonitor").is_empty(),
+            "{name}: ServiceMonitor without metrics.serviceMonitor.enabled"
+        );
+    }
+    let render = charts.render("all-options-values");
+    let monitor = render.one("ServiceMonitor");
+    let service = render.one("Service");
+    let deployment = render.one("Deployment");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        monitor["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    assert!(
+        labels_match(
+            &monitor["spec"]["selector"]["matchLabels"],
+            &service["metadata"]["labels"]
+        ),
+        "the ServiceMonitor's selector does not match the Service's labels"
+    );
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!([NAMESPACE])
+    );
+    let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let endpoint = &endpoints[0];
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(endpoint["scheme"], "http");
+    assert_eq!(endpoint["interval"], "15s");
+    assert_eq!(endpoint["scrapeTimeout"], "5s");
+    assert_eq!(endpoint["relabelings"][0]["targetLabel"], "node");
+    assert_eq!(endpoint["metricRelabelings"][0]["action"], "drop");
+
+    // port name -> Service port -> container port -> the metrics listener.
+    let service_port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .unwrap_or_else(|| panic!("the Service has no port named {}", endpoint["port"]));
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let container_port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == service_port["targetPort"])
+        .unwrap();
+    assert_eq!(
+        container_port["containerPort"],
+        listen_port(env_value(container, "TICKET_AUTHZ_METRICS_LISTEN"))
+    );
+    assert!(
+        labels_match(
+            &service["spec"]["selector"],
+            &deployment["spec"]["template"]["metadata"]["labels"]
+        ),
+        "the Service selects no pod of ours"
+    );
+}
+
+#[test]
+fn containers_run_locked_down() {
+    let Some(charts) = charts("containers_run_locked_down") else {
+        return;
+    };
+    for render in &charts.renders {
+        for (pod, container) in render.our_pods() {
+            let name = &render.name;
+            let sc = &container["securityContext"];
+            assert_eq!(sc["runAsNonRoot"], true, "{name}");
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(sc["privileged"], false, "{name}");
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}"
+            );
+            assert!(sc["capabilities"].get("add").is_none(), "{name}");
+            assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+            if name.starts_with("example") {
+                // The pod is the application's; its own settings are its own.
+                continue;
+            }
+            assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            // Longer than the preStop sleep plus the drain, or the kubelet cuts it short.
+            let grace = env_value(container, "TICKET_AUTHZ_SHUTDOWN_GRACE");
+            let grace: u64 = grace.trim_end_matches('s').parse().unwrap();
+            let sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+                .as_u64()
+                .unwrap_or(0);
+            assert!(
+                pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace + sleep,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_mount_has_a_volume_and_writable_paths_are_volumes() {
+    let Some(charts) = charts("every_mount_has_a_volume_and_writable_paths_are_volumes") else {
+        return;
+    };
+    for render in &charts.renders {
+        for (pod, container) in render.our_pods() {
+            let volumes: BTreeSet<&str> = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap())
+                .collect();
+            let mounts = container["volumeMounts"].as_array().unwrap();
+            let mounted: BTreeSet<&str> = mounts
+                .iter()
+                .map(|m| m["mountPath"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                mounted.len(),
+                mounts.len(),
+                "{}: a path mounted twice",
+                render.name
+            );
+            for mount in mounts {
+                assert!(
+                    volumes.contains(mount["name"].as_str().unwrap()),
+                    "{}: mount {} has no volume",
+                    render.name,
+                    mount["name"]
+                );
+            }
+            assert!(mounted.contains("/tmp"), "{}", render.name);
+            let url = env(container, "TICKET_AUTHZ_DATABASE_URL").unwrap();
+            if let Some(path) = url["value"]
+                .as_str()
+                .and_then(|u| u.strip_prefix("sqlite://"))
+            {
+                let dir = Path::new(path).parent().unwrap().to_str().unwrap();
+                assert!(
+                    mounted.contains(dir),
+                    "{}: SQLite dir {dir} is not a volume",
+                    render.name
+                );
+            }
+            if let Some(log) = env(container, "TICKET_AUTHZ_DECISION_LOG") {
+                let log = log["value"].as_str().unwrap();
+                if log != "stdout" {
+                    let dir = Path::new(log).parent().unwrap().to_str().unwrap();
+                    assert!(mounted.contains(dir), "{}: decision log dir", render.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sqlite_stays_on_one_replica_on_a_volume() {
+    let Some(charts) = charts("sqlite_stays_on_one_replica_on_a_volume") else {
+        return;
+    };
+    let default = charts.render("default");
+    let deployment = default.one("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let (pod, container) = default.our_pods()[0];
+    assert_eq!(
+        env_value(container, "TICKET_AUTHZ_DATABASE_URL"),
+        "sqlite:///data/ticket-authz.db"
+    );
+    let data = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ticket-authz-data")
+        .unwrap();
+    assert!(data.get("emptyDir").is_some(), "{data}");
+
+    let persistent = charts.render("sqlite-persistent-values");
+    let claim = persistent.one("PersistentVolumeClaim");
+    let (pod, _) = persistent.our_pods()[0];
+    let data = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ticket-authz-data")
+        .unwrap();
+    assert_eq!(
+        data["persistentVolumeClaim"]["claimName"],
+        claim["metadata"]["name"]
+    );
+
+    let chart = chart_dir();
+    let persistent_values = path_arg(&chart.join("ci/sqlite-persistent-values.yaml"));
+    for args in [
+        &["--set", "replicaCount=2"][..],
+        &["--set", "autoscaling.enabled=true"][..],
+        &["-f", persistent_values.as_str(), "--set", "replicaCount=3"][..],
+    ] {
+        let error = charts.template_error(&chart, args);
+        assert!(
+            error.contains("SQLite allows only one replica"),
+            "{args:?}: {error}"
+        );
+    }
+    let error = charts.template_error(&chart, &["--set", "database.type=postgres"]);
+    assert!(
+        error.contains("database.postgres.existingSecret"),
+        "{error}"
+    );
+
+    // With PostgreSQL, several replicas roll over one at a time.
+    let postgres = charts.render("postgres-values").one("Deployment");
+    assert_eq!(postgres["spec"]["replicas"], 3);
+    assert_eq!(
+        postgres["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    // With autoscaling the HPA owns the replica count.
+    let all = charts.render("all-options-values");
+    assert!(all.one("Deployment")["spec"].get("replicas").is_none());
+    let hpa = all.one("HorizontalPodAutoscaler");
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        all.one("Deployment")["metadata"]["name"]
+    );
+    assert_eq!(hpa["spec"]["minReplicas"], 3);
+}
+
+#[test]
+fn every_option_reaches_the_container() {
+    let Some(charts) = charts("every_option_reaches_the_container") else {
+        return;
+    };
+    let render = charts.render("all-options-values");
+    let (_, c) = render.our_pods()[0];
+    for (var, value) in [
+        ("TICKET_AUTHZ_LISTEN", "[::]:50051"),
+        ("TICKET_AUTHZ_HEALTH_LISTEN", "0.0.0.0:8081"),
+        ("TICKET_AUTHZ_METRICS_LISTEN", "0.0.0.0:9090"),
+        ("TICKET_AUTHZ_NOTIFY", "listen"),
+        ("TICKET_AUTHZ_POLL_INTERVAL", "2s"),
+        ("TICKET_AUTHZ_REVISION_WAIT", "500ms"),
+        ("TICKET_AUTHZ_MAX_CONCURRENT_REQUESTS", "2048"),
+        ("TICKET_AUTHZ_MAX_MESSAGE_BYTES", "8388608"),
+        ("TICKET_AUTHZ_SHUTDOWN_GRACE", "20s"),
+        ("TICKET_AUTHZ_LOG_FORMAT", "json"),
+        ("TICKET_AUTHZ_LOG_FILTER", "info,ticket_authz=debug"),
+        (
+            "TICKET_AUTHZ_DECISION_LOG",
+            "/var/log/ticket-authz/decisions.jsonl",
+        ),
+        ("TICKET_AUTHZ_DECISION_LOG_SAMPLE", "0.25"),
+        ("TICKET_AUTHZ_TRACE_SUBJECTS", "true"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://otel-collector.observability.svc:4317",
+        ),
+        ("OTEL_SERVICE_NAME", "ticket-authz"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+    ] {
+        assert_eq!(env_value(c, var), value, "{var}");
+    }
+    let extra = env(c, "OTEL_EXPORTER_OTLP_HEADERS").unwrap();
+    assert_eq!(extra["valueFrom"]["secretKeyRef"]["name"], "otel-headers");
+    // Every variable is set once.
+    let names: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().collect::<BTreeSet<_>>().len(),
+        names.len(),
+        "{names:?}"
+    );
+
+    // The defaults: JSON logs, metrics on, no traces, no decision log.
+    let (_, d) = charts.render("default").our_pods()[0];
+    assert_eq!(env_value(d, "TICKET_AUTHZ_LOG_FORMAT"), "json");
+    assert_eq!(env_value(d, "TICKET_AUTHZ_METRICS_LISTEN"), "0.0.0.0:9090");
+    assert_eq!(env_value(d, "TICKET_AUTHZ_LISTEN"), "0.0.0.0:50051");
+    for unset in ["OTEL_EXPORTER_OTLP_ENDPOINT", "TICKET_AUTHZ_DECISION_LOG"] {
+        assert!(env(d, unset).is_none(), "{unset} set by default");
+    }
+
+    // The network policy opens the health port to all and gRPC to the listed peers.
+    let policy = render.one("NetworkPolicy");
+    let ingress = policy["spec"]["ingress"].as_array().unwrap();
+    let rule_for = |port: u64| {
+        ingress
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("no ingress rule for port {port}"))
+    };
+    assert!(rule_for(8081).get("from").is_none());
+    assert_eq!(
+        rule_for(50051)["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "helpdesk-api"
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+}
+
+#[test]
+fn sidecar_example_renders_a_pod_with_both_containers() {
+    let Some(charts) = charts("sidecar_example_renders_a_pod_with_both_containers") else {
+        return;
+    };
+    for (name, native) in [("example", true), ("example-plain-container", false)] {
+        let render = charts.render(name);
+        let deployments = render.of_kind("Deployment");
+        assert_eq!(
+            deployments.len(),
+            1,
+            "{name}: only the application's Deployment"
+        );
+        let pod = &deployments[0]["spec"]["template"]["spec"];
+        let names = |key: &str| -> Vec<String> {
+            pod[key]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|c| c["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if native {
+            assert_eq!(names("initContainers"), ["ticket-authz"], "{name}");
+            assert_eq!(names("containers"), ["api"], "{name}");
+            assert_eq!(
+                pod["initContainers"][0]["restartPolicy"], "Always",
+                "{name}"
+            );
+        } else {
+            assert!(names("initContainers").is_empty(), "{name}");
+            assert_eq!(names("containers"), ["api", "ticket-authz"], "{name}");
+            assert!(
+                pod["containers"][1].get("restartPolicy").is_none(),
+                "{name}"
+            );
+        }
+        let (_, ours) = render.our_pods()[0];
+        // Only the pod's own containers reach the gRPC port.
+        assert!(
+            env_value(ours, "TICKET_AUTHZ_LISTEN").starts_with("127.0.0.1:"),
+            "{name}"
+        );
+        assert_eq!(
+            env(ours, "TICKET_AUTHZ_DATABASE_URL").unwrap()["valueFrom"]["secretKeyRef"]["name"],
+            "helpdesk-authz-database"
+        );
+        for port in ours["ports"].as_array().unwrap() {
+            assert!(
+                port["name"].as_str().unwrap().starts_with("authz-"),
+                "{name}: {port}"
+            );
+        }
+        // The application's Service exposes the sidecar's metrics port by name.
+        let service = render.one("Service");
+        assert!(
+            service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["targetPort"] == "authz-metrics"),
+            "{name}"
+        );
+    }
+
+    // Including the sidecar while the subchart would render its own Deployment is refused.
+    let error = charts.template_error(&charts.example, &["--set", "ticket-authz.mode=deployment"]);
+    assert!(error.contains("ticket-authz.mode=sidecar"), "{error}");
+}
