@@ -240,6 +240,50 @@ fn benches(c: &mut Criterion) {
             black_box(next)
         })
     });
+    // Wide changes: each costs what it affects (the users at a domain, a
+    // profile's grantees), not a rebuild.
+    let added_at = data.organisations[0].domains[0].added_at;
+    apply.bench_function("add_domain", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_domain("org-00002", "org1.example", added_at, true)
+                .unwrap();
+            black_box(next)
+        })
+    });
+    apply.bench_function("add_partnership", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_partnership("org-00000", "org-00010", added_at, true)
+                .unwrap();
+            black_box(next)
+        })
+    });
+    apply.bench_function("profile_ir_off", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.set_profile_flag("p-reader", ticket_authz::flags::Flag::IR, false)
+                .unwrap();
+            black_box(next)
+        })
+    });
+    let group = data.groups.iter().find(|g| g.id == "g-007").unwrap();
+    let toggled = ticket_authz::model::Group {
+        id: group.id.clone(),
+        name: group.name.clone(),
+        parent: group.parent.clone(),
+        propagate: !group.propagate,
+        open_ticket_limit: group.open_ticket_limit,
+        enforce_open_limit: group.enforce_open_limit,
+        total_ticket_limit: group.total_ticket_limit,
+    };
+    apply.bench_function("group_propagate", |b| {
+        b.iter(|| {
+            let mut next = snap.clone();
+            next.upsert_group(&toggled).unwrap();
+            black_box(next)
+        })
+    });
     apply.finish();
 
     let mut build = c.benchmark_group("snapshot_build");

@@ -66,6 +66,10 @@ impl FlagSet {
         self.0 |= 1 << flag.0;
     }
 
+    pub fn remove(&mut self, flag: Flag) {
+        self.0 &= !(1 << flag.0);
+    }
+
     pub fn union(self, other: FlagSet) -> FlagSet {
         FlagSet(self.0 | other.0)
     }

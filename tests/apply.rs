@@ -1,13 +1,18 @@
 //! Incremental changes (tickets, CCs, participants, users, memberships,
-//! grants) give the same answers as a fresh build of the changed data, and
-//! leave the snapshot they started from untouched.
+//! grants, organisations, domains, partnerships, groups, profile flags,
+//! companies) give the same answers as a fresh build of the changed data,
+//! and leave the snapshot they started from untouched.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};
+use ticket_authz::flags::Flag;
 use ticket_authz::generate::{Spec, generate};
-use ticket_authz::model::{Dataset, Grant, GrantScope, Status, User, UserAccess, UserKind};
-use ticket_authz::snapshot::{Role, Snapshot, TicketFields, UserFields};
+use ticket_authz::model::{
+    Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
+    Status, User, UserAccess, UserKind,
+};
+use ticket_authz::snapshot::{OrgFields, Role, Snapshot, TicketFields, UserFields};
 use ticket_authz::time::Timestamp;
 
 #[derive(Debug, Clone)]
@@ -53,6 +58,41 @@ enum Change {
     },
     DeleteUser {
         user: usize,
+    },
+    /// Organisations 12..14 are new ids.
+    Org {
+        org: usize,
+        access: usize,
+    },
+    Domain {
+        org: usize,
+        domain: usize,
+        day: i64,
+        present: bool,
+    },
+    Partnership {
+        partner: usize,
+        client: usize,
+        day: i64,
+        present: bool,
+    },
+    /// Groups 15..17 are new ids.
+    Group {
+        group: usize,
+        parent: Option<usize>,
+        propagate: bool,
+        limits: (u32, bool, u32),
+    },
+    ProfileFlag {
+        profile: usize,
+        ir: bool,
+        present: bool,
+    },
+    /// Companies 8..10 are new ids.
+    Company {
+        company: usize,
+        parent: Option<usize>,
+        owner: Option<usize>,
     },
 }
 
@@ -126,7 +166,76 @@ fn change() -> impl Strategy<Value = Change> {
                 present
             }),
         (0usize..210).prop_map(|user| Change::DeleteUser { user }),
+        (0usize..14, 0usize..3).prop_map(|(org, access)| Change::Org { org, access }),
+        (0usize..14, 0usize..14, -400i64..500, any::<bool>()).prop_map(
+            |(org, domain, day, present)| Change::Domain {
+                org,
+                domain,
+                day,
+                present
+            }
+        ),
+        (0usize..14, 0usize..14, -400i64..500, any::<bool>()).prop_map(
+            |(partner, client, day, present)| Change::Partnership {
+                partner,
+                client,
+                day,
+                present
+            }
+        ),
+        (
+            0usize..17,
+            proptest::option::of(0usize..17),
+            any::<bool>(),
+            (0u32..4, any::<bool>(), 0u32..6)
+        )
+            .prop_map(|(group, parent, propagate, limits)| Change::Group {
+                group,
+                parent,
+                propagate,
+                limits
+            }),
+        (0usize..8, any::<bool>(), any::<bool>()).prop_map(|(profile, ir, present)| {
+            Change::ProfileFlag {
+                profile,
+                ir,
+                present,
+            }
+        }),
+        (
+            0usize..10,
+            proptest::option::of(0usize..10),
+            proptest::option::of(0usize..210)
+        )
+            .prop_map(|(company, parent, owner)| Change::Company {
+                company,
+                parent,
+                owner
+            }),
     ]
+}
+
+fn org_id(i: usize) -> String {
+    format!("o-new-{i}")
+}
+
+/// Whether making `parent` the parent of `child` closes a loop, given each
+/// id's parent.
+fn loops(parents: &[(String, Option<String>)], child: &str, parent: Option<&str>) -> bool {
+    let mut at = parent.map(str::to_owned);
+    for _ in 0..=parents.len() {
+        match at {
+            None => return false,
+            Some(ref id) if id == child => return true,
+            Some(id) => {
+                at = parents
+                    .iter()
+                    .find(|(c, _)| *c == id)
+                    .and_then(|(_, p)| p.clone())
+            }
+        }
+    }
+    true
 }
 
 fn ticket_id(i: usize) -> String {
@@ -331,6 +440,199 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             for o in &mut data.organisations {
                 o.access_managers.retain(|u| *u != id);
             }
+            for c in &mut data.companies {
+                if c.owner.as_deref() == Some(id.as_str()) {
+                    c.owner = None;
+                }
+            }
+        }
+        Change::Org { org, access } => {
+            let id = data
+                .organisations
+                .get(*org)
+                .map_or_else(|| org_id(*org), |o| o.id.clone());
+            let access = [OrgAccess::Own, OrgAccess::ViewAll, OrgAccess::CommentAll][*access];
+            snap.upsert_org(&OrgFields {
+                id: id.clone(),
+                name: format!("name of {id}"),
+                access,
+            });
+            match data.organisations.iter_mut().find(|o| o.id == id) {
+                Some(o) => {
+                    o.name = format!("name of {id}");
+                    o.ticket_access = access;
+                }
+                None => data.organisations.push(Organisation {
+                    id: id.clone(),
+                    name: format!("name of {id}"),
+                    ticket_access: access,
+                    domains: Vec::new(),
+                    access_managers: Vec::new(),
+                }),
+            }
+        }
+        Change::Domain {
+            org,
+            domain,
+            day,
+            present,
+        } => {
+            let Some(o) = data.organisations.get_mut(*org) else {
+                return;
+            };
+            let name = format!("org{domain}.example");
+            let added_at = Timestamp::from_unix_seconds(1_735_689_600 + day * 86_400);
+            snap.set_domain(&o.id, &name, added_at, *present).unwrap();
+            match o.domains.iter_mut().find(|d| d.domain == name) {
+                Some(d) if *present => d.added_at = added_at,
+                Some(_) => o.domains.retain(|d| d.domain != name),
+                None if *present => o.domains.push(Domain {
+                    domain: name,
+                    added_at,
+                }),
+                None => {}
+            }
+        }
+        Change::Partnership {
+            partner,
+            client,
+            day,
+            present,
+        } => {
+            let (Some(p), Some(c)) = (
+                data.organisations.get(*partner),
+                data.organisations.get(*client),
+            ) else {
+                return;
+            };
+            if partner == client {
+                return;
+            }
+            let (p, c) = (p.id.clone(), c.id.clone());
+            let since = Timestamp::from_unix_seconds(1_735_689_600 + day * 86_400);
+            snap.set_partnership(&p, &c, since, *present).unwrap();
+            data.partnerships
+                .retain(|x| !(x.partner == p && x.client == c));
+            if *present {
+                data.partnerships.push(Partnership {
+                    partner: p,
+                    client: c,
+                    since,
+                });
+            }
+        }
+        Change::Group {
+            group,
+            parent,
+            propagate,
+            limits,
+        } => {
+            let id = data
+                .groups
+                .get(*group)
+                .map_or_else(|| format!("g-new-{group}"), |g| g.id.clone());
+            let parent = parent
+                .and_then(|p| data.groups.get(p))
+                .map(|g| g.id.clone());
+            let fields = Group {
+                id: id.clone(),
+                name: format!("name of {id}"),
+                parent: parent.clone(),
+                propagate: *propagate,
+                open_ticket_limit: limits.0,
+                enforce_open_limit: limits.1,
+                total_ticket_limit: limits.2,
+            };
+            let parents: Vec<(String, Option<String>)> = data
+                .groups
+                .iter()
+                .map(|g| (g.id.clone(), g.parent.clone()))
+                .collect();
+            let result = snap.upsert_group(&fields);
+            if parent.as_deref() == Some(id.as_str()) || loops(&parents, &id, parent.as_deref()) {
+                // Refused; the caller would reload, and the reload would
+                // hold the data back. Start over from the last good state.
+                assert!(result.is_err(), "a parent cycle must be refused");
+                *snap = Snapshot::build(data).unwrap();
+                return;
+            }
+            result.unwrap();
+            let group = Group {
+                id: id.clone(),
+                name: fields.name,
+                parent,
+                propagate: *propagate,
+                open_ticket_limit: limits.0,
+                enforce_open_limit: limits.1,
+                total_ticket_limit: limits.2,
+            };
+            match data.groups.iter_mut().find(|g| g.id == id) {
+                Some(g) => *g = group,
+                None => data.groups.push(group),
+            }
+        }
+        Change::ProfileFlag {
+            profile,
+            ir,
+            present,
+        } => {
+            let flag = if *ir {
+                Flag::IR
+            } else {
+                Flag::parse("IW").unwrap()
+            };
+            let p = &mut data.profiles[*profile];
+            snap.set_profile_flag(&p.id, flag, *present).unwrap();
+            let mut flags = ticket_authz::flags::FlagSet::EMPTY;
+            for f in p.flags.iter().filter(|f| *f != flag) {
+                flags.insert(f);
+            }
+            if *present {
+                flags.insert(flag);
+            }
+            p.flags = flags;
+        }
+        Change::Company {
+            company,
+            parent,
+            owner,
+        } => {
+            let id = data
+                .companies
+                .get(*company)
+                .map_or_else(|| format!("c-new-{company}"), |c| c.id.clone());
+            let parent = parent
+                .and_then(|p| data.companies.get(p))
+                .map(|c| c.id.clone());
+            let owner = owner.map(user_id).filter(|u| exists(data, u));
+            let fields = Company {
+                id: id.clone(),
+                name: format!("name of {id}"),
+                parent: parent.clone(),
+                owner: owner.clone(),
+            };
+            let parents: Vec<(String, Option<String>)> = data
+                .companies
+                .iter()
+                .map(|c| (c.id.clone(), c.parent.clone()))
+                .collect();
+            let result = snap.upsert_company(&fields);
+            if parent.as_deref() == Some(id.as_str()) || loops(&parents, &id, parent.as_deref()) {
+                assert!(result.is_err(), "a parent cycle must be refused");
+                *snap = Snapshot::build(data).unwrap();
+                return;
+            }
+            result.unwrap();
+            let company = Company {
+                id: id.clone(),
+                name: fields.name,
+                parent,
+                owner,
+            };
+            match data.companies.iter_mut().find(|c| c.id == id) {
+                Some(c) => *c = company,
+                None => data.companies.push(company),
+            }
         }
     }
 }
@@ -367,6 +669,47 @@ fn answers(snap: &Snapshot, data: &Dataset) -> Vec<String> {
     for i in (0..320).step_by(7) {
         let page = core::list_ticket_viewers(snap, &ticket_id(i), 1000, "").unwrap();
         out.push(format!("{} viewers {:?}", ticket_id(i), page.ids));
+    }
+    // Flags (profiles, propagation), edits, organisation and company
+    // actions, for a sample of users.
+    for user in data.users.iter().step_by(3) {
+        let mut ask = |action: Action, field: &str, id: &str, flag: &str| {
+            let mut req = CheckRequest {
+                user: &user.id,
+                action: ActionInput::Known(action),
+                flag,
+                ..CheckRequest::default()
+            };
+            match field {
+                "group" => req.group = id,
+                "ticket" => req.ticket = id,
+                "organisation" => req.organisation = id,
+                _ => req.company = id,
+            }
+            let d = core::check(snap, &req, now).unwrap();
+            out.push(format!(
+                "{} {} {id} {flag}: {} {:?}",
+                user.id,
+                action.name(),
+                d.allowed,
+                d.reason
+            ));
+        };
+        for group in &data.groups {
+            ask(Action::HasFlag, "group", &group.id, "IW");
+            ask(Action::HasFlag, "group", &group.id, "IR");
+        }
+        for t in data.tickets.iter().step_by(11) {
+            ask(Action::Edit, "ticket", &t.id, "");
+            ask(Action::Comment, "ticket", &t.id, "");
+        }
+        for o in &data.organisations {
+            ask(Action::ManageAccess, "organisation", &o.id, "");
+        }
+        for c in &data.companies {
+            ask(Action::CompanyView, "company", &c.id, "");
+            ask(Action::CompanyManage, "company", &c.id, "");
+        }
     }
     out
 }

@@ -164,10 +164,8 @@ async fn a_permission_change_is_visible_at_its_revision_without_a_reload() {
             (true, Reason::GroupFlag),
             "{url}"
         );
-        // Ticket, CC, participant, user, membership and grant changes are
-        // applied row by row.
-        assert_eq!(f.store.full_loads(), 0, "{url}");
-        // Other tables reload, and still arrive.
+        // Organisation, domain, partnership, profile-flag and group changes
+        // are applied row by row too, with their wide effects.
         exec(
             &f.db,
             "UPDATE organisations SET ticket_access = 'own' WHERE id = 'northwind'",
@@ -176,6 +174,58 @@ async fn a_permission_change_is_visible_at_its_revision_without_a_reload() {
         let revision = f.db.revision().await.unwrap();
         assert_eq!(
             view(&f.store, revision, "nils", "1006").await,
+            (false, Reason::NoMatchingRule),
+            "{url}"
+        );
+        exec(&f.db, "INSERT INTO organisation_domains (organisation_id, domain, added_at) VALUES ('fabrikam', 'contoso.example', '2020-01-01T00:00:00Z')").await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "carla", "1005").await,
+            (true, Reason::Organisation),
+            "{url}: carla joins fabrikam by her email domain"
+        );
+        assert!(view(&f.store, 0, "paul", "1004").await.0);
+        exec(
+            &f.db,
+            "DELETE FROM partnerships WHERE partner_id = 'brightdesk' AND client_id = 'contoso'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "paul", "1004").await,
+            (false, Reason::NoMatchingRule),
+            "{url}: paul is no longer a member of contoso"
+        );
+        exec(
+            &f.db,
+            "DELETE FROM profile_flags WHERE profile_id = 'auditor' AND flag = 'IR'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "sam", "1004").await,
+            (false, Reason::NoMatchingRule),
+            "{url}"
+        );
+        assert!(view(&f.store, 0, "alex", "1006").await.0);
+        exec(
+            &f.db,
+            "UPDATE groups SET propagate = false WHERE id = 'service-desk'",
+        )
+        .await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "alex", "1006").await,
+            (false, Reason::NoMatchingRule),
+            "{url}"
+        );
+        assert_eq!(f.store.full_loads(), 0, "{url}");
+        // Deleting an organisation cascades through many tables: a full
+        // reload applies it, and it still arrives.
+        exec(&f.db, "DELETE FROM organisations WHERE id = 'fabrikam'").await;
+        let revision = f.db.revision().await.unwrap();
+        assert_eq!(
+            view(&f.store, revision, "carla", "1005").await,
             (false, Reason::NoMatchingRule),
             "{url}"
         );
@@ -380,6 +430,7 @@ async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
             "'finance'",
             "'finance-payroll'",
             "'service-desk'",
+            "'printers'",
         ];
         let orgs = [
             "NULL",
@@ -388,10 +439,33 @@ async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
             "'fabrikam'",
             "'brightdesk'",
         ];
+        // Changes to the shape around tickets, one every 25 statements.
+        let shape = [
+            "INSERT INTO organisation_domains (organisation_id, domain, added_at) VALUES ('fabrikam', 'contoso.example', '2020-01-01T00:00:00Z') ON CONFLICT DO NOTHING",
+            "INSERT INTO partnerships (partner_id, client_id, since) VALUES ('fabrikam', 'northwind', '2020-01-01T00:00:00Z') ON CONFLICT DO NOTHING",
+            "UPDATE groups SET propagate = NOT propagate WHERE id = 'service-desk'",
+            "DELETE FROM profile_flags WHERE profile_id = 'first-line' AND flag = 'IR'",
+            "INSERT INTO profiles (id, name) VALUES ('watcher', 'Watcher') ON CONFLICT (id) DO UPDATE SET name = 'Watcher 2'",
+            "INSERT INTO groups (id, name, parent_id, propagate) VALUES ('printers', 'Printers', 'hardware', false) ON CONFLICT (id) DO UPDATE SET parent_id = 'finance'",
+            "INSERT INTO grants (user_id, profile_id, group_id) VALUES ('omar', 'watcher', 'printers')",
+            "INSERT INTO profile_flags (profile_id, flag) VALUES ('watcher', 'IR') ON CONFLICT DO NOTHING",
+            "UPDATE groups SET parent_id = 'hardware', propagate = true WHERE id = 'printers'",
+            "DELETE FROM organisation_domains WHERE organisation_id = 'fabrikam' AND domain = 'contoso.example'",
+            "INSERT INTO companies (id, name, parent_id, owner_id) VALUES ('contoso-eu', 'Contoso EU', 'contoso-hq', 'sam') ON CONFLICT (id) DO UPDATE SET owner_id = NULL",
+            "DELETE FROM partnerships WHERE partner_id = 'brightdesk' AND client_id = 'contoso'",
+        ];
         let mut rng = fastrand::Rng::with_seed(11);
         for i in 0..300 {
+            if i % 25 == 0 {
+                exec(&f.db, shape[i / 25]).await;
+            }
             let t = format!("s{}", rng.usize(0..40));
             let u = users[rng.usize(0..users.len())];
+            let groups = if i > 150 {
+                &groups[..]
+            } else {
+                &groups[..groups.len() - 1]
+            };
             let sql = match rng.u8(0..10) {
                 0..=3 => format!(
                     "INSERT INTO tickets (id, created_at, requester_id, organisation_id, group_id, assignee_id, status) \
@@ -442,6 +516,11 @@ async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
             answers(&served, &users, &tickets),
             answers(&fresh, &users, &tickets),
             "{url}"
+        );
+        assert_eq!(
+            f.store.full_loads(),
+            0,
+            "{url}: every change applied row by row"
         );
     }
 }

@@ -12,8 +12,9 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use super::{Database, DbError};
-use crate::model::{Status, UserAccess, UserKind};
-use crate::snapshot::{ApplyError, Role, Snapshot, TicketFields, UserFields};
+use crate::flags::Flag;
+use crate::model::{Company, Group, OrgAccess, Status, UserAccess, UserKind};
+use crate::snapshot::{ApplyError, OrgFields, Role, Snapshot, TicketFields, UserFields};
 use crate::store::Store;
 use crate::telemetry::metrics::{APPLY_DURATION, CHANGE_LAG, REFRESH_ERRORS};
 use crate::time::Timestamp;
@@ -179,7 +180,7 @@ fn ticket_fields(row: &Value) -> Result<TicketFields, ApplyError> {
 }
 
 /// Tables whose changes are applied row by row.
-const ROW_BY_ROW: [&str; 7] = [
+const ROW_BY_ROW: [&str; 14] = [
     "tickets",
     "ticket_ccs",
     "ticket_participants",
@@ -187,15 +188,92 @@ const ROW_BY_ROW: [&str; 7] = [
     "user_organisations",
     "grants",
     "organisation_access_managers",
+    "organisations",
+    "organisation_domains",
+    "partnerships",
+    "groups",
+    "profiles",
+    "profile_flags",
+    "companies",
 ];
+
+/// Deleting a row of these cascades through many tables (and is rare):
+/// a full reload applies it.
+const RELOAD_ON_DELETE: [&str; 4] = ["organisations", "groups", "profiles", "companies"];
 
 /// Whether every change of a batch can be applied row by row.
 fn incremental(batch: &Batch) -> bool {
     !batch.bulk
-        && batch
-            .changes
-            .iter()
-            .all(|c| ROW_BY_ROW.contains(&c.table.as_str()))
+        && batch.changes.iter().all(|c| {
+            let table = c.table.as_str();
+            ROW_BY_ROW.contains(&table) && !(c.op == "D" && RELOAD_ON_DELETE.contains(&table))
+        })
+}
+
+fn timestamp(table: &str, row: &Value, field: &str) -> Result<Timestamp, ApplyError> {
+    text(table, row, field)?
+        .parse::<Timestamp>()
+        .map_err(|e| row_error(table, format!("field {field}: {e}")))
+}
+
+fn count(table: &str, row: &Value, field: &str) -> Result<u32, ApplyError> {
+    row.get(field)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| row_error(table, format!("field {field}: not a count")))
+}
+
+/// The ids of an update's old and new image; a changed id is applied by a
+/// full reload (every reference to it moves too).
+fn same_id(table: &str, c: &ChangeRow, new: &Value) -> Result<(), ApplyError> {
+    if c.op == "U" && text(table, &parse(table, &c.old)?, "id")? != text(table, new, "id")? {
+        return Err(ApplyError::Reload(format!("{table}: an id changed")));
+    }
+    Ok(())
+}
+
+fn group(row: &Value) -> Result<Group, ApplyError> {
+    let t = "groups";
+    Ok(Group {
+        id: text(t, row, "id")?,
+        name: text(t, row, "name")?,
+        parent: optional(row, "parent_id"),
+        propagate: boolean(t, row, "propagate")?,
+        open_ticket_limit: count(t, row, "open_ticket_limit")?,
+        enforce_open_limit: boolean(t, row, "enforce_open_limit")?,
+        total_ticket_limit: count(t, row, "total_ticket_limit")?,
+    })
+}
+
+/// Applies an insert or update of an organisation, group, profile or
+/// company.
+fn apply_shape(next: &mut Snapshot, c: &ChangeRow) -> Result<(), ApplyError> {
+    let table = c.table.as_str();
+    let new = parse(table, &c.new)?;
+    same_id(table, c, &new)?;
+    match table {
+        "organisations" => {
+            let access = text(table, &new, "ticket_access")?;
+            next.upsert_org(&OrgFields {
+                id: text(table, &new, "id")?,
+                name: text(table, &new, "name")?,
+                access: OrgAccess::parse(&access)
+                    .ok_or_else(|| row_error(table, format!("field ticket_access: `{access}`")))?,
+            });
+            Ok(())
+        }
+        "groups" => next.upsert_group(&group(&new)?),
+        "profiles" => {
+            next.upsert_profile(&text(table, &new, "id")?, &text(table, &new, "name")?);
+            Ok(())
+        }
+        _ => next.upsert_company(&Company {
+            id: text(table, &new, "id")?,
+            name: text(table, &new, "name")?,
+            parent: optional(&new, "parent_id"),
+            owner: optional(&new, "owner_id"),
+        }),
+    }
 }
 
 /// A boolean column: PostgreSQL's JSON has booleans, SQLite's has 0 and 1.
@@ -229,7 +307,8 @@ fn user_fields(row: &Value) -> Result<UserFields, ApplyError> {
     })
 }
 
-/// Applies one membership, grant or access-manager row image.
+/// Applies one row image of a link table: memberships, grants, access
+/// managers, domains, partnerships, profile flags.
 fn apply_link(
     next: &mut Snapshot,
     table: &str,
@@ -248,11 +327,30 @@ fn apply_link(
             optional(row, "group_id").as_deref(),
             present,
         ),
-        _ => next.set_access_manager(
+        "organisation_access_managers" => next.set_access_manager(
             &text(table, row, "organisation_id")?,
             &text(table, row, "user_id")?,
             present,
         ),
+        "organisation_domains" => next.set_domain(
+            &text(table, row, "organisation_id")?,
+            &text(table, row, "domain")?,
+            timestamp(table, row, "added_at")?,
+            present,
+        ),
+        "partnerships" => next.set_partnership(
+            &text(table, row, "partner_id")?,
+            &text(table, row, "client_id")?,
+            timestamp(table, row, "since")?,
+            present,
+        ),
+        "profile_flags" => {
+            let name = text(table, row, "flag")?;
+            let flag = Flag::parse(&name)
+                .ok_or_else(|| row_error(table, format!("field flag: `{name}`")))?;
+            next.set_profile_flag(&text(table, row, "profile_id")?, flag, present)
+        }
+        _ => Err(row_error(table, "not a link table".to_owned())),
     }
 }
 
@@ -311,13 +409,24 @@ fn apply(base: &Snapshot, batch: &Batch) -> Result<Snapshot, ApplyError> {
                 next.upsert_user(&new)?;
             }
             ("users", "D") => next.delete_user(&text("users", &parse("users", &c.old)?, "id")?),
-            (table @ ("user_organisations" | "grants" | "organisation_access_managers"), op) => {
+            (
+                table @ ("user_organisations"
+                | "grants"
+                | "organisation_access_managers"
+                | "organisation_domains"
+                | "partnerships"
+                | "profile_flags"),
+                op,
+            ) => {
                 if op != "I" {
                     apply_link(&mut next, table, &parse(table, &c.old)?, false)?;
                 }
                 if op != "D" {
                     apply_link(&mut next, table, &parse(table, &c.new)?, true)?;
                 }
+            }
+            ("organisations" | "groups" | "profiles" | "companies", "I" | "U") => {
+                apply_shape(&mut next, c)?
             }
             (table, op) => return Err(row_error(table, format!("cannot apply `{op}` row by row"))),
         }
@@ -352,6 +461,10 @@ async fn sync(db: &Database, store: &Store) {
         let applied = if incremental(&batch) {
             match apply(&base, &batch) {
                 Ok(next) => Ok(next),
+                Err(ApplyError::Reload(why)) => {
+                    tracing::debug!(revision = batch.revision, why, "reloading in full");
+                    reload(db, store).await
+                }
                 Err(e) => {
                     metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
                     tracing::warn!(error = %e, revision = batch.revision, "row-by-row apply failed; reloading");

@@ -20,6 +20,10 @@ pub enum ApplyError {
     },
     #[error("{table}: {message}")]
     Row { table: String, message: String },
+    /// Not an error in the data: a change that a full reload applies
+    /// (deleting or renaming an organisation, group, profile or company).
+    #[error("{0}: applied by a full reload")]
+    Reload(String),
 }
 
 /// A ticket row as stored (CCs and participants are rows of their own).
@@ -250,17 +254,15 @@ pub struct UserFields {
 impl Snapshot {
     /// Adds a user's postings (`add`) or removes them: organisation member
     /// lists, superadmins, IR grantee lists, and its requested tickets in its
-    /// company's list.
+    /// company's list. (The email and profile indexes change only with the
+    /// email and the grants: see `upsert_user`, `set_grant`, `delete_user`.)
     fn user_postings(&mut self, uidx: Idx, add: bool) {
         let Snapshot {
             users,
             orgs,
-            groups,
             companies,
-            profiles,
             tickets,
             superadmins,
-            all_group_ir,
             ..
         } = self;
         let users = &*users;
@@ -276,21 +278,8 @@ impl Snapshot {
                 }
             }
         }
-        match row.kind {
-            UserKind::Superadmin => superadmins.toggle(uidx, add, by_user),
-            UserKind::Agent => {
-                for g in &row.grants {
-                    if !profiles[g.profile].flags.contains(crate::flags::Flag::IR) {
-                        continue;
-                    }
-                    if g.group == super::ALL {
-                        all_group_ir.toggle(uidx, add, by_user);
-                    } else if let Some(group) = groups.row_mut(g.group) {
-                        group.ir_grantees.toggle(uidx, add, by_user);
-                    }
-                }
-            }
-            UserKind::EndUser => {}
+        if row.kind == UserKind::Superadmin {
+            superadmins.toggle(uidx, add, by_user);
         }
         if let Some(company) = companies.row_mut(row.company) {
             for &t in row.involved.iter() {
@@ -299,11 +288,24 @@ impl Snapshot {
                 }
             }
         }
+        self.ir_postings(uidx, add);
+    }
+
+    /// Lists (`add`) or unlists a user under its lower-cased email domain.
+    fn index_email(&mut self, uidx: Idx, domain: Option<&str>, add: bool) {
+        let Some(domain) = domain else {
+            return;
+        };
+        if let Some(users) = self.email_users.entry(domain) {
+            users.toggle(uidx, add, Idx::cmp);
+        }
+        self.email_users
+            .remove_if(domain, super::SortedSeq::is_empty);
     }
 
     /// Recomputes a user's memberships from its explicit ones, email and
     /// creation time.
-    fn derive_orgs(&self, uidx: Idx) -> smallvec::SmallVec<[Idx; 4]> {
+    pub(super) fn derive_orgs(&self, uidx: Idx) -> smallvec::SmallVec<[Idx; 4]> {
         let row = &self.users[uidx];
         super::members::organisations(&super::members_of(self, row))
     }
@@ -342,11 +344,21 @@ impl Snapshot {
             None => NONE,
         };
         let uidx = match self.users.lookup(&u.id) {
-            Some(uidx) => uidx,
+            Some(uidx) => {
+                let old = self.users[uidx].email_domain().map(str::to_ascii_lowercase);
+                let new = u
+                    .email
+                    .as_deref()
+                    .and_then(crate::model::email_domain)
+                    .map(str::to_ascii_lowercase);
+                if old != new {
+                    self.index_email(uidx, old.as_deref(), false);
+                    self.index_email(uidx, new.as_deref(), true);
+                }
+                uidx
+            }
             None => {
-                // A new user owns no company yet: a company can name it as
-                // owner only once it exists, and that is a company change.
-                self.users.push(super::UserRow {
+                let uidx = self.users.push(super::UserRow {
                     id: u.id.as_str().into(),
                     name: None,
                     email: None,
@@ -360,9 +372,15 @@ impl Snapshot {
                     company,
                     company_scoped: u.company_scoped,
                     grants: smallvec::SmallVec::new(),
-                    owned_companies: Vec::new(),
                     involved: super::SortedSeq::default(),
-                })
+                });
+                let domain = u
+                    .email
+                    .as_deref()
+                    .and_then(crate::model::email_domain)
+                    .map(str::to_ascii_lowercase);
+                self.index_email(uidx, domain.as_deref(), true);
+                uidx
             }
         };
         self.edit_user(uidx, |row| {
@@ -387,6 +405,14 @@ impl Snapshot {
             return;
         };
         self.user_postings(uidx, false);
+        let domain = self.users[uidx].email_domain().map(str::to_ascii_lowercase);
+        self.index_email(uidx, domain.as_deref(), false);
+        let profiles: Vec<Idx> = self.users[uidx].grants.iter().map(|g| g.profile).collect();
+        for p in profiles {
+            if let Some(row) = self.profiles.row_mut(p) {
+                row.grantees.toggle(uidx, false, Idx::cmp);
+            }
+        }
         let involved: Vec<Idx> = self.users[uidx].involved.iter().copied().collect();
         for t in involved {
             self.ticket_postings(t, false);
@@ -471,6 +497,10 @@ impl Snapshot {
                 _ => {}
             }
         });
+        let holds = self.users[uidx].grants.iter().any(|g| g.profile == pidx);
+        if let Some(row) = self.profiles.row_mut(pidx) {
+            row.grantees.toggle(uidx, holds, Idx::cmp);
+        }
         Ok(())
     }
 

@@ -1,12 +1,12 @@
 //! Builds a whole snapshot from a validated dataset (the initial load).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::members;
 use super::{
-    ALL, CompanyRow, DomainIndex, DomainRow, GrantRow, GroupRow, Idx, LimitIndex, NONE, OrgRow,
-    ProfileRow, RequesterTime, Snapshot, SortedSeq, Table, TicketPeople, TicketRow, UserRow,
+    ALL, CompanyRow, DomainIndex, DomainRow, EmailIndex, GrantRow, GroupRow, Idx, LimitIndex, NONE,
+    OrgRow, ProfileRow, RequesterTime, Snapshot, SortedSeq, Table, TicketPeople, TicketRow,
+    UserRow,
 };
 use crate::flags::Flag;
 use crate::model::{Dataset, GrantScope, UserAccess, UserKind};
@@ -148,7 +148,7 @@ impl Snapshot {
 
         // Organisations, domains and partnerships.
         let mut org_rows = Vec::with_capacity(data.organisations.len());
-        let mut domains = DomainIndex::new();
+        let mut domains = DomainIndex::default();
         for (i, org) in data.organisations.iter().enumerate() {
             let r = Resolver {
                 entity: "organisation",
@@ -156,10 +156,9 @@ impl Snapshot {
             };
             let handle = Idx::try_from(i).unwrap_or(NONE);
             for d in &org.domains {
-                domains
-                    .entry(d.domain.to_ascii_lowercase().into_boxed_str())
-                    .or_default()
-                    .push((handle, d.added_at));
+                if let Some(listed) = domains.entry(&d.domain.to_ascii_lowercase()) {
+                    listed.push((handle, d.added_at));
+                }
             }
             org_rows.push(OrgRow {
                 id: org.id.as_str().into(),
@@ -209,17 +208,8 @@ impl Snapshot {
                 name: c.name.as_str().into(),
                 parent: r.opt(&company_h, "parent", "company", c.parent.as_deref())?,
                 owner: r.opt(&user_h, "owner", "user", c.owner.as_deref())?,
-                children: Vec::new(),
                 requested: SortedSeq::default(),
             });
-        }
-        for i in 0..company_rows.len() {
-            let parent = company_rows[i].parent;
-            if parent != NONE {
-                company_rows[parent as usize]
-                    .children
-                    .push(Idx::try_from(i).unwrap_or(NONE));
-            }
         }
 
         let company_parents: Vec<Idx> = company_rows.iter().map(|c| c.parent).collect();
@@ -237,19 +227,10 @@ impl Snapshot {
                 entity: "group",
                 id: &g.id,
             };
-            group_rows.push(GroupRow {
-                id: g.id.as_str().into(),
-                name: g.name.as_str().into(),
-                parent: r.opt(&group_h, "parent", "group", g.parent.as_deref())?,
-                propagate: g.propagate,
-                open_ticket_limit: g.open_ticket_limit,
-                enforce_open_limit: g.enforce_open_limit,
-                total_ticket_limit: g.total_ticket_limit,
-                children: Vec::new(),
-                tickets: SortedSeq::default(),
-                ir_grantees: SortedSeq::default(),
-                limits: LimitIndex::default(),
-            });
+            group_rows.push(GroupRow::new(
+                g,
+                r.opt(&group_h, "parent", "group", g.parent.as_deref())?,
+            ));
         }
         for i in 0..group_rows.len() {
             let parent = group_rows[i].parent;
@@ -266,13 +247,14 @@ impl Snapshot {
                 id: group_rows[i].id.to_string(),
             });
         }
-        let profile_rows: Vec<ProfileRow> = data
+        let mut profile_rows: Vec<ProfileRow> = data
             .profiles
             .iter()
             .map(|p| ProfileRow {
                 id: p.id.as_str().into(),
                 name: p.name.as_str().into(),
                 flags: p.flags,
+                grantees: SortedSeq::default(),
             })
             .collect();
 
@@ -322,16 +304,8 @@ impl Snapshot {
                 company: r.opt(&company_h, "company", "company", u.company.as_deref())?,
                 company_scoped: u.company_scoped,
                 grants,
-                owned_companies: Vec::new(),
                 involved: SortedSeq::default(),
             });
-        }
-        for (i, c) in company_rows.iter().enumerate() {
-            if c.owner != NONE {
-                user_rows[c.owner as usize]
-                    .owned_companies
-                    .push(Idx::try_from(i).unwrap_or(NONE));
-            }
         }
 
         // User-side lists, built in user-id order so they come out sorted.
@@ -479,6 +453,36 @@ impl Snapshot {
             row.involved = SortedSeq::from_sorted(list);
         }
 
+        // Users by email domain and by profile granted, in handle order.
+        let mut by_domain: std::collections::HashMap<String, Vec<Idx>> =
+            std::collections::HashMap::new();
+        let mut grantees: Vec<Vec<Idx>> = vec![Vec::new(); profile_rows.len()];
+        for (i, u) in user_rows.iter().enumerate() {
+            let handle = Idx::try_from(i).unwrap_or(NONE);
+            if let Some(domain) = u.email_domain() {
+                by_domain
+                    .entry(domain.to_ascii_lowercase())
+                    .or_default()
+                    .push(handle);
+            }
+            for g in &u.grants {
+                if let Some(list) = grantees.get_mut(g.profile as usize)
+                    && list.last() != Some(&handle)
+                {
+                    list.push(handle);
+                }
+            }
+        }
+        let mut email_users = EmailIndex::default();
+        for (domain, users) in by_domain {
+            if let Some(entry) = email_users.entry(&domain) {
+                *entry = SortedSeq::from_sorted(users);
+            }
+        }
+        for (row, list) in profile_rows.iter_mut().zip(grantees) {
+            row.grantees = SortedSeq::from_sorted(list);
+        }
+
         let ticket_count = ticket_rows.len();
         Ok(Snapshot {
             revision: 0,
@@ -489,7 +493,8 @@ impl Snapshot {
             profiles: Table::from_rows(profile_rows),
             users: Table::from_rows(user_rows),
             tickets: Table::from_rows(ticket_rows),
-            domains: Arc::new(domains),
+            domains,
+            email_users,
             superadmins: SortedSeq::from_sorted(superadmins),
             all_group_ir: SortedSeq::from_sorted(all_group_ir),
             all_tickets: SortedSeq::from_sorted(

@@ -11,12 +11,13 @@ mod apply;
 mod build;
 pub use apply::{ApplyError, Role, TicketFields, UserFields};
 pub use build::SnapshotError;
+pub use sharded::ShardedMap;
+pub use structure::OrgFields;
 pub mod cow;
 mod members;
+mod sharded;
+mod structure;
 mod table;
-
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use compact_str::CompactString;
 use smallvec::SmallVec;
@@ -64,8 +65,10 @@ pub struct CompanyRow {
     pub id: CompactString,
     pub name: Box<str>,
     pub parent: Idx,
+    /// The owner's reach is checked from the company side (walking up the
+    /// parents of the company asked about), so neither children nor owned
+    /// companies are kept.
     pub owner: Idx,
-    pub children: Vec<Idx>,
     /// Tickets whose requester belongs to this company, by ticket id: what a
     /// company-scoped agent's group access can reach.
     pub requested: SortedSeq<Idx>,
@@ -145,11 +148,33 @@ pub struct GroupRow {
     pub limits: LimitIndex,
 }
 
+impl GroupRow {
+    /// A group with no tickets or grantees yet, below `parent`.
+    pub(crate) fn new(g: &crate::model::Group, parent: Idx) -> Self {
+        Self {
+            id: g.id.as_str().into(),
+            name: g.name.as_str().into(),
+            parent,
+            propagate: g.propagate,
+            open_ticket_limit: g.open_ticket_limit,
+            enforce_open_limit: g.enforce_open_limit,
+            total_ticket_limit: g.total_ticket_limit,
+            children: Vec::new(),
+            tickets: SortedSeq::default(),
+            ir_grantees: SortedSeq::default(),
+            limits: LimitIndex::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProfileRow {
     pub id: CompactString,
     pub name: Box<str>,
     pub flags: FlagSet,
+    /// Users holding at least one grant of this profile, by handle: whose
+    /// IR postings follow this profile's flags.
+    pub grantees: SortedSeq<Idx>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +203,6 @@ pub struct UserRow {
     pub company_scoped: bool,
     /// Inline for the same reason as `orgs`.
     pub grants: SmallVec<[GrantRow; 3]>,
-    /// Companies this user owns.
-    pub owned_companies: Vec<Idx>,
     /// Tickets this user requested, is assigned, CC'd or took part in, by
     /// ticket id: the user clause of the visibility filter.
     pub involved: SortedSeq<Idx>,
@@ -235,8 +258,13 @@ macro_rules! keyed {
 }
 keyed!(OrgRow, CompanyRow, GroupRow, ProfileRow, UserRow, TicketRow);
 
-/// Lower-cased email domain → the organisations listing it, with `added_at`.
-pub type DomainIndex = HashMap<Box<str>, Vec<(Idx, Timestamp)>>;
+/// Lower-cased email domain → the organisations listing it (by handle),
+/// with `added_at`.
+pub type DomainIndex = ShardedMap<Vec<(Idx, Timestamp)>>;
+
+/// Lower-cased email domain → the users with an email there, by handle:
+/// whose memberships a domain or partnership change can alter.
+pub type EmailIndex = ShardedMap<SortedSeq<Idx>>;
 
 /// One revision of the data, indexed for decisions and lists.
 #[derive(Debug, Clone)]
@@ -249,7 +277,8 @@ pub struct Snapshot {
     pub(crate) profiles: Table<ProfileRow>,
     pub(crate) users: Table<UserRow>,
     pub(crate) tickets: Table<TicketRow>,
-    pub(crate) domains: Arc<DomainIndex>,
+    pub(crate) domains: DomainIndex,
+    pub(crate) email_users: EmailIndex,
     /// Superadmins, by user id.
     pub(crate) superadmins: SortedSeq<Idx>,
     /// Agents with a grant on `*` whose profile holds IR, by user id.
