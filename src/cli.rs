@@ -55,6 +55,16 @@ pub enum Command {
         replace: bool,
         file: PathBuf,
     },
+    /// Delete the change log older than --older-than (keeping the latest
+    /// revision). A service that had not applied the deleted changes
+    /// reloads in full; run it as a periodic job.
+    Prune {
+        #[arg(long, env = "TICKET_AUTHZ_DATABASE_URL")]
+        database_url: String,
+        /// Keep changes younger than this (e.g. 7d, 24h).
+        #[arg(long, value_parser = parse_age)]
+        older_than: std::time::Duration,
+    },
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -67,6 +77,10 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 7d, 24h, 30m)"))
 }
 
 /// Runs the `test` command and returns its exit code.
@@ -181,6 +195,20 @@ pub fn main() -> ExitCode {
                 file.display(),
                 loaded.dataset.users.len(),
                 loaded.dataset.tickets.len()
+            ))
+        }),
+        Command::Prune {
+            database_url,
+            older_than,
+        } => run_async("prune", async move {
+            let db = crate::db::Database::connect(&database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.migrate().await.map_err(|e| e.to_string())?;
+            let pruned = db.prune(older_than).await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "pruned {} change-log entries; revisions up to {} may no longer be caught up from the log",
+                pruned.deleted, pruned.floor
             ))
         }),
         Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {

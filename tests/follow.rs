@@ -524,3 +524,103 @@ async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pruned_gap_reloads_in_full_and_a_caught_up_follower_does_not() {
+    for (url, notify) in backends("pruned").await {
+        let db = Database::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let demo = dataset::load_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
+        )
+        .unwrap();
+        db.import(&demo.dataset, true).await.unwrap();
+        let loaded = db.load().await.unwrap();
+        let mut snap = Snapshot::build(&loaded.dataset).unwrap();
+        snap.set_revision(loaded.revision);
+        let store = Arc::new(Store::default());
+        store.publish(snap);
+        // Three changes the (not yet started) follower has not applied, then
+        // a prune that deletes all but the latest from the log.
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1001', 'fay')",
+        )
+        .await;
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1003', 'fay')",
+        )
+        .await;
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1004', 'fay')",
+        )
+        .await;
+        let latest = db.revision().await.unwrap();
+        let pruned = db.prune(Duration::ZERO).await.unwrap();
+        assert!(pruned.deleted >= 2, "{url}: {pruned:?}");
+        assert!(
+            pruned.floor > loaded.revision && pruned.floor < latest,
+            "{url}: {pruned:?}"
+        );
+        assert_eq!(
+            db.revision().await.unwrap(),
+            latest,
+            "{url}: the revision never goes back"
+        );
+
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(follow(
+            db.clone(),
+            Arc::clone(&store),
+            notify,
+            Duration::from_millis(50),
+            stopped,
+        ));
+        for ticket in ["1001", "1003", "1004"] {
+            assert_eq!(
+                view(&store, latest, "fay", ticket).await,
+                (true, Reason::Cc),
+                "{url}: {ticket}, a change from the pruned gap"
+            );
+        }
+        assert_eq!(
+            store.full_loads(),
+            1,
+            "{url}: the gap was filled by a reload"
+        );
+
+        // Pruning what the follower has already applied changes nothing.
+        exec(
+            &db,
+            "DELETE FROM ticket_ccs WHERE ticket_id = '1004' AND user_id = 'fay'",
+        )
+        .await;
+        let revision = db.revision().await.unwrap();
+        assert_eq!(
+            view(&store, revision, "fay", "1004").await,
+            (false, Reason::NoMatchingRule),
+            "{url}"
+        );
+        db.prune(Duration::ZERO).await.unwrap();
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1004', 'fay')",
+        )
+        .await;
+        let revision = db.revision().await.unwrap();
+        assert_eq!(
+            view(&store, revision, "fay", "1004").await,
+            (true, Reason::Cc),
+            "{url}"
+        );
+        assert_eq!(store.full_loads(), 1, "{url}: no reload once caught up");
+        // A prune keeping a day deletes nothing just written.
+        assert_eq!(
+            db.prune(Duration::from_secs(86_400)).await.unwrap().deleted,
+            0
+        );
+        stop.send_replace(true);
+    }
+}

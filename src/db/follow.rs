@@ -63,8 +63,29 @@ type SqliteChange = (
 const PG_BATCH: i64 = 1000;
 
 impl Database {
-    /// The committed changes after revision `after`, whole transactions only.
+    /// The committed changes after revision `after`, whole transactions
+    /// only; a bulk batch (reload in full) when some of them were pruned.
     pub(crate) async fn changes_since(&self, after: u64) -> Result<Option<Batch>, DbError> {
+        let batch = self.read_changes(after).await?;
+        // Read after the changes: a prune that raced the read shows here.
+        let floor = self.pruned_floor().await?;
+        if floor <= after {
+            return Ok(batch);
+        }
+        tracing::warn!(
+            applied = after,
+            pruned = floor,
+            "changes after the applied revision were pruned from the log; reloading in full"
+        );
+        Ok(Some(Batch {
+            revision: batch.map_or(floor, |b| b.revision.max(floor)),
+            bulk: true,
+            changes: Vec::new(),
+            committed_at: None,
+        }))
+    }
+
+    async fn read_changes(&self, after: u64) -> Result<Option<Batch>, DbError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         match self {
             Database::Postgres(pool) => {

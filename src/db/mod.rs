@@ -5,6 +5,7 @@
 
 mod follow;
 mod load;
+mod prune;
 mod store;
 
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use follow::{Notify, follow};
 pub use load::Loaded;
+pub use prune::Pruned;
 
 /// Every table holding data, children before parents (the delete order).
 pub(crate) const TABLES: [&str; 14] = [
