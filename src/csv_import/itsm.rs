@@ -5,7 +5,6 @@
 //! or echoed: its bytes stay in the reader's record buffer until the next
 //! row overwrites them.
 
-use super::progress::Progress;
 use super::read::{Columns, Log, Record, Source};
 use super::write::Known;
 use super::{CsvError, Level, Note, Options, Place, Rows, UserRow};
@@ -32,9 +31,6 @@ const ENABLE_LOGIN: usize = 10;
 
 /// The service desk's "no company".
 const NO_COMPANY: &str = "0";
-
-/// Rows read between two progress updates.
-const PROGRESS_EVERY: usize = 4096;
 
 /// A first line whose first field is `id_user` is the header.
 fn is_header(record: &Record<'_>) -> bool {
@@ -65,7 +61,6 @@ pub(crate) fn users(
     source: &mut Source,
     known: &Known,
     options: &Options,
-    progress: &Progress,
 ) -> Result<(Rows, Vec<Note>), CsvError> {
     let mut columns = Columns(COLUMNS.iter().map(|c| (*c).to_owned()).collect());
     let kind = options.global_profile.map(super::GlobalProfile::kind);
@@ -86,10 +81,7 @@ pub(crate) fn users(
         }
         if record.len() < COLUMNS.len() {
             log.problem(
-                Place {
-                    line: record.line,
-                    column: None,
-                },
+                Place::line(record.line),
                 format!(
                     "the row has {} fields; itsm-users rows have at least {} ({})",
                     record.len(),
@@ -115,9 +107,6 @@ pub(crate) fn users(
         if let Some(mut row) = user(&mut log, &record, &columns, known) {
             row.kind = kind;
             rows.push(row);
-        }
-        if read % PROGRESS_EVERY == 0 {
-            progress.read(source.bytes_read());
         }
     }
     if let Some((place, count)) = login_disabled {

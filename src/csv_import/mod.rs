@@ -115,6 +115,13 @@ pub struct Place {
     pub column: Option<(usize, String)>,
 }
 
+impl Place {
+    /// A whole line (a header, a row with the wrong number of fields).
+    pub(crate) fn line(line: u64) -> Place {
+        Place { line, column: None }
+    }
+}
+
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.column {
@@ -272,15 +279,12 @@ pub async fn import_file(
         );
         // Parsing is CPU work proportional to the file: off the async threads.
         tokio::task::spawn_blocking(move || {
-            let mut source = read::Source::open(&path, &name)?;
-            progress.start_reading(source.total_bytes());
-            let parsed = match options.format {
-                Format::PortalUsers => portal::users(&mut source, &known, &progress),
-                Format::PortalOrganisations => portal::organisations(&mut source, &progress),
-                Format::ItsmUsers => itsm::users(&mut source, &known, &options, &progress),
-            };
-            progress.finish_reading();
-            parsed
+            let mut source = read::Source::open(&path, &name, progress)?;
+            match options.format {
+                Format::PortalUsers => portal::users(&mut source, &known),
+                Format::PortalOrganisations => portal::organisations(&mut source),
+                Format::ItsmUsers => itsm::users(&mut source, &known, &options),
+            }
         })
         .await
         .map_err(|e| CsvError::Read {

@@ -4,7 +4,6 @@
 //! shared_comments`). Columns may come in any order; others are ignored
 //! with a notice.
 
-use super::progress::Progress;
 use super::read::{Columns, Log, Record, Source};
 use super::write::Known;
 use super::{CsvError, Level, Note, OrgAccess, OrgRow, Place, Rows, UserAccess, UserKind, UserRow};
@@ -40,9 +39,6 @@ const DOMAINS: usize = 2;
 const SHARED_TICKETS: usize = 3;
 const SHARED_COMMENTS: usize = 4;
 
-/// Rows read between two progress updates.
-const PROGRESS_EVERY: usize = 4096;
-
 /// The header: the file's column names and where each wanted column is.
 struct Header<const N: usize> {
     columns: Columns,
@@ -60,10 +56,7 @@ impl<const N: usize> Header<N> {
     ) -> Result<Option<Self>, CsvError> {
         let Some(record) = source.next_record()? else {
             log.problem(
-                Place {
-                    line: 1,
-                    column: None,
-                },
+                Place::line(1),
                 format!("the file is empty: {format} needs a header line naming its columns"),
             );
             return Ok(None);
@@ -94,15 +87,31 @@ impl<const N: usize> Header<N> {
         Ok(Some(Header { columns, at }))
     }
 
+    /// Reads the data rows: those with the header's field count go
+    /// through `row`, which keeps the usable ones.
+    fn rows<T>(
+        &self,
+        source: &mut Source,
+        log: &mut Log,
+        mut row: impl FnMut(&Self, &mut Log, &Record<'_>) -> Option<T>,
+    ) -> Result<Vec<T>, CsvError> {
+        let mut rows = Vec::new();
+        while let Some(record) = source.next_record()? {
+            if self.fits(&record, log)
+                && let Some(kept) = row(self, log, &record)
+            {
+                rows.push(kept);
+            }
+        }
+        Ok(rows)
+    }
+
     /// Where a record's field count differs from the header's.
     fn fits(&self, record: &Record<'_>, log: &mut Log) -> bool {
         let fits = record.len() == self.columns.0.len();
         if !fits {
             log.problem(
-                Place {
-                    line: record.line,
-                    column: None,
-                },
+                Place::line(record.line),
                 format!(
                     "the row has {} fields, the header {}",
                     record.len(),
@@ -126,7 +135,7 @@ impl<const N: usize> Header<N> {
     fn place(&self, line: u64, wanted: usize) -> Place {
         match self.at.get(wanted).copied().flatten() {
             Some(index) => self.columns.place(line, index),
-            None => Place { line, column: None },
+            None => Place::line(line),
         }
     }
 
@@ -205,11 +214,7 @@ fn memberships(log: &mut Log, place: Place, text: &str, known: &Known) -> Vec<St
 }
 
 /// A `portal-users` export.
-pub(crate) fn users(
-    source: &mut Source,
-    known: &Known,
-    progress: &Progress,
-) -> Result<(Rows, Vec<Note>), CsvError> {
+pub(crate) fn users(source: &mut Source, known: &Known) -> Result<(Rows, Vec<Note>), CsvError> {
     let mut log = Log::default();
     let format = "portal-users";
     let Some(header) = Header::read(source, &mut log, format, &USER_COLUMNS)? else {
@@ -217,26 +222,13 @@ pub(crate) fn users(
     };
     if !header.has(EXTERNAL_ID) && !header.has(EMAIL) {
         log.problem(
-            Place {
-                line: 1,
-                column: None,
-            },
+            Place::line(1),
             "no external_id or email column: one of them is the user id",
         );
     }
-    let mut rows = Vec::new();
-    let mut read = 0usize;
-    while let Some(record) = source.next_record()? {
-        if header.fits(&record, &mut log) {
-            if let Some(row) = user(&header, &mut log, &record, known) {
-                rows.push(row);
-            }
-        }
-        read += 1;
-        if read % PROGRESS_EVERY == 0 {
-            progress.read(source.bytes_read());
-        }
-    }
+    let rows = header.rows(source, &mut log, |header, log, record| {
+        user(header, log, record, known)
+    })?;
     log.finish(source.file(), Rows::Users(rows))
 }
 
@@ -286,10 +278,7 @@ fn user(header: &Header<6>, log: &mut Log, record: &Record<'_>, known: &Known) -
 }
 
 /// A `portal-organisations` export.
-pub(crate) fn organisations(
-    source: &mut Source,
-    progress: &Progress,
-) -> Result<(Rows, Vec<Note>), CsvError> {
+pub(crate) fn organisations(source: &mut Source) -> Result<(Rows, Vec<Note>), CsvError> {
     let mut log = Log::default();
     let format = "portal-organisations";
     let Some(header) = Header::read(source, &mut log, format, &ORG_COLUMNS)? else {
@@ -298,27 +287,14 @@ pub(crate) fn organisations(
     for (wanted, name) in [(ORG_ID, "id"), (ORG_NAME, "name")] {
         if !header.has(wanted) {
             log.problem(
-                Place {
-                    line: 1,
-                    column: None,
-                },
+                Place::line(1),
                 format!("no {name} column: {format} needs id and name"),
             );
         }
     }
-    let mut rows = Vec::new();
-    let mut read = 0usize;
-    while let Some(record) = source.next_record()? {
-        if header.fits(&record, &mut log) {
-            if let Some(row) = organisation(&header, &mut log, &record) {
-                rows.push(row);
-            }
-        }
-        read += 1;
-        if read % PROGRESS_EVERY == 0 {
-            progress.read(source.bytes_read());
-        }
-    }
+    let rows = header.rows(source, &mut log, |header, log, record| {
+        organisation(header, log, record)
+    })?;
     log.finish(source.file(), Rows::Organisations(rows))
 }
 
@@ -395,10 +371,7 @@ mod tests {
     #[test]
     fn restrictions_by_kind() {
         let mut log = Log::default();
-        let at = Place {
-            line: 2,
-            column: None,
-        };
+        let at = Place::line(2);
         let end_user = Some(UserKind::EndUser);
         assert_eq!(
             restriction(&mut log, at.clone(), "organization", end_user),

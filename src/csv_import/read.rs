@@ -4,14 +4,18 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read};
 use std::path::Path;
 
 use csv::ByteRecord;
 
+use super::progress::Progress;
 use super::{CsvError, Level, Note, Place, Problem};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Records read between two progress updates.
+const PROGRESS_EVERY: u64 = 4096;
 
 /// How much of the file the delimiter is guessed from: the first line, or
 /// this many bytes of it when it is longer.
@@ -47,13 +51,72 @@ pub(crate) fn boolean(text: &str) -> Option<bool> {
     }
 }
 
+/// Turns CRLF line ends into LF before the CSV parser sees them. The
+/// parser ends a record at the `\r` and counts the line at the `\n`, so
+/// with CRLF every record after the first would be reported one line too
+/// early; a `\r` elsewhere is kept.
+struct UnixLineEnds<R> {
+    inner: R,
+    /// A `\r` ended the last read: whether it is dropped depends on the
+    /// next byte.
+    held_cr: bool,
+}
+
+impl<R: Read> Read for UnixLineEnds<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let start = usize::from(self.held_cr);
+            match out.get_mut(..start) {
+                Some([first]) => *first = b'\r',
+                Some(_) => {}
+                None => return Ok(0),
+            }
+            if start == out.len() {
+                // No room to look further: hand the `\r` over as it is.
+                self.held_cr = false;
+                return Ok(start);
+            }
+            let read = self.inner.read(out.get_mut(start..).unwrap_or_default())?;
+            let total = start + read;
+            if read == 0 {
+                self.held_cr = false;
+                return Ok(total);
+            }
+            let mut kept = 0;
+            for i in 0..total {
+                let byte = out.get(i).copied().unwrap_or_default();
+                let next = if i + 1 < total {
+                    out.get(i + 1).copied()
+                } else {
+                    None
+                };
+                if byte == b'\r' && next == Some(b'\n') {
+                    continue;
+                }
+                if let Some(slot) = out.get_mut(kept) {
+                    *slot = byte;
+                }
+                kept += 1;
+            }
+            self.held_cr = kept > 0 && out.get(kept - 1) == Some(&b'\r');
+            if self.held_cr {
+                kept -= 1;
+            }
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+}
+
 /// An open export, read one record at a time into one reused buffer (so a
 /// field such as a password lives only until the next record is read).
 pub(crate) struct Source {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<UnixLineEnds<BufReader<File>>>,
     record: ByteRecord,
-    total: u64,
     file: String,
+    progress: Progress,
+    records: u64,
 }
 
 impl std::fmt::Debug for Source {
@@ -63,7 +126,9 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
-    pub(crate) fn open(path: &Path, file: &str) -> Result<Source, CsvError> {
+    /// Opens `path` (named `file` in messages) and starts `progress` on
+    /// its size.
+    pub(crate) fn open(path: &Path, file: &str, progress: Progress) -> Result<Source, CsvError> {
         let read_error = |e: std::io::Error| CsvError::Read {
             file: file.to_owned(),
             message: e.to_string().to_lowercase(),
@@ -81,32 +146,35 @@ impl Source {
             // what was expected.
             .flexible(true)
             .delimiter(delimiter)
-            .from_reader(buffered);
+            .from_reader(UnixLineEnds {
+                inner: buffered,
+                held_cr: false,
+            });
+        progress.start_reading(total);
         Ok(Source {
             reader,
             record: ByteRecord::new(),
-            total,
             file: file.to_owned(),
+            progress,
+            records: 0,
         })
-    }
-
-    pub(crate) fn total_bytes(&self) -> u64 {
-        self.total
-    }
-
-    /// Bytes consumed so far, for progress.
-    pub(crate) fn bytes_read(&self) -> u64 {
-        self.reader.position().byte()
     }
 
     /// The next record, or `None` at the end. Blank lines are skipped.
     pub(crate) fn next_record(&mut self) -> Result<Option<Record<'_>>, CsvError> {
+        self.records += 1;
+        if self.records.is_multiple_of(PROGRESS_EVERY) {
+            self.progress.read(self.reader.position().byte());
+        }
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => Ok(Some(Record {
                 line: self.record.position().map_or(0, |p| p.line()),
                 fields: &self.record,
             })),
-            Ok(false) => Ok(None),
+            Ok(false) => {
+                self.progress.finish_reading();
+                Ok(None)
+            }
             Err(e) => Err(CsvError::Read {
                 file: self.file.clone(),
                 message: e.to_string().to_lowercase(),
@@ -273,6 +341,27 @@ mod tests {
         assert_eq!(detect_delimiter(b"\"a,b,c\";d;e\n"), b';');
         assert_eq!(detect_delimiter(b"id_user"), b',');
         assert_eq!(detect_delimiter(b""), b',');
+    }
+
+    #[test]
+    fn crlf_becomes_lf_even_across_reads() {
+        let input: &[u8] = b"a,b\r\nc,\"x\ry\"\r\n\r";
+        for size in [1, 2, 3, 64] {
+            let mut reader = UnixLineEnds {
+                inner: std::io::BufReader::with_capacity(size, input),
+                held_cr: false,
+            };
+            let mut out = Vec::new();
+            let mut chunk = vec![0; size.max(2)];
+            loop {
+                let n = reader.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+            assert_eq!(out, b"a,b\nc,\"x\ry\"\n\r", "read size {size}");
+        }
     }
 
     #[test]

@@ -559,7 +559,7 @@ impl Tx {
                         buffer.clear();
                     }
                     staged += 1;
-                    if staged % PROGRESS_EVERY == 0 {
+                    if staged.is_multiple_of(PROGRESS_EVERY) {
                         progress.inspect(|p| p.staged(staged));
                     }
                 }
@@ -584,7 +584,7 @@ impl Tx {
                     }
                     query.execute(&mut **tx).await.map_err(fail)?;
                     staged += 1;
-                    if staged % PROGRESS_EVERY == 0 {
+                    if staged.is_multiple_of(PROGRESS_EVERY) {
                         progress.inspect(|p| p.staged(staged));
                     }
                 }
