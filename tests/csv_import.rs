@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -776,20 +775,9 @@ async fn a_dry_run_counts_and_writes_nothing() {
     }
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TICKET_AUTHZ_") {
-            c.env_remove(key);
-        }
-    }
-    c
-}
-
 /// Runs `ticket-authz ARGS`; returns exit code, stdout, stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = bin().args(args).output().unwrap();
+    let out = common::bin().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

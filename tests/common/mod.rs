@@ -153,6 +153,19 @@ pub async fn databases(name: &str) -> Vec<(String, ticket_authz::db::Database)> 
     out
 }
 
+/// The `ticket-authz` binary, run from the repository with no
+/// `TICKET_AUTHZ_*` variable of the caller's environment.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TICKET_AUTHZ_") {
+            c.env_remove(key);
+        }
+    }
+    c
+}
+
 /// A port that was free a moment ago, for a server started as a process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
