@@ -5,8 +5,8 @@
 //! or echoed: its bytes stay in the reader's record buffer until the next
 //! row overwrites them.
 
+use super::known::Known;
 use super::read::{Columns, Log, Record, Source};
-use super::write::Known;
 use super::{CsvError, Level, Note, Options, Place, Rows, UserRow};
 
 pub(crate) const COLUMNS: [&str; 11] = [

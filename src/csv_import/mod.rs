@@ -4,16 +4,20 @@
 //!
 //! * `read.rs`: bytes to records (BOM, delimiter, line numbers, UTF-8).
 //! * `portal.rs`, `itsm.rs`: records to rows, one format each.
-//! * `write.rs`: rows to staging tables, the comparison with what is
-//!   stored, set-based upserts.
+//! * `known.rs`: what rows may refer to, read from the database first.
+//! * `sql.rs`: what each format writes, and the comparison and upsert SQL.
+//! * `write.rs`: rows to staging tables, then that SQL, in one
+//!   transaction.
 //! * `progress.rs`: a bar on a terminal, plain lines otherwise.
 //! * `command.rs`: the subcommand's flags and output.
 
 mod command;
 mod itsm;
+mod known;
 mod portal;
 mod progress;
 mod read;
+mod sql;
 mod write;
 
 use std::fmt;
@@ -268,7 +272,7 @@ pub async fn import_file(
     progress: &Progress,
 ) -> Result<Report, CsvError> {
     check_options(options)?;
-    let known = write::Known::read(db, options).await?;
+    let known = known::Known::read(db, options).await?;
     let file = path.display().to_string();
     let (rows, notes) = {
         let (path, name, options, progress) = (

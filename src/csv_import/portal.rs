@@ -4,8 +4,8 @@
 //! shared_comments`). Columns may come in any order; others are ignored
 //! with a notice.
 
+use super::known::Known;
 use super::read::{Columns, Log, Record, Source};
-use super::write::Known;
 use super::{CsvError, Level, Note, OrgAccess, OrgRow, Place, Rows, UserAccess, UserKind, UserRow};
 
 /// A column a format reads: its name and other spellings accepted.
