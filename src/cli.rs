@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long, value_parser = parse_age)]
         older_than: std::time::Duration,
     },
+    /// Upsert a helpdesk CSV export (portal users or organisations, service
+    /// desk users) into the database by id, all or nothing; prints counts
+    /// of new, changed and unchanged rows.
+    ImportCsv(Box<crate::csv_import::ImportCsvArgs>),
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -211,6 +215,7 @@ pub fn main() -> ExitCode {
                 pruned.deleted, pruned.floor
             ))
         }),
+        Command::ImportCsv(args) => crate::csv_import::main(*args),
         Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

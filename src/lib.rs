@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod csv_import;
 pub mod dataset;
 pub mod db;
 pub mod flags;

@@ -5,21 +5,10 @@
 
 mod common;
 
-use common::free_port;
+use common::{bin, free_port};
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TICKET_AUTHZ_") {
-            c.env_remove(key);
-        }
-    }
-    c
-}
 
 /// Arguments, environment, and the text the error must contain.
 type ConfigCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);

@@ -15,31 +15,10 @@ fn demo() -> dataset::Loaded {
         .unwrap()
 }
 
-async fn databases(name: &str) -> Vec<(String, Database)> {
-    let mut out = Vec::new();
-    let sqlite = common::sqlite_database(name);
-    out.push((
-        "sqlite".to_owned(),
-        Database::connect(&sqlite).await.unwrap(),
-    ));
-    if let Some(url) = common::pg_database(name).await {
-        out.push((
-            "postgres".to_owned(),
-            Database::connect(&url).await.unwrap(),
-        ));
-    }
-    for (_, db) in &out {
-        db.migrate().await.unwrap();
-        // Migrating twice is harmless.
-        db.migrate().await.unwrap();
-    }
-    out
-}
-
 #[tokio::test]
 async fn an_imported_dataset_loads_back_and_passes_its_assertions() {
     let demo = demo();
-    for (kind, db) in databases("roundtrip").await {
+    for (kind, db) in common::databases("roundtrip").await {
         assert_eq!(db.revision().await.unwrap(), 0, "{kind}");
         let revision = db.import(&demo.dataset, false).await.unwrap();
         assert!(revision >= 1, "{kind}");
@@ -91,7 +70,7 @@ async fn an_imported_dataset_loads_back_and_passes_its_assertions() {
 #[tokio::test]
 async fn import_is_all_or_nothing_and_replace_starts_over() {
     let demo = demo();
-    for (kind, db) in databases("atomic").await {
+    for (kind, db) in common::databases("atomic").await {
         let first = db.import(&demo.dataset, false).await.unwrap();
         // The same ids again conflict: nothing of the second import stays.
         let err = db.import(&demo.dataset, false).await.unwrap_err();
@@ -118,7 +97,7 @@ async fn import_is_all_or_nothing_and_replace_starts_over() {
 
 #[tokio::test]
 async fn the_schema_rejects_what_it_can() {
-    for (kind, db) in databases("constraints").await {
+    for (kind, db) in common::databases("constraints").await {
         let statements = [
             "INSERT INTO groups (id, name) VALUES ('*', 'All')",
             "INSERT INTO groups (id, name) VALUES ('', 'Empty')",

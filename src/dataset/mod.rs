@@ -11,6 +11,8 @@ use crate::core::{Action, ActionInput, CheckRequest, Reason};
 use crate::model::Dataset;
 
 pub use raw::RawDataset;
+// The shape checks other importers (CSV) hold their input to as well.
+pub(crate) use validate::{id_problem, valid_domain, valid_email};
 
 /// One problem found in a dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -79,20 +79,8 @@ impl Checker {
     /// Checks an id's shape; `*` is refused where a group id is defined or
     /// referenced.
     fn id_shape(&mut self, entity: &str, field: &str, id: &RawId, group: bool) {
-        if id.0.is_empty() {
-            self.report(entity, field, "must not be empty");
-        } else if id.0.len() > MAX_ID_BYTES {
-            self.report(
-                entity,
-                field,
-                format!("is {} bytes long, more than the limit of 128", id.0.len()),
-            );
-        } else if group && id.0 == ALL_GROUPS {
-            self.report(
-                entity,
-                field,
-                "`*` is reserved for \"all groups\" and is not a group id",
-            );
+        if let Some(problem) = id_problem(&id.0, group) {
+            self.report(entity, field, problem);
         }
     }
 
@@ -145,6 +133,23 @@ impl Checker {
 
 fn entity(kind: &str, id: &RawId) -> String {
     format!("{kind} `{}`", id.0)
+}
+
+/// What is wrong with an id's shape, if anything: empty, longer than
+/// [`MAX_ID_BYTES`], or `*` where a group id is meant.
+pub(crate) fn id_problem(id: &str, group: bool) -> Option<String> {
+    if id.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if id.len() > MAX_ID_BYTES {
+        Some(format!(
+            "is {} bytes long, more than the limit of {MAX_ID_BYTES}",
+            id.len()
+        ))
+    } else if group && id == ALL_GROUPS {
+        Some("`*` is reserved for \"all groups\" and is not a group id".to_owned())
+    } else {
+        None
+    }
 }
 
 /// Whether a domain name is plausible: dot-separated labels of letters,

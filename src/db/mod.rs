@@ -17,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use follow::{Notify, follow};
 pub use load::Loaded;
 pub use prune::Pruned;
+pub(crate) use store::{begin_bulk_sqlite, bulk_pg, end_bulk_sqlite};
 
 /// Every table holding data, children before parents (the delete order).
 pub(crate) const TABLES: [&str; 14] = [

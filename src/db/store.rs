@@ -2,7 +2,7 @@
 
 // Dynamic SQL here is built from this module's table and column constants
 // only; every value is a bound parameter.
-use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
 
 use super::{Database, DbError, TABLES};
 use crate::model::{Dataset, GrantScope};
@@ -373,6 +373,37 @@ async fn insert_sqlite(tx: &mut Transaction<'_, Sqlite>, rows: &Rows) -> Result<
     Ok(())
 }
 
+/// Makes the rest of a PostgreSQL transaction one bulk change: the triggers
+/// record no row images and the commit marks its revision as bulk, so
+/// followers reload in full once instead of replaying every row.
+pub(crate) async fn bulk_pg(tx: &mut PgConnection) -> Result<(), DbError> {
+    sqlx::query("SET LOCAL ticket_authz.bulk = 'on'")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// SQLite's bulk change, opened: row changes are not logged until
+/// [`end_bulk_sqlite`].
+pub(crate) async fn begin_bulk_sqlite(tx: &mut SqliteConnection) -> Result<(), DbError> {
+    sqlx::query("UPDATE ticket_authz_state SET bulk = 1 WHERE id = 1")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Closes SQLite's bulk change: one `B` row (one revision) stands for
+/// everything written since [`begin_bulk_sqlite`].
+pub(crate) async fn end_bulk_sqlite(tx: &mut SqliteConnection) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO ticket_authz_changes (table_name, op) VALUES ('*', 'B')")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE ticket_authz_state SET bulk = 0 WHERE id = 1")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 impl Database {
     /// Writes `data` in one transaction, all or nothing; `replace` deletes
     /// everything first. Readers see one bulk change and reload in full.
@@ -383,9 +414,7 @@ impl Database {
         match self {
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                sqlx::query("SET LOCAL ticket_authz.bulk = 'on'")
-                    .execute(&mut *tx)
-                    .await?;
+                bulk_pg(&mut tx).await?;
                 // Registers the transaction even when nothing else is written.
                 sqlx::query("SELECT ticket_authz_register_transaction()")
                     .execute(&mut *tx)
@@ -417,9 +446,7 @@ impl Database {
                 sqlx::query("PRAGMA defer_foreign_keys = ON")
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE ticket_authz_state SET bulk = 1 WHERE id = 1")
-                    .execute(&mut *tx)
-                    .await?;
+                begin_bulk_sqlite(&mut tx).await?;
                 if replace {
                     for table in TABLES {
                         sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
@@ -438,12 +465,7 @@ impl Database {
                         .await
                         .map_err(|e| DbError::Import(format!("companies: {e}")))?;
                 }
-                sqlx::query("INSERT INTO ticket_authz_changes (table_name, op) VALUES ('*', 'B')")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE ticket_authz_state SET bulk = 0 WHERE id = 1")
-                    .execute(&mut *tx)
-                    .await?;
+                end_bulk_sqlite(&mut tx).await?;
                 tx.commit().await?;
             }
         }

@@ -129,6 +129,43 @@ pub fn sqlite_database(name: &str) -> String {
     format!("sqlite://{}", dir.join("data.db").display())
 }
 
+/// A fresh, migrated SQLite database and, when `DATABASE_URL` is set, a
+/// fresh, migrated PostgreSQL one, each with its kind's name.
+pub async fn databases(name: &str) -> Vec<(String, ticket_authz::db::Database)> {
+    use ticket_authz::db::Database;
+    let mut out = Vec::new();
+    let sqlite = sqlite_database(name);
+    out.push((
+        "sqlite".to_owned(),
+        Database::connect(&sqlite).await.unwrap(),
+    ));
+    if let Some(url) = pg_database(name).await {
+        out.push((
+            "postgres".to_owned(),
+            Database::connect(&url).await.unwrap(),
+        ));
+    }
+    for (_, db) in &out {
+        db.migrate().await.unwrap();
+        // Migrating twice is harmless.
+        db.migrate().await.unwrap();
+    }
+    out
+}
+
+/// The `ticket-authz` binary, run from the repository with no
+/// `TICKET_AUTHZ_*` variable of the caller's environment.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TICKET_AUTHZ_") {
+            c.env_remove(key);
+        }
+    }
+    c
+}
+
 /// A port that was free a moment ago, for a server started as a process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
