@@ -498,6 +498,9 @@ fn a_stalled_decision_log_drops_records_instead_of_blocking() {
         for i in 0..10_000 {
             sender.record(record(i));
         }
+        // Before saying done, so that dropping `log` below is the last
+        // handle and waits for the writer to finish.
+        drop(sender);
         done.send(()).unwrap();
     });
     finished
