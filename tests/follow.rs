@@ -28,8 +28,8 @@ impl Drop for Following {
     }
 }
 
-/// The demo imported into `url`, loaded and followed.
-async fn following(url: &str, notify: Notify) -> Following {
+/// The demo imported into `url`, loaded into a store at its revision.
+async fn demo_store(url: &str) -> (Database, Arc<Store>) {
     let db = Database::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let demo = dataset::load_file(
@@ -42,14 +42,26 @@ async fn following(url: &str, notify: Notify) -> Following {
     snap.set_revision(loaded.revision);
     let store = Arc::new(Store::default());
     store.publish(snap);
+    (db, store)
+}
+
+/// Starts following `db` into `store`; it stops when the sender is set.
+fn start_following(db: &Database, store: &Arc<Store>, notify: Notify) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(follow(
         db.clone(),
-        Arc::clone(&store),
+        Arc::clone(store),
         notify,
         Duration::from_millis(50),
         stopped,
     ));
+    stop
+}
+
+/// The demo imported into `url`, loaded and followed.
+async fn following(url: &str, notify: Notify) -> Following {
+    let (db, store) = demo_store(url).await;
+    let stop = start_following(&db, &store, notify);
     Following { db, store, stop }
 }
 
@@ -528,18 +540,8 @@ async fn after_a_storm_of_changes_the_snapshot_equals_a_fresh_load() {
 #[tokio::test]
 async fn a_pruned_gap_reloads_in_full_and_a_caught_up_follower_does_not() {
     for (url, notify) in backends("pruned").await {
-        let db = Database::connect(&url).await.unwrap();
-        db.migrate().await.unwrap();
-        let demo = dataset::load_file(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
-        )
-        .unwrap();
-        db.import(&demo.dataset, true).await.unwrap();
-        let loaded = db.load().await.unwrap();
-        let mut snap = Snapshot::build(&loaded.dataset).unwrap();
-        snap.set_revision(loaded.revision);
-        let store = Arc::new(Store::default());
-        store.publish(snap);
+        let (db, store) = demo_store(&url).await;
+        let applied = store.current().unwrap().revision();
         // Three changes the (not yet started) follower has not applied, then
         // a prune that deletes all but the latest from the log.
         exec(
@@ -561,7 +563,7 @@ async fn a_pruned_gap_reloads_in_full_and_a_caught_up_follower_does_not() {
         let pruned = db.prune(Duration::ZERO).await.unwrap();
         assert!(pruned.deleted >= 2, "{url}: {pruned:?}");
         assert!(
-            pruned.floor > loaded.revision && pruned.floor < latest,
+            pruned.floor > applied && pruned.floor < latest,
             "{url}: {pruned:?}"
         );
         assert_eq!(
@@ -570,14 +572,7 @@ async fn a_pruned_gap_reloads_in_full_and_a_caught_up_follower_does_not() {
             "{url}: the revision never goes back"
         );
 
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(follow(
-            db.clone(),
-            Arc::clone(&store),
-            notify,
-            Duration::from_millis(50),
-            stopped,
-        ));
+        let stop = start_following(&db, &store, notify);
         for ticket in ["1001", "1003", "1004"] {
             assert_eq!(
                 view(&store, latest, "fay", ticket).await,

@@ -21,7 +21,9 @@ impl Database {
     /// revisions never go backwards).
     pub async fn prune(&self, older_than: Duration) -> Result<Pruned, DbError> {
         let seconds = older_than.as_secs_f64();
-        match self {
+        // Each dialect deletes in one transaction and raises the floor in
+        // the same one; only the statements differ.
+        let (gone, floor): (Vec<i64>, i64) = match self {
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let gone: Vec<i64> = sqlx::query_scalar(
@@ -37,45 +39,40 @@ impl Database {
                 .bind(seconds)
                 .fetch_all(&mut *tx)
                 .await?;
-                let floor = gone.iter().copied().max().unwrap_or(0);
                 let floor: i64 = sqlx::query_scalar(
                     "UPDATE ticket_authz_pruned SET revision = greatest(revision, $1) RETURNING revision",
                 )
-                .bind(floor)
+                .bind(gone.iter().copied().max().unwrap_or(0))
                 .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(Pruned {
-                    deleted: gone.len() as u64,
-                    floor: u64::try_from(floor).unwrap_or(0),
-                })
+                (gone, floor)
             }
             Database::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                let modifier = format!("-{seconds} seconds");
-                let gone: Vec<(i64,)> = sqlx::query_as(
+                let gone: Vec<i64> = sqlx::query_scalar(
                     "DELETE FROM ticket_authz_changes \
                      WHERE changed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) \
                        AND revision < (SELECT max(revision) FROM ticket_authz_changes) \
                      RETURNING revision",
                 )
-                .bind(modifier)
+                .bind(format!("-{seconds} seconds"))
                 .fetch_all(&mut *tx)
                 .await?;
-                let floor = gone.iter().map(|(r,)| *r).max().unwrap_or(0);
                 let floor: i64 = sqlx::query_scalar(
                     "UPDATE ticket_authz_pruned SET revision = max(revision, ?) WHERE id = 1 RETURNING revision",
                 )
-                .bind(floor)
+                .bind(gone.iter().copied().max().unwrap_or(0))
                 .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(Pruned {
-                    deleted: gone.len() as u64,
-                    floor: u64::try_from(floor).unwrap_or(0),
-                })
+                (gone, floor)
             }
-        }
+        };
+        Ok(Pruned {
+            deleted: gone.len() as u64,
+            floor: u64::try_from(floor).unwrap_or(0),
+        })
     }
 
     /// The highest revision whose changes may be gone from the log.
