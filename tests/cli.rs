@@ -218,3 +218,57 @@ fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn prune_deletes_old_change_log_entries_but_keeps_the_revision() {
+    let url = common::sqlite_database("cli-prune");
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["import", "--database-url", &url, "examples/demo.yaml"]);
+    // Two more changes, each its own revision.
+    for org in ["northwind", "contoso"] {
+        run(&[
+            "import-csv",
+            "--database-url",
+            &url,
+            "--format",
+            "portal-organisations",
+            &write_orgs(&url, org),
+        ]);
+    }
+    let kept = run(&["prune", "--database-url", &url, "--older-than", "1d"]);
+    assert!(kept.starts_with("pruned 0 change-log entries"), "{kept}");
+    let pruned = run(&["prune", "--database-url", &url, "--older-than", "0s"]);
+    assert!(
+        pruned.starts_with("pruned ") && !pruned.starts_with("pruned 0 "),
+        "{pruned}"
+    );
+    let out = bin()
+        .args(["prune", "--database-url", &url, "--older-than", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--older-than"));
+}
+
+/// A one-row organisation export renaming `org`, next to the database.
+fn write_orgs(url: &str, org: &str) -> String {
+    let dir = std::path::Path::new(url.trim_start_matches("sqlite://"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = dir.join(format!("{org}.csv"));
+    std::fs::write(
+        &path,
+        format!("name,id,domain_names,shared_tickets,shared_comments\nRenamed {org},{org},,,\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
