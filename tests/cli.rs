@@ -5,11 +5,7 @@
 
 mod common;
 
-use common::{bin, free_port};
-
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::bin;
 /// Arguments, environment, and the text the error must contain.
 type ConfigCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
@@ -122,29 +118,10 @@ fn serve_configuration_errors_name_the_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--revision-wait"));
 }
 
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
 #[test]
 fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = bin()
-        .args(["serve", "--dataset", "examples/demo.yaml"])
-        .env("TICKET_AUTHZ_LISTEN", &addr)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let served = Served(child);
-    common::wait_until_serving(stderr);
-    let server = format!("http://{addr}");
+    let served = common::serve(&["--dataset", "examples/demo.yaml"], &[]);
+    let server = served.grpc.clone();
     let out = bin()
         .args([
             "check", "--server", &server, "--user", "paul", "--action", "view", "--ticket", "1004",
@@ -196,26 +173,7 @@ fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: flag: unknown flag `XX`")
     );
 
-    let mut child = served;
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = served.terminate();
     assert_eq!(status.code(), Some(0));
 }
 

@@ -9,7 +9,6 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::free_port;
@@ -96,61 +95,29 @@ async fn start_collector() -> (SocketAddr, Collector) {
     (addr, collector)
 }
 
-/// A served demo dataset; killed when dropped.
+/// A served demo dataset and its metrics listener.
 struct Served {
-    child: Child,
+    process: common::Served,
     grpc: String,
     metrics: SocketAddr,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Served {
-    /// Stops with SIGTERM, as Kubernetes does, and waits for the exit.
-    fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn terminate(self) {
+        self.process.terminate();
     }
 }
 
 fn serve(args: &[&str], env: &[(&str, String)]) -> Served {
-    let grpc = format!("127.0.0.1:{}", free_port());
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticket-authz"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TICKET_AUTHZ_") || key.starts_with("OTEL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(["serve", "--dataset", "examples/demo.yaml"])
-        .args(args)
-        .env("TICKET_AUTHZ_LISTEN", &grpc)
-        .env("TICKET_AUTHZ_METRICS_LISTEN", metrics.to_string())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    common::wait_until_serving(child.stderr.take().unwrap());
+    let mut all = vec!["--dataset", "examples/demo.yaml"];
+    all.extend(args);
+    let mut env = env.to_vec();
+    env.push(("TICKET_AUTHZ_METRICS_LISTEN", metrics.to_string()));
+    let process = common::serve(&all, &env);
     Served {
-        child,
-        grpc: format!("http://{grpc}"),
+        grpc: process.grpc.clone(),
+        process,
         metrics,
     }
 }

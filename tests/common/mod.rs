@@ -175,6 +175,66 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A `ticket-authz serve` process; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `http://` URL of its gRPC listener.
+    pub grpc: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Stops it with SIGTERM, as Kubernetes does, and returns how it exited.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `ticket-authz serve ARGS` on a free port with ENV (and no
+/// `OTEL_*` variable of the caller's) and waits until it serves.
+pub fn serve<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, String)]) -> Served {
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let mut cmd = bin();
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("serve")
+        .args(args)
+        .env("TICKET_AUTHZ_LISTEN", &grpc)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_until_serving(child.stderr.take().unwrap());
+    Served {
+        child,
+        grpc: format!("http://{grpc}"),
+    }
+}
+
 /// Reads a served process's log until it says it is serving, then keeps
 /// draining it on a thread so that the process never blocks on the pipe.
 pub fn wait_until_serving(stderr: std::process::ChildStderr) {
