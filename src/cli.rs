@@ -69,6 +69,10 @@ pub enum Command {
     /// desk users) into the database by id, all or nothing; prints counts
     /// of new, changed and unchanged rows.
     ImportCsv(Box<crate::csv_import::ImportCsvArgs>),
+    /// Load a service with concurrent gRPC calls over the generated dataset
+    /// and report throughput and latency percentiles, optionally against a
+    /// no-op service with the same messages in the same run.
+    Loadtest(Box<crate::grpc::load::LoadArgs>),
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => crate::serve_cmd::main(*args),
         Command::Check(args) => crate::grpc::client::main_check(args),
         Command::List(args) => crate::grpc::client::main_list(args),
+        Command::Loadtest(args) => crate::grpc::load::main(*args),
         Command::Migrate { database_url } => run_async("migrate", async move {
             let db = crate::db::Database::connect(&database_url)
                 .await

@@ -24,6 +24,13 @@ pub struct Connection {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+/// How a client proves itself and whom it trusts.
+#[derive(Debug, Default, Args)]
+pub struct Credentials {
     /// File holding the bearer token to send.
     #[arg(long, env = "TICKET_AUTHZ_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -98,7 +105,8 @@ pub enum ListWhat {
     },
 }
 
-type Client =
+/// A client of the service with the bearer token, when given, on every call.
+pub type Client =
     TicketAuthzClient<tonic::service::interceptor::InterceptedService<Channel, TokenInterceptor>>;
 
 /// Adds the bearer token, when there is one, to every call.
@@ -129,11 +137,12 @@ impl tonic::service::Interceptor for TokenInterceptor {
     }
 }
 
-async fn connect(c: &Connection) -> Result<Client, String> {
-    let mut endpoint = Endpoint::from_shared(c.server.clone())
+/// Connects to `server` (`http://` or `https://`) with `c`'s credentials.
+pub async fn connect(server: &str, c: &Credentials) -> Result<Client, String> {
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| format!("--server: {e}"))?
         .connect_timeout(Duration::from_secs(5));
-    if c.server.starts_with("https://") {
+    if server.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &c.ca_cert {
             let pem = std::fs::read(ca).map_err(|e| format!("--ca-cert: {}: {e}", ca.display()))?;
@@ -165,7 +174,7 @@ async fn connect(c: &Connection) -> Result<Client, String> {
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", c.server))?;
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
     Ok(TicketAuthzClient::with_interceptor(
         channel,
         TokenInterceptor(token),
@@ -191,7 +200,7 @@ fn reason_name(code: i32) -> serde_json::Value {
 async fn check(args: CheckArgs) -> Result<serde_json::Value, String> {
     let action = Action::parse(&args.action)
         .ok_or_else(|| format!("--action: unknown action `{}`", args.action))?;
-    let mut client = connect(&args.connection).await?;
+    let mut client = connect(&args.connection.server, &args.connection.credentials).await?;
     let response = client
         .check_access(pb::CheckAccessRequest {
             user_id: args.user,
@@ -217,7 +226,7 @@ async fn check(args: CheckArgs) -> Result<serde_json::Value, String> {
 }
 
 async fn list(args: ListArgs) -> Result<serde_json::Value, String> {
-    let mut client = connect(&args.connection).await?;
+    let mut client = connect(&args.connection.server, &args.connection.credentials).await?;
     let status = |s: tonic::Status| status_text(&s);
     let mut ids = Vec::new();
     let mut token = String::new();

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod load;
 pub mod observe;
 pub mod server;
 pub mod service;

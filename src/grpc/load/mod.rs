@@ -1,0 +1,594 @@
+//! `ticket-authz loadtest`: a gRPC load generator. Concurrent callers send
+//! a mix of CheckAccess, CheckAccessBatch and ListVisibleTickets over the
+//! generated dataset to the service (started in this process, or a running
+//! one) and, on request, to a no-op tonic service with the same messages
+//! in the same run, so that the service is reported as a ratio of the bare
+//! RPC path.
+
+mod drive;
+mod noop;
+mod workload;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use drive::{Latencies, Outcome, Plan, drive, drive_until};
+pub use noop::NoopService;
+pub use workload::{Kind, Mix, Workload};
+
+use crate::generate::{Spec, generate};
+use crate::grpc::client::{Client, Credentials, connect};
+use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
+use crate::grpc::server::{self, Follow, Listeners, Loader, ServeConfig};
+use crate::snapshot::Snapshot;
+use crate::telemetry::{self, TelemetrySettings};
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Load a running service at this address instead of starting one in
+    /// this process; it must serve `ticket-authz generate --tickets N
+    /// --seed S` data with the same N and S, since requests name its ids.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub credentials: Credentials,
+    /// Tickets of the generated dataset (users and organisations scale
+    /// with it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub tickets: usize,
+    /// Seed of the generated dataset.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Callers sending at the same time.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Measured time of each run (after the warm-up).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured time at the start of each run.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Stop each run after this many measured requests instead of after
+    /// --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Send at this total rate (requests per second) instead of as fast as
+    /// answers come back.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Relative weights of the RPCs: check, batch and list.
+    #[arg(long, default_value = "check=1")]
+    pub mix: String,
+    /// Questions per CheckAccessBatch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Page size of ListVisibleTickets (first pages).
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// Also load a no-op tonic service with the same messages, alternating
+    /// with the service, and report the ratios.
+    #[arg(long)]
+    pub compare_noop: bool,
+    /// Runs per target with --compare-noop (alternating noop, service).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// With --compare-noop and no --rate: afterwards, pace both targets at
+    /// this fraction of the service's measured throughput and compare their
+    /// latency at that rate (0 skips it).
+    #[arg(long, default_value_t = 0.5)]
+    pub paced_fraction: f64,
+    /// Worker threads of the in-process servers' runtime (default: one per
+    /// core).
+    #[arg(long)]
+    pub server_threads: Option<usize>,
+    /// Print the results as one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms, 1m)"))
+}
+
+impl LoadArgs {
+    fn check(&self) -> Result<Mix, String> {
+        if self.concurrency == 0 {
+            return Err("--concurrency: must be at least 1".into());
+        }
+        if self.connections == 0 || self.connections > self.concurrency {
+            return Err("--connections: must be between 1 and --concurrency".into());
+        }
+        if self.rounds == 0 {
+            return Err("--rounds: must be at least 1".into());
+        }
+        if self.requests == Some(0) {
+            return Err("--requests: must be at least 1".into());
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err("--rate: must be a positive number of requests per second".into());
+        }
+        if !(0.0..=1.0).contains(&self.paced_fraction) {
+            return Err("--paced-fraction: must be between 0 and 1".into());
+        }
+        if self.batch_size == 0 || self.batch_size > 1000 {
+            return Err("--batch-size: must be between 1 and 1000".into());
+        }
+        if self.page_size > 1000 {
+            return Err("--page-size: must be at most 1000".into());
+        }
+        if self.server_threads == Some(0) {
+            return Err("--server-threads: must be at least 1".into());
+        }
+        Mix::parse(&self.mix)
+    }
+
+    fn plan(&self, mix: Mix, rate: Option<f64>) -> Plan {
+        Plan {
+            concurrency: self.concurrency,
+            warmup: self.warmup,
+            duration: self.duration,
+            requests: self.requests,
+            rate,
+            mix,
+        }
+    }
+}
+
+/// Which service a run loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Service,
+    Noop,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Service => "service",
+            Target::Noop => "noop",
+        }
+    }
+}
+
+/// One measured run, as reported.
+#[derive(Debug)]
+struct Run {
+    target: Target,
+    phase: &'static str,
+    rate: Option<f64>,
+    outcome: Outcome,
+}
+
+/// Servers started in this process on a runtime of their own, so that they
+/// get worker threads as a separate process would; they stop when this is
+/// dropped.
+#[derive(Debug)]
+pub struct InProcess {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    telemetry: Option<telemetry::Telemetry>,
+    /// The service's gRPC address, when one was started.
+    pub service: Option<SocketAddr>,
+    /// The no-op service's address, when one was started.
+    pub noop: Option<SocketAddr>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(t) = self.telemetry.take() {
+            t.shutdown();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl InProcess {
+    /// Starts the service on what `load` returns (kept fresh by `follow`)
+    /// with its default configuration and a metrics endpoint, so metrics
+    /// are recorded as in production (and traces exported when
+    /// `OTEL_EXPORTER_OTLP_*` names an endpoint); and the no-op service
+    /// when `noop`. Sets this process's telemetry (logs at `warn`).
+    pub fn start(
+        service: Option<(Loader, Option<Follow>)>,
+        noop: bool,
+        threads: Option<usize>,
+    ) -> Result<InProcess, String> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().thread_name("in-process-server");
+        if let Some(n) = threads {
+            builder.worker_threads(n);
+        }
+        let runtime = builder
+            .build()
+            .map_err(|e| format!("cannot start the server runtime: {e}"))?;
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let started = runtime.block_on(async {
+            // Inside the runtime: the trace exporter's channel lives on it.
+            let telemetry = telemetry::init(&TelemetrySettings {
+                log_format: "text".into(),
+                log_filter: "warn".into(),
+                export_traces: telemetry::otlp_configured(),
+            })
+            .map_err(|e| e.to_string())?;
+            let bind = || async {
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))
+            };
+            let mut service_addr = None;
+            if let Some((load, follow)) = service {
+                let grpc = bind().await?;
+                service_addr = Some(grpc.local_addr().map_err(|e| e.to_string())?);
+                let listeners = Listeners {
+                    grpc,
+                    health: None,
+                    metrics: Some(bind().await?),
+                };
+                tokio::spawn(server::run(
+                    ServeConfig::default(),
+                    listeners,
+                    until_stopped(stopped.clone()),
+                    load,
+                    follow,
+                ));
+            }
+            let mut noop_addr = None;
+            if noop {
+                let listener = bind().await?;
+                noop_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
+                tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .add_service(TicketAuthzServer::new(NoopService))
+                        .serve_with_incoming_shutdown(
+                            TcpListenerStream::new(listener),
+                            until_stopped(stopped.clone()),
+                        ),
+                );
+            }
+            Ok::<_, String>((telemetry, service_addr, noop_addr))
+        });
+        match started {
+            Ok((telemetry, service, noop)) => Ok(InProcess {
+                runtime: Some(runtime),
+                stop,
+                telemetry: Some(telemetry),
+                service,
+                noop,
+            }),
+            Err(e) => {
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `connections` clients of one target (one HTTP/2 connection each), once
+/// it answers a check: a service answers UNAVAILABLE until its data is
+/// published.
+pub async fn clients(
+    server: &str,
+    credentials: &Credentials,
+    connections: usize,
+    probe: &Workload,
+) -> Result<Vec<Client>, String> {
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(connect(server, credentials).await?);
+    }
+    let mut client = clients[0].clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.check_access(probe.checks[0].clone()).await {
+            Ok(_) => return Ok(clients),
+            Err(s)
+                if s.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => return Err(format!("{server}: {:?}: {}", s.code(), s.message())),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn run_json(run: &Run) -> serde_json::Value {
+    let o = &run.outcome;
+    let latency = |l: &Latencies| {
+        json!({
+            "requests": l.count(),
+            "p50_ms": ms(l.at(0.5)),
+            "p99_ms": ms(l.at(0.99)),
+            "p999_ms": ms(l.at(0.999)),
+            "max_ms": ms(l.max()),
+        })
+    };
+    let by_kind: serde_json::Map<String, serde_json::Value> = Kind::ALL
+        .iter()
+        .filter(|k| o.by_kind[k.index()].count() > 0)
+        .map(|k| (k.name().to_owned(), latency(&o.by_kind[k.index()])))
+        .collect();
+    json!({
+        "target": run.target.name(),
+        "phase": run.phase,
+        "rate": run.rate,
+        "elapsed_s": o.elapsed.as_secs_f64(),
+        "throughput_rps": o.throughput(),
+        "errors": o.errors,
+        "first_error": o.first_error,
+        "behind_schedule": o.behind,
+        "latency": latency(&o.all),
+        "by_rpc": by_kind,
+    })
+}
+
+fn run_line(run: &Run) -> String {
+    let o = &run.outcome;
+    let mode = match run.rate {
+        Some(r) => format!("{} {:.0}/s", run.phase, r),
+        None => run.phase.to_owned(),
+    };
+    let mut line = format!(
+        "{:<8} {:<16} {:>9} {:>6} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+        run.target.name(),
+        mode,
+        o.all.count(),
+        o.errors,
+        o.throughput(),
+        ms(o.all.at(0.5)),
+        ms(o.all.at(0.99)),
+        ms(o.all.at(0.999)),
+        ms(o.all.max()),
+    );
+    if o.behind > 0 {
+        line.push_str(&format!("  ({} sends behind schedule)", o.behind));
+    }
+    line
+}
+
+const HEADER: &str =
+    "target   mode              requests errors        rps  p50(ms)  p99(ms) p999(ms)  max(ms)";
+
+/// The service's figures over the no-op's, over every run of a phase.
+fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
+    let of = |target| {
+        let picked: Vec<Outcome> = runs
+            .iter()
+            .filter(|r| r.target == target && r.phase == phase)
+            .map(|r| r.outcome.clone())
+            .collect();
+        (!picked.is_empty()).then(|| Outcome::combine(&picked))
+    };
+    let (service, noop) = (of(Target::Service)?, of(Target::Noop)?);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    Some(json!({
+        "phase": phase,
+        "service_rps": service.throughput(),
+        "noop_rps": noop.throughput(),
+        "throughput_ratio": ratio(service.throughput(), noop.throughput()),
+        "service_p50_ms": ms(service.all.at(0.5)),
+        "noop_p50_ms": ms(noop.all.at(0.5)),
+        "service_p99_ms": ms(service.all.at(0.99)),
+        "noop_p99_ms": ms(noop.all.at(0.99)),
+        "p99_ratio": ratio(service.all.at(0.99).as_secs_f64(), noop.all.at(0.99).as_secs_f64()),
+    }))
+}
+
+fn ratio_line(r: &serde_json::Value) -> String {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    format!(
+        "{}: service/noop throughput {:.3} ({:.0} vs {:.0} rps); p99 {:.3} vs {:.3} ms = {:.2}x; p50 {:.3} vs {:.3} ms",
+        r["phase"].as_str().unwrap_or(""),
+        f("throughput_ratio"),
+        f("service_rps"),
+        f("noop_rps"),
+        f("service_p99_ms"),
+        f("noop_p99_ms"),
+        f("p99_ratio"),
+        f("service_p50_ms"),
+        f("noop_p50_ms"),
+    )
+}
+
+async fn drive_all(
+    args: &LoadArgs,
+    mix: Mix,
+    workload: Arc<Workload>,
+    service: &[Client],
+    noop: Option<&[Client]>,
+    report: &mut impl FnMut(&Run),
+) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let phase = if args.rate.is_some() {
+        "paced"
+    } else {
+        "closed"
+    };
+    let rounds = if noop.is_some() { args.rounds } else { 1 };
+    let plan = args.plan(mix, args.rate);
+    for _ in 0..rounds {
+        // The no-op first in each round, so drift over time (other load on
+        // the machine, warm caches) falls on both targets alike.
+        if let Some(noop) = noop {
+            let outcome = drive(noop, Arc::clone(&workload), &plan).await;
+            runs.push(Run {
+                target: Target::Noop,
+                phase,
+                rate: args.rate,
+                outcome,
+            });
+            report(&runs[runs.len() - 1]);
+        }
+        let outcome = drive(service, Arc::clone(&workload), &plan).await;
+        runs.push(Run {
+            target: Target::Service,
+            phase,
+            rate: args.rate,
+            outcome,
+        });
+        report(&runs[runs.len() - 1]);
+    }
+    if let (Some(noop), None, true) = (noop, args.rate, args.paced_fraction > 0.0) {
+        let measured: Vec<Outcome> = runs
+            .iter()
+            .filter(|r| r.target == Target::Service)
+            .map(|r| r.outcome.clone())
+            .collect();
+        let rate = Outcome::combine(&measured).throughput() * args.paced_fraction;
+        if rate > 0.0 {
+            let plan = args.plan(mix, Some(rate));
+            for _ in 0..rounds {
+                for (target, clients) in [(Target::Noop, noop), (Target::Service, service)] {
+                    let outcome = drive(clients, Arc::clone(&workload), &plan).await;
+                    runs.push(Run {
+                        target,
+                        phase: "paced",
+                        rate: Some(rate),
+                        outcome,
+                    });
+                    report(&runs[runs.len() - 1]);
+                }
+            }
+        }
+    }
+    runs
+}
+
+/// Runs the command; exit 1 when any request failed, 2 on bad flags.
+pub fn main(args: LoadArgs) -> ExitCode {
+    let mix = match args.check() {
+        Ok(mix) => mix,
+        Err(e) => {
+            eprintln!("ticket-authz loadtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, mix) {
+        Ok(failed) if failed => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ticket-authz loadtest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns whether any request failed.
+fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
+    let spec = Spec {
+        seed: args.seed,
+        ..Spec::scaled(args.tickets)
+    };
+    let data = generate(&spec);
+    let workload = Arc::new(Workload::new(
+        &data,
+        args.batch_size,
+        args.page_size,
+        args.seed,
+    ));
+    let snapshot = match args.server {
+        Some(_) => None,
+        None => Some(Snapshot::build(&data).map_err(|e| format!("generated data: {e}"))?),
+    };
+    drop(data);
+    let service = snapshot.map(|snapshot| {
+        let load: Loader = Box::pin(async move { Ok(snapshot) });
+        (load, None)
+    });
+    let servers = InProcess::start(service, args.compare_noop, args.server_threads)?;
+    let (service_addr, noop_addr) = (servers.service, servers.noop);
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("loadtest-client")
+        .build()
+        .map_err(|e| format!("cannot start the client runtime: {e}"))?;
+    let json_out = args.json;
+    let result = client_runtime.block_on(async {
+        let service_url = match (&args.server, service_addr) {
+            (Some(url), _) => url.clone(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => return Err("no service to load".to_owned()),
+        };
+        let service = clients(&service_url, &args.credentials, args.connections, &workload).await?;
+        let noop = match noop_addr {
+            Some(addr) => Some(
+                clients(
+                    &format!("http://{addr}"),
+                    &Credentials::default(),
+                    args.connections,
+                    &workload,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        if !json_out {
+            println!(
+                "loadtest: {} tickets (seed {}), {} callers on {} connection(s), mix {}, service at {}",
+                args.tickets,
+                args.seed,
+                args.concurrency,
+                args.connections,
+                mix.describe(),
+                if args.server.is_some() { service_url.as_str() } else { "this process" },
+            );
+            println!("{HEADER}");
+        }
+        let mut report = |run: &Run| {
+            if !json_out {
+                println!("{}", run_line(run));
+            }
+        };
+        let runs = drive_all(args, mix, workload, &service, noop.as_deref(), &mut report).await;
+        Ok::<_, String>(runs)
+    });
+    client_runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(servers);
+    let runs = result?;
+    let compared: Vec<serde_json::Value> = ["closed", "paced"]
+        .iter()
+        .filter_map(|phase| ratios(&runs, phase))
+        .collect();
+    let failed = runs.iter().any(|r| r.outcome.errors > 0);
+    if args.json {
+        let doc = json!({
+            "tickets": args.tickets,
+            "seed": args.seed,
+            "concurrency": args.concurrency,
+            "connections": args.connections,
+            "mix": mix.describe(),
+            "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
+            "compared": compared,
+        });
+        println!("{doc}");
+    } else {
+        for r in &compared {
+            println!("{}", ratio_line(r));
+        }
+    }
+    if let Some(e) = runs.iter().find_map(|r| r.outcome.first_error.as_ref()) {
+        eprintln!("ticket-authz loadtest: requests failed, first: {e}");
+    }
+    Ok(failed)
+}

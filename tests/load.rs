@@ -1,0 +1,167 @@
+//! `ticket-authz loadtest` as an SRE runs it: against an in-process service
+//! and the no-op service it reports every run and the ratios; against a
+//! served, token-protected dataset it authenticates or fails naming why;
+//! bad flags are refused naming the flag.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::bin;
+
+fn loadtest(args: &[&str]) -> std::process::Output {
+    bin().arg("loadtest").args(args).output().unwrap()
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "loadtest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn loadtest_compares_the_service_with_the_noop_service() {
+    let out = loadtest(&[
+        "--tickets",
+        "2000",
+        "--concurrency",
+        "8",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--compare-noop",
+        "--rounds",
+        "1",
+        "--mix",
+        "check=2,batch=1,list=1",
+        "--json",
+    ]);
+    let doc = json_of(&out);
+    let runs = doc["runs"].as_array().unwrap();
+    let phases: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r["target"].as_str().unwrap(), r["phase"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("noop", "closed"),
+            ("service", "closed"),
+            ("noop", "paced"),
+            ("service", "paced")
+        ]
+    );
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["latency"]["requests"].as_u64().unwrap() > 0, "{run}");
+        assert!(run["throughput_rps"].as_f64().unwrap() > 0.0, "{run}");
+        let l = &run["latency"];
+        assert!(l["p50_ms"].as_f64() <= l["p99_ms"].as_f64(), "{run}");
+        assert!(l["p99_ms"].as_f64() <= l["p999_ms"].as_f64(), "{run}");
+        for rpc in ["CheckAccess", "CheckAccessBatch", "ListVisibleTickets"] {
+            assert!(
+                run["by_rpc"][rpc]["requests"].as_u64().unwrap() > 0,
+                "{rpc} not sent: {run}"
+            );
+        }
+    }
+    // Both paced runs are sent at half of the service's closed-loop rate.
+    let closed_rps = runs[1]["throughput_rps"].as_f64().unwrap();
+    for paced in &runs[2..] {
+        let rate = paced["rate"].as_f64().unwrap();
+        assert!(
+            (rate - closed_rps / 2.0).abs() < 1e-6 * closed_rps,
+            "{paced}"
+        );
+    }
+    let compared = doc["compared"].as_array().unwrap();
+    assert_eq!(compared.len(), 2);
+    for c in compared {
+        let ratio = c["throughput_ratio"].as_f64().unwrap();
+        assert!(ratio.is_finite() && ratio > 0.0, "{c}");
+        let p99 = c["p99_ratio"].as_f64().unwrap();
+        assert!(p99.is_finite() && p99 > 0.0, "{c}");
+    }
+}
+
+#[test]
+fn loadtest_loads_a_served_dataset_with_its_token() {
+    let dir = std::env::temp_dir().join(format!("ta-loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data.yaml");
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret-load-token\n").unwrap();
+    let generated = bin()
+        .args(["generate", "--tickets", "3000", "--seed", "11", "--out"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(generated.success());
+
+    let served = common::serve(
+        &[
+            "--dataset".as_ref(),
+            data.as_os_str(),
+            "--auth-token-file".as_ref(),
+            token.as_os_str(),
+        ],
+        &[],
+    );
+    let server = served.grpc.clone();
+    let common_args = [
+        "--server",
+        server.as_str(),
+        "--tickets",
+        "3000",
+        "--seed",
+        "11",
+        "--concurrency",
+        "4",
+        "--requests",
+        "300",
+        "--warmup",
+        "0s",
+        "--mix",
+        "check=1,batch=1,list=1",
+    ];
+
+    let out = loadtest(&common_args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+
+    let mut with_token = common_args.to_vec();
+    with_token.extend(["--token-file", token.to_str().unwrap(), "--json"]);
+    let doc = json_of(&loadtest(&with_token));
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "no no-op runs without --compare-noop");
+    assert_eq!(runs[0]["target"], "service");
+    assert_eq!(runs[0]["errors"], 0);
+    // --requests counts measured requests over all callers.
+    assert_eq!(runs[0]["latency"]["requests"], 300);
+    assert!(doc["compared"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn loadtest_flag_errors_name_the_flag() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--mix", "check=1,write=2"], "--mix: unknown rpc `write`"),
+        (&["--mix", "check=0"], "--mix: at least one weight"),
+        (
+            &["--connections", "9", "--concurrency", "8"],
+            "--connections",
+        ),
+        (&["--rate=-5"], "--rate: must be a positive number"),
+        (&["--batch-size", "0"], "--batch-size"),
+    ];
+    for (args, expected) in cases {
+        let out = loadtest(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
