@@ -154,14 +154,20 @@ pub fn generate(spec: &Spec) -> Dataset {
         let mut grants = Vec::new();
         if kind == UserKind::Agent {
             for _ in 0..rng.usize(1..=3) {
-                grants.push(Grant {
+                let grant = Grant {
                     profile: format!("p-{:02}", rng.usize(0..spec.profiles.max(1))),
                     group: if rng.u8(0..20) == 0 {
                         GrantScope::All
                     } else {
                         GrantScope::Group(format!("g-{:03}", rng.usize(0..spec.groups.max(1))))
                     },
-                });
+                };
+                // A grant drawn twice is one grant (the database's key);
+                // the draws still happen, so the rest of the data is the
+                // same as before.
+                if !grants.contains(&grant) {
+                    grants.push(grant);
+                }
             }
             agents.push(i);
         } else if kind == UserKind::EndUser {
@@ -282,5 +288,34 @@ pub fn generate(spec: &Spec) -> Dataset {
         profiles,
         users,
         tickets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_user_holds_the_same_grant_twice() {
+        // One profile and one group: an agent drawing two or three grants
+        // draws the same one again most of the time.
+        let data = generate(&Spec {
+            users: 2000,
+            organisations: 10,
+            companies: 5,
+            groups: 1,
+            profiles: 1,
+            tickets: 10,
+            seed: 3,
+        });
+        let mut agents_with_two = 0;
+        for user in &data.users {
+            for (i, grant) in user.grants.iter().enumerate() {
+                assert!(!user.grants[..i].contains(grant), "{}", user.id);
+            }
+            agents_with_two += usize::from(user.grants.len() == 2);
+        }
+        // `p-00` on `g-000` and on `*`: the case the key still allows.
+        assert!(agents_with_two > 0);
     }
 }
