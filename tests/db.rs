@@ -181,3 +181,37 @@ async fn revisions_follow_commit_order_and_rollbacks_leave_none() {
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn entries_listed_twice_are_imported_once() {
+    let mut data = demo().dataset;
+    let agent = data
+        .users
+        .iter()
+        .position(|u| !u.grants.is_empty())
+        .unwrap();
+    let member = data.users.iter().position(|u| u.grants.is_empty()).unwrap();
+    let grant = data.users[agent].grants[0].clone();
+    data.users[agent].grants.push(grant.clone());
+    let org = data.organisations[0].id.clone();
+    data.users[member].organisations.push(org.clone());
+    data.users[member].organisations.push(org.clone());
+    let (agent_id, member_id) = (data.users[agent].id.clone(), data.users[member].id.clone());
+    let ticket = &mut data.tickets[0];
+    ticket.ccs.push(member_id.clone());
+    ticket.ccs.push(member_id.clone());
+    let ticket_id = ticket.id.clone();
+    for (kind, db) in common::databases("repeats").await {
+        db.import(&data, true).await.unwrap();
+        let loaded = db.load().await.unwrap().dataset;
+        let user = |id: &str| loaded.users.iter().find(|u| u.id == id).unwrap();
+        let grants = &user(&agent_id).grants;
+        assert_eq!(grants.iter().filter(|g| **g == grant).count(), 1, "{kind}");
+        let orgs = &user(&member_id).organisations;
+        assert_eq!(orgs.iter().filter(|o| **o == org).count(), 1, "{kind}");
+        let ticket = loaded.tickets.iter().find(|t| t.id == ticket_id).unwrap();
+        let ccs = ticket.ccs.iter().filter(|u| **u == member_id).count();
+        assert_eq!(ccs, 1, "{kind}");
+        db.close().await;
+    }
+}

@@ -42,6 +42,15 @@ fn text<T>(items: &[T], f: impl Fn(&T) -> Option<String>) -> Col {
     Col::Text(items.iter().map(f).collect())
 }
 
+/// Keeps the first of each repeated entry. A file may list a grant, a
+/// membership, a CC or a flag twice, which means what listing it once does
+/// (the rules read them as sets); the tables' keys hold each once.
+fn distinct<T: std::hash::Hash + Eq + Clone>(mut items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.retain(|item| seen.insert(item.clone()));
+    items
+}
+
 /// The dataset as table rows, parents before children. Company owners are
 /// written after users (the two tables reference each other).
 fn rows(data: &Dataset) -> Vec<Rows> {
@@ -50,50 +59,54 @@ fn rows(data: &Dataset) -> Vec<Rows> {
         .iter()
         .flat_map(|o| o.domains.iter().map(move |d| (o.id.as_str(), d)))
         .collect();
-    let managers: Vec<(&str, &str)> = data
-        .organisations
-        .iter()
-        .flat_map(|o| {
-            o.access_managers
-                .iter()
-                .map(move |u| (o.id.as_str(), u.as_str()))
-        })
-        .collect();
-    let flags: Vec<(&str, &str)> = data
-        .profiles
-        .iter()
-        .flat_map(|p| p.flags.iter().map(move |f| (p.id.as_str(), f.name())))
-        .collect();
-    let memberships: Vec<(&str, &str)> = data
-        .users
-        .iter()
-        .flat_map(|u| {
-            u.organisations
-                .iter()
-                .map(move |o| (u.id.as_str(), o.as_str()))
-        })
-        .collect();
-    let grants: Vec<(&str, &str, Option<&str>)> = data
-        .users
-        .iter()
-        .flat_map(|u| {
-            u.grants.iter().map(move |g| {
-                let group = match &g.group {
-                    GrantScope::All => None,
-                    GrantScope::Group(id) => Some(id.as_str()),
-                };
-                (u.id.as_str(), g.profile.as_str(), group)
+    let managers: Vec<(&str, &str)> = distinct(
+        data.organisations
+            .iter()
+            .flat_map(|o| {
+                o.access_managers
+                    .iter()
+                    .map(move |u| (o.id.as_str(), u.as_str()))
             })
-        })
-        .collect();
+            .collect(),
+    );
+    let flags: Vec<(&str, &str)> = distinct(
+        data.profiles
+            .iter()
+            .flat_map(|p| p.flags.iter().map(move |f| (p.id.as_str(), f.name())))
+            .collect(),
+    );
+    let memberships: Vec<(&str, &str)> = distinct(
+        data.users
+            .iter()
+            .flat_map(|u| {
+                u.organisations
+                    .iter()
+                    .map(move |o| (u.id.as_str(), o.as_str()))
+            })
+            .collect(),
+    );
+    let grants: Vec<(&str, &str, Option<&str>)> = distinct(
+        data.users
+            .iter()
+            .flat_map(|u| {
+                u.grants.iter().map(move |g| {
+                    let group = match &g.group {
+                        GrantScope::All => None,
+                        GrantScope::Group(id) => Some(id.as_str()),
+                    };
+                    (u.id.as_str(), g.profile.as_str(), group)
+                })
+            })
+            .collect(),
+    );
     let pairs = |list: &dyn Fn(&crate::model::Ticket) -> &Vec<String>| -> Vec<(String, String)> {
         data.tickets
             .iter()
             .flat_map(|t| list(t).iter().map(move |u| (t.id.clone(), u.clone())))
             .collect()
     };
-    let ccs = pairs(&|t| &t.ccs);
-    let participants = pairs(&|t| &t.participants);
+    let ccs = distinct(pairs(&|t| &t.ccs));
+    let participants = distinct(pairs(&|t| &t.participants));
     let s = |v: &str| Some(v.to_owned());
     vec![
         Rows {
