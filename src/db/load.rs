@@ -3,7 +3,8 @@
 //! id shapes; `Snapshot::build` checks what it cannot (parent cycles,
 //! dangling references after manual edits).
 
-use std::collections::HashMap;
+/// Positions of parent rows by id; one entry per ticket, so foldhash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use futures_util::TryStreamExt;
 // Dynamic SQL here is assembled from this module's constants only (table

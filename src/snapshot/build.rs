@@ -1,6 +1,9 @@
 //! Builds a whole snapshot from a validated dataset (the initial load).
 
-use std::collections::HashMap;
+/// Id → handle maps for the build. Every ticket resolves its requester
+/// and assignee through one, so the hasher is foldhash (seeded per
+/// process, as the snapshot's own id index) rather than SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use super::members;
 use super::{
@@ -454,8 +457,7 @@ impl Snapshot {
         }
 
         // Users by email domain and by profile granted, in handle order.
-        let mut by_domain: std::collections::HashMap<String, Vec<Idx>> =
-            std::collections::HashMap::new();
+        let mut by_domain: HashMap<String, Vec<Idx>> = HashMap::default();
         let mut grantees: Vec<Vec<Idx>> = vec![Vec::new(); profile_rows.len()];
         for (i, u) in user_rows.iter().enumerate() {
             let handle = Idx::try_from(i).unwrap_or(NONE);
