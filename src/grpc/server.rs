@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Interceptor;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
@@ -21,6 +21,15 @@ use crate::grpc::service::{AuthzService, Observe};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::telemetry::{self, DecisionLog};
+
+/// The connections a listener accepts, with `TCP_NODELAY` set, as tonic's
+/// own `serve(addr)` does and its `serve_with_incoming` does not. Without it
+/// a response written while the previous one is unacknowledged waits for
+/// the client's delayed ACK (40 ms on Linux): under 64 concurrent callers
+/// that was the p99 of every call, for the no-op service as for ours.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// The fully qualified service name, as health checks ask for it.
 pub const SERVICE_NAME: &str = "ticketauthz.v1.TicketAuthz";
@@ -242,7 +251,7 @@ pub async fn run(
         tokio::spawn(
             Server::builder()
                 .add_service(health)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), stop),
+                .serve_with_incoming_shutdown(incoming(l), stop),
         )
     });
 
@@ -302,7 +311,7 @@ pub async fn run(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             reflection, auth,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_stop);
+        .serve_with_incoming_shutdown(incoming(listener), on_stop);
     // Draining is bounded: after the grace period, remaining calls are cut.
     let grace = config.shutdown_grace;
     let deadline = async move {
@@ -322,5 +331,22 @@ pub async fn run(
     match loading.await {
         Ok(Err(e)) => Err(ServeError::Load(e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tokio_stream::StreamExt;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_waiting_for_acks() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accepted = super::incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream = accepted.next().await.unwrap().unwrap();
+        assert!(stream.nodelay().unwrap(), "TCP_NODELAY is off");
     }
 }

@@ -18,7 +18,6 @@ use clap::Args;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use drive::{Latencies, Outcome, Plan, drive, drive_until};
 pub use noop::NoopService;
@@ -257,7 +256,7 @@ impl InProcess {
                     tonic::transport::Server::builder()
                         .add_service(TicketAuthzServer::new(NoopService))
                         .serve_with_incoming_shutdown(
-                            TcpListenerStream::new(listener),
+                            crate::grpc::server::incoming(listener),
                             until_stopped(stopped.clone()),
                         ),
                 );
