@@ -18,12 +18,7 @@ use ticket_authz::time::Timestamp;
 /// group tree, requesters, and members.
 fn pairs(data: &Dataset, n: usize) -> Vec<(String, String)> {
     let mut rng = fastrand::Rng::with_seed(99);
-    let agents: Vec<&str> = data
-        .users
-        .iter()
-        .filter(|u| u.kind == ticket_authz::model::UserKind::Agent)
-        .map(|u| u.id.as_str())
-        .collect();
+    let agents = ticket_authz::generate::agent_ids(data);
     (0..n)
         .map(|i| {
             let t = &data.tickets[rng.usize(0..data.tickets.len())];
@@ -166,13 +161,10 @@ fn benches(c: &mut Criterion) {
     let mut apply = c.benchmark_group("apply_1m");
     let existing = data.tickets[123_456].clone();
     let fields = ticket_authz::snapshot::TicketFields {
-        id: existing.id.clone(),
-        created_at: existing.created_at,
-        requester: existing.requester.clone(),
-        organisation: existing.organisation.clone(),
         group: Some("g-007".into()),
         assignee: Some(AGENT_USER.into()),
         status: ticket_authz::model::Status::Pending,
+        ..ticket_authz::snapshot::TicketFields::from(&existing)
     };
     apply.bench_function("update_ticket", |b| {
         b.iter(|| {

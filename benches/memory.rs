@@ -10,19 +10,11 @@ use std::time::{Duration, Instant};
 use ticket_authz::generate::{Spec, generate};
 use ticket_authz::snapshot::Snapshot;
 
+mod support;
+
 // The same allocator as the service binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
 
 fn child(tickets: usize, scale: usize) {
     let spec = Spec {
@@ -36,7 +28,7 @@ fn child(tickets: usize, scale: usize) {
     drop(data);
     // Let the allocator hand the source data's pages back.
     std::thread::sleep(Duration::from_millis(500));
-    let rss = resident_bytes();
+    let rss = support::proc_status_bytes("VmRSS");
     println!("{rss} {} {}", build.as_millis(), snap.stats().tickets);
 }
 

@@ -22,6 +22,8 @@ use ticket_authz::grpc::pb;
 use ticket_authz::serve_cmd;
 use ticket_authz::snapshot::Snapshot;
 
+mod support;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,21 +36,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Creates (or re-creates) the database `ta_propagation` and returns its URL.
 async fn fresh_database(admin: &str) -> String {
-    let pool = sqlx::PgPool::connect(admin).await.unwrap();
-    sqlx::query("DROP DATABASE IF EXISTS ta_propagation WITH (FORCE)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("CREATE DATABASE ta_propagation")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let host_end = admin.find("://").map_or(0, |i| i + 3);
-    let base = &admin[..admin[host_end..]
-        .find('/')
-        .map_or(admin.len(), |i| host_end + i)];
-    format!("{base}/ta_propagation")
+    support::recreate_database(admin, "ta_propagation", true).await;
+    support::database_url(admin, "ta_propagation")
 }
 
 /// The commit → visible latencies of `changes` commits that alternately

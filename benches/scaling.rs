@@ -22,10 +22,12 @@ use std::time::{Duration, Instant};
 
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};
 use ticket_authz::db::Database;
-use ticket_authz::generate::{AGENT_USER, NARROW_USER, Spec, WIDE_USER, generate};
-use ticket_authz::model::{Dataset, Status, UserKind};
+use ticket_authz::generate::{self, AGENT_USER, NARROW_USER, Spec, WIDE_USER, generate};
+use ticket_authz::model::{Dataset, Status};
 use ticket_authz::snapshot::{Role, Snapshot, TicketFields};
 use ticket_authz::time::Timestamp;
+
+mod support;
 
 // The same allocator as the service binary.
 #[global_allocator]
@@ -34,29 +36,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const CHILD_ENV: &str = "TICKET_AUTHZ_SCALING_CHILD";
 const ROW_PREFIX: &str = "scaling-row";
 
-/// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).
-fn proc_status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| {
-            v.trim_start_matches(':')
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap();
-    kb * 1024
-}
-
 /// Resident set after the allocator has had time to hand freed pages back
 /// (the parent starts the memory children with `MIMALLOC_PURGE_DELAY=0`).
 fn settled_rss() -> u64 {
     std::thread::sleep(Duration::from_millis(500));
-    proc_status_bytes("VmRSS")
+    support::proc_status_bytes("VmRSS")
 }
 
 /// Median cost of one call, from `samples` timed batches of `batch` calls
@@ -82,12 +66,7 @@ fn median_per_call(samples: usize, batch: usize, mut f: impl FnMut(usize)) -> Du
 /// lead agent; the action view, comment or edit at random.
 fn check_pairs(data: &Dataset, n: usize, seed: u64) -> Vec<(String, Action, String)> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let agents: Vec<&str> = data
-        .users
-        .iter()
-        .filter(|u| u.kind == UserKind::Agent)
-        .map(|u| u.id.as_str())
-        .collect();
+    let agents = generate::agent_ids(data);
     let actions = [Action::View, Action::Comment, Action::Edit];
     (0..n)
         .map(|_| {
@@ -139,47 +118,16 @@ fn full_walk(snap: &Snapshot, user: &str) -> (usize, usize, Duration) {
     (tickets, pages, started.elapsed())
 }
 
-/// The admin URL with its database name replaced.
-fn database_url(admin: &str, name: &str) -> String {
-    let host_start = admin.find("://").map_or(0, |i| i + 3);
-    let (rest, query) = match admin.find('?') {
-        Some(q) => (&admin[..q], &admin[q..]),
-        None => (admin, ""),
-    };
-    let base = match rest[host_start..].find('/') {
-        Some(slash) => &rest[..host_start + slash],
-        None => rest,
-    };
-    format!("{base}/{name}{query}")
-}
-
 /// Imports `data` into a fresh database and times what the service does at
 /// start (`Database::snapshot`: one consistent read, then the build).
 /// Returns key=value fields for the row.
 fn postgres(admin: &str, tickets: usize, data: Dataset) -> Vec<(String, String)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let name = format!("ta_scaling_{tickets}");
-    let recreate = |create: bool| {
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(admin).await.unwrap();
-            // `name` is built from a number above, never from input.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-            if create {
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-            pool.close().await;
-        })
-    };
+    // `name` is built from a number above, never from input.
+    let recreate = |create: bool| rt.block_on(support::recreate_database(admin, &name, create));
     recreate(true);
-    let url = database_url(admin, &name);
+    let url = support::database_url(admin, &name);
     let db = rt.block_on(Database::connect(&url)).unwrap();
     rt.block_on(db.migrate()).unwrap();
     eprintln!("scaling/{tickets}: importing into {name}");
@@ -273,13 +221,10 @@ fn child_timing(tickets: usize, pg: Option<&str>) {
     // (chunk pointers), change one row, and drop the clone.
     let existing = &data.tickets[tickets / 8];
     let update = TicketFields {
-        id: existing.id.clone(),
-        created_at: existing.created_at,
-        requester: existing.requester.clone(),
-        organisation: existing.organisation.clone(),
         group: Some("g-007".into()),
         assignee: Some(AGENT_USER.into()),
         status: Status::Pending,
+        ..TicketFields::from(existing)
     };
     let apply_ticket = |_| {
         let mut next = snap.clone();
@@ -305,7 +250,10 @@ fn child_timing(tickets: usize, pg: Option<&str>) {
         Some(admin) => row.extend(postgres(admin, tickets, data)),
         None => drop(data),
     }
-    row.push(("hwm".into(), proc_status_bytes("VmHWM").to_string()));
+    row.push((
+        "hwm".into(),
+        support::proc_status_bytes("VmHWM").to_string(),
+    ));
     let fields: Vec<String> = row.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("{ROW_PREFIX} {}", fields.join(" "));
 }

@@ -28,6 +28,16 @@ pub const NARROW_USER: &str = "bench-narrow";
 /// An agent with IW, IM, IC and SI on one propagating root group.
 pub const AGENT_USER: &str = "bench-agent";
 
+/// The ids of a dataset's agents, in file order: the users the load
+/// generator and the benches draw "a random agent" from.
+pub fn agent_ids(data: &Dataset) -> Vec<&str> {
+    data.users
+        .iter()
+        .filter(|u| u.kind == UserKind::Agent)
+        .map(|u| u.id.as_str())
+        .collect()
+}
+
 impl Spec {
     /// The benchmark shape scaled to `tickets`: one user per ten
     /// tickets, one organisation per 500, 200 groups and 50 profiles.

@@ -38,6 +38,21 @@ pub struct TicketFields {
     pub status: Status,
 }
 
+impl From<&crate::model::Ticket> for TicketFields {
+    /// The ticket's own row, without its CCs and participants.
+    fn from(t: &crate::model::Ticket) -> Self {
+        TicketFields {
+            id: t.id.clone(),
+            created_at: t.created_at,
+            requester: t.requester.clone(),
+            organisation: t.organisation.clone(),
+            group: t.group.clone(),
+            assignee: t.assignee.clone(),
+            status: t.status,
+        }
+    }
+}
+
 /// Which list of a ticket a person is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

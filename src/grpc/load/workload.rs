@@ -3,7 +3,7 @@
 
 use crate::generate::{AGENT_USER, NARROW_USER, WIDE_USER};
 use crate::grpc::pb;
-use crate::model::{Dataset, UserKind};
+use crate::model::Dataset;
 
 /// The RPCs the load generator sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,12 +113,7 @@ impl Workload {
     /// nearly everything to ones who see a handful.
     pub fn new(data: &Dataset, batch_size: usize, page_size: u32, seed: u64) -> Workload {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let agents: Vec<&str> = data
-            .users
-            .iter()
-            .filter(|u| u.kind == UserKind::Agent)
-            .map(|u| u.id.as_str())
-            .collect();
+        let agents = crate::generate::agent_ids(data);
         let random_user = |rng: &mut fastrand::Rng| -> String {
             if data.users.is_empty() {
                 NARROW_USER.to_owned()
