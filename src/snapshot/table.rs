@@ -6,6 +6,8 @@ use std::hash::BuildHasher;
 use std::ops::Index;
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use super::cow::CowVec;
 
 /// A dense handle to a row of one table.
@@ -17,6 +19,11 @@ pub const NONE: Idx = u32::MAX;
 /// A row that knows its own id.
 pub trait Keyed: Clone {
     fn key(&self) -> &str;
+
+    /// A row holding only `id`, with no relations and no rights: what a
+    /// removed row is replaced by (so that what it owned is freed) and
+    /// what a handle outside the table reads. It must match no allow rule.
+    fn vacant(id: CompactString) -> Self;
 }
 
 const SHARD_BITS: u32 = 6;
@@ -162,16 +169,26 @@ impl IdIndex {
 }
 
 /// One entity kind: rows addressable by handle and by id.
+///
+/// Handles are never reused: a removed row's slot stays (so that no stale
+/// handle can ever name another entity) but holds a vacant row, so what
+/// the row owned is freed at once; only the fixed-size slot waits for the
+/// next full load.
 #[derive(Clone)]
 pub struct Table<R> {
     index: IdIndex,
     rows: CowVec<R>,
+    /// Rows that can be looked up (removed ones excluded).
+    live: usize,
+    /// What an out-of-range handle reads instead of panicking.
+    vacant: Arc<R>,
 }
 
 impl<R> fmt::Debug for Table<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
-            .field("rows", &self.rows.len())
+            .field("rows", &self.live)
+            .field("slots", &self.rows.len())
             .finish()
     }
 }
@@ -181,6 +198,8 @@ impl<R: Keyed> Default for Table<R> {
         Self {
             index: IdIndex::new(),
             rows: CowVec::default(),
+            live: 0,
+            vacant: Arc::new(R::vacant(CompactString::default())),
         }
     }
 }
@@ -190,8 +209,9 @@ impl<R: Keyed> Table<R> {
     /// unique (the dataset validator guarantees it).
     pub fn from_rows(rows: Vec<R>) -> Self {
         let mut table = Self {
-            index: IdIndex::new(),
+            live: rows.len(),
             rows: CowVec::from_vec(rows),
+            ..Self::default()
         };
         let located: Vec<(usize, u32)> = table
             .rows
@@ -215,12 +235,19 @@ impl<R: Keyed> Table<R> {
         table
     }
 
+    /// Rows that can be looked up; removed rows do not count.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.live == 0
+    }
+
+    /// Handles handed out so far, removed rows included: the bound for
+    /// arrays indexed by handle.
+    pub fn slots(&self) -> usize {
+        self.rows.len()
     }
 
     pub fn lookup(&self, id: &str) -> Option<Idx> {
@@ -233,12 +260,12 @@ impl<R: Keyed> Table<R> {
     }
 
     pub fn get(&self, id: &str) -> Option<(Idx, &R)> {
-        self.lookup(id).map(|idx| (idx, &self.rows[idx as usize]))
+        self.lookup(id).map(|idx| (idx, &self[idx]))
     }
 
-    /// The id of a handle.
+    /// The id of a handle (empty for a handle outside the table).
     pub fn id(&self, idx: Idx) -> &str {
-        self.rows[idx as usize].key()
+        self[idx].key()
     }
 
     /// Mutable access to a row; the caller must not change its id.
@@ -253,36 +280,51 @@ impl<R: Keyed> Table<R> {
         if let Some(shard) = self.index.shards.get_mut(shard) {
             Arc::make_mut(shard).insert(tag, idx);
         }
+        self.live += 1;
         idx
     }
 
-    /// Makes `id` unknown; its row stays in place (handles are never reused)
-    /// but can no longer be looked up. Returns the handle it had.
+    /// Makes `id` unknown and frees what its row owned: the slot keeps a
+    /// vacant row with the id (handles are never reused, and a sort by id
+    /// that still meets the handle stays consistent). Returns the handle.
     pub fn remove(&mut self, id: &str) -> Option<Idx> {
         let idx = self.lookup(id)?;
         let (shard, tag) = self.index.locate(id);
         let shard = self.index.shards.get_mut(shard)?;
-        Arc::make_mut(shard).remove(tag, idx).then_some(idx)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (Idx, &R)> {
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(idx, row)| (Idx::try_from(idx).unwrap_or(NONE), row))
+        if !Arc::make_mut(shard).remove(tag, idx) {
+            return None;
+        }
+        if let Some(row) = self.rows.get_mut(idx as usize) {
+            *row = R::vacant(CompactString::from(id));
+        }
+        self.live -= 1;
+        Some(idx)
     }
 }
 
+/// Reading a handle never panics: every handle a snapshot stores is in its
+/// table by construction, and one that is not (a bug, or `NONE` where a
+/// caller forgot to check) reads the vacant row, which matches no rule.
 impl<R: Keyed> Index<Idx> for Table<R> {
     type Output = R;
 
     fn index(&self, idx: Idx) -> &R {
-        &self.rows[idx as usize]
+        match self.rows.get(idx as usize) {
+            Some(row) => row,
+            None => {
+                // The two sentinels (`NONE`, and `ALL` for groups) are the
+                // only handles expected here.
+                debug_assert!(idx >= NONE - 1, "handle {idx} is outside its table");
+                &self.vacant
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[derive(Clone, Debug)]
@@ -292,6 +334,64 @@ mod tests {
         fn key(&self) -> &str {
             &self.0
         }
+
+        fn vacant(id: CompactString) -> Self {
+            Row(id.into())
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Owning {
+        id: String,
+        owned: Vec<u64>,
+    }
+
+    impl Keyed for Owning {
+        fn key(&self) -> &str {
+            &self.id
+        }
+
+        fn vacant(id: CompactString) -> Self {
+            Owning {
+                id: id.into(),
+                owned: Vec::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn removed_rows_are_not_counted_and_free_what_they_owned() {
+        let rows = (0..10)
+            .map(|i| Owning {
+                id: format!("t{i}"),
+                owned: vec![i; 1000],
+            })
+            .collect();
+        let mut table = Table::from_rows(rows);
+        let base = table.clone();
+        let gone = table.remove("t3").unwrap();
+        assert_eq!(table.len(), 9);
+        assert_eq!(table.slots(), 10);
+        assert!(
+            table[gone].owned.is_empty(),
+            "the removed row keeps its data"
+        );
+        assert_eq!(table.id(gone), "t3");
+        table.push(Owning {
+            id: "t3".into(),
+            owned: vec![],
+        });
+        assert_eq!(table.len(), 10);
+        // The revision it came from still holds the row.
+        assert_eq!(base.len(), 10);
+        assert_eq!(base[gone].owned.len(), 1000);
+    }
+
+    #[test]
+    fn a_handle_outside_the_table_reads_a_vacant_row() {
+        let table = Table::from_rows(vec![Row("a".into())]);
+        assert_eq!(table.id(NONE), "");
+        assert_eq!(table[NONE].0, "");
     }
 
     #[test]
