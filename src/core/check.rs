@@ -41,7 +41,7 @@ pub fn check(
 
 /// The ids an action uses, resolved.
 struct Resolved<'s> {
-    ticket: Option<(Idx, &'s TicketRow)>,
+    ticket: Option<&'s TicketRow>,
     org: Idx,
     /// A group handle, `ALL` for `*`, or `NONE`.
     group: Idx,
@@ -49,10 +49,11 @@ struct Resolved<'s> {
 }
 
 /// Resolves the ids the action uses; the first unknown one is returned as
-/// (field, id).
+/// (field, id). `ticket` is the row of `req.ticket`, found by the caller.
 fn resolve<'s, 'r>(
     snap: &'s Snapshot,
     req: &ValidRequest<'r>,
+    ticket: Option<&'s TicketRow>,
 ) -> Result<Resolved<'s>, (&'static str, &'r str)> {
     let mut out = Resolved {
         ticket: None,
@@ -61,7 +62,7 @@ fn resolve<'s, 'r>(
         company: NONE,
     };
     if let Some(id) = req.ticket.filter(|_| req.action.is_ticket_action()) {
-        out.ticket = Some(snap.tickets.get(id).ok_or(("ticket", id))?);
+        out.ticket = Some(ticket.ok_or(("ticket", id))?);
     }
     if matches!(
         req.action,
@@ -87,12 +88,31 @@ fn resolve<'s, 'r>(
 
 /// Decides a validated question. Pure: reads only the snapshot and context.
 pub fn decide(snap: &Snapshot, req: &ValidRequest<'_>, ctx: Context) -> Decision {
+    let ticket = req
+        .ticket
+        .filter(|_| req.action.is_ticket_action())
+        .and_then(|id| snap.tickets.get(id))
+        .map(|(_, row)| row);
+    decide_with(snap, req, ticket, ctx)
+}
+
+/// Decides a validated question about a ticket row the caller found itself
+/// (`None`: there is no such ticket): a row read through a cache or sent
+/// inline, resolved against this snapshot with [`Snapshot::detached_ticket`].
+/// Everything else comes from the snapshot, exactly as in [`decide`], which
+/// is this with the snapshot's own row. Actions on no ticket ignore `ticket`.
+pub fn decide_with(
+    snap: &Snapshot,
+    req: &ValidRequest<'_>,
+    ticket: Option<&TicketRow>,
+    ctx: Context,
+) -> Decision {
     let mut ex = Explain::new(ctx.explain);
     let Some((uidx, user)) = snap.users.get(req.user) else {
         ex.step(|| format!("no user {}", req.user));
         return ex.finish(false, Reason::UnknownUser, None);
     };
-    let res = match resolve(snap, req) {
+    let res = match resolve(snap, req, ticket) {
         Ok(res) => res,
         Err((what, id)) => {
             ex.step(|| format!("no {what} {id}"));
@@ -115,7 +135,7 @@ pub fn decide(snap: &Snapshot, req: &ValidRequest<'_>, ctx: Context) -> Decision
             actor.company(req.action, res.company, ex)
         }
         (Action::HasFlag, _) => actor.has_flag(req.flag, res.group, ex),
-        (action, Some((_, ticket))) => actor.ticket(action, ticket, res.group, ex),
+        (action, Some(ticket)) => actor.ticket(action, ticket, res.group, ex),
         // Validation guarantees a ticket for ticket actions.
         (_, None) => ex.finish(false, Reason::NoMatchingRule, None),
     }

@@ -9,7 +9,7 @@ mod filter;
 mod lists;
 mod request;
 
-pub use check::{Context, check, decide};
+pub use check::{Context, check, decide, decide_with};
 pub use decision::{Decision, Reason};
 pub use filter::{GroupClause, VisibilityFilter, visibility_filter};
 pub use lists::{
