@@ -58,9 +58,17 @@ fn loadtest_compares_the_service_with_the_noop_service() {
         assert_eq!(run["errors"], 0, "{run}");
         assert!(run["latency"]["requests"].as_u64().unwrap() > 0, "{run}");
         assert!(run["throughput_rps"].as_f64().unwrap() > 0.0, "{run}");
+        // Each percentile must be there and be a number: comparing the
+        // `Option`s would pass a renamed field as `None <= None`.
         let l = &run["latency"];
-        assert!(l["p50_ms"].as_f64() <= l["p99_ms"].as_f64(), "{run}");
-        assert!(l["p99_ms"].as_f64() <= l["p999_ms"].as_f64(), "{run}");
+        let ms = |field: &str| {
+            l[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("latency.{field} is missing or not a number: {run}"))
+        };
+        let (p50, p99, p999, max) = (ms("p50_ms"), ms("p99_ms"), ms("p999_ms"), ms("max_ms"));
+        assert!(p50 > 0.0, "{run}");
+        assert!(p50 <= p99 && p99 <= p999 && p999 <= max, "{run}");
         for rpc in ["CheckAccess", "CheckAccessBatch", "ListVisibleTickets"] {
             assert!(
                 run["by_rpc"][rpc]["requests"].as_u64().unwrap() > 0,
