@@ -249,125 +249,90 @@ impl TicketRow {
     }
 }
 
-// Vacant rows (see `Keyed::vacant`) hold no relation and grant nothing: a
-// suspended user with no memberships or grants, groups and organisations
-// with no members or tickets, a ticket nobody is on.
-impl Keyed for OrgRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
+/// Implements [`Keyed`] for rows whose id is the field `id`, with the
+/// vacant row each builds from an id.
+macro_rules! keyed {
+    ($($row:ty => |$id:ident| $vacant:expr;)+) => {
+        $(impl Keyed for $row {
+            fn key(&self) -> &str {
+                &self.id
+            }
 
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            name: Box::default(),
-            access: OrgAccess::Own,
-            domains: Vec::new(),
-            access_managers: Vec::new(),
-            partners: Vec::new(),
-            clients: Vec::new(),
-            tickets: SortedSeq::default(),
-            members: SortedSeq::default(),
-            org_access_members: SortedSeq::default(),
-        }
-    }
+            fn vacant($id: CompactString) -> Self {
+                $vacant
+            }
+        })+
+    };
 }
 
-impl Keyed for CompanyRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            name: Box::default(),
-            parent: NONE,
-            owner: NONE,
-            requested: SortedSeq::default(),
-        }
-    }
-}
-
-impl Keyed for GroupRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            name: Box::default(),
-            parent: NONE,
-            propagate: false,
-            open_ticket_limit: 0,
-            enforce_open_limit: false,
-            total_ticket_limit: 0,
-            children: Vec::new(),
-            tickets: SortedSeq::default(),
-            ir_grantees: SortedSeq::default(),
-            limits: LimitIndex::default(),
-        }
-    }
-}
-
-impl Keyed for ProfileRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            name: Box::default(),
-            flags: FlagSet::default(),
-            grantees: SortedSeq::default(),
-        }
-    }
-}
-
-impl Keyed for UserRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            name: None,
-            email: None,
-            created_at: Timestamp::from_nanos(0),
-            kind: UserKind::EndUser,
-            suspended: true,
-            access: UserAccess::Own,
-            explicit_orgs: Vec::new(),
-            orgs: SmallVec::new(),
-            default_org: NONE,
-            company: NONE,
-            company_scoped: true,
-            grants: SmallVec::new(),
-            involved: SortedSeq::default(),
-        }
-    }
-}
-
-impl Keyed for TicketRow {
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn vacant(id: CompactString) -> Self {
-        Self {
-            id,
-            created_at: Timestamp::from_nanos(0),
-            requester: NONE,
-            organisation: NONE,
-            group: NONE,
-            assignee: NONE,
-            status: Status::Closed,
-            people: None,
-        }
-    }
+// Vacant rows hold no relation and grant nothing: a suspended user with no
+// memberships or grants, groups and organisations with no members or
+// tickets, a ticket nobody is on.
+keyed! {
+    OrgRow => |id| Self {
+        id,
+        name: Box::default(),
+        access: OrgAccess::Own,
+        domains: Vec::new(),
+        access_managers: Vec::new(),
+        partners: Vec::new(),
+        clients: Vec::new(),
+        tickets: SortedSeq::default(),
+        members: SortedSeq::default(),
+        org_access_members: SortedSeq::default(),
+    };
+    CompanyRow => |id| Self {
+        id,
+        name: Box::default(),
+        parent: NONE,
+        owner: NONE,
+        requested: SortedSeq::default(),
+    };
+    GroupRow => |id| Self {
+        id,
+        name: Box::default(),
+        parent: NONE,
+        propagate: false,
+        open_ticket_limit: 0,
+        enforce_open_limit: false,
+        total_ticket_limit: 0,
+        children: Vec::new(),
+        tickets: SortedSeq::default(),
+        ir_grantees: SortedSeq::default(),
+        limits: LimitIndex::default(),
+    };
+    ProfileRow => |id| Self {
+        id,
+        name: Box::default(),
+        flags: FlagSet::default(),
+        grantees: SortedSeq::default(),
+    };
+    UserRow => |id| Self {
+        id,
+        name: None,
+        email: None,
+        created_at: Timestamp::from_nanos(0),
+        kind: UserKind::EndUser,
+        suspended: true,
+        access: UserAccess::Own,
+        explicit_orgs: Vec::new(),
+        orgs: SmallVec::new(),
+        default_org: NONE,
+        company: NONE,
+        company_scoped: true,
+        grants: SmallVec::new(),
+        involved: SortedSeq::default(),
+    };
+    TicketRow => |id| Self {
+        id,
+        created_at: Timestamp::from_nanos(0),
+        requester: NONE,
+        organisation: NONE,
+        group: NONE,
+        assignee: NONE,
+        status: Status::Closed,
+        people: None,
+    };
 }
 
 /// Lower-cased email domain → the organisations listing it (by handle),
