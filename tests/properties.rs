@@ -264,14 +264,6 @@ fn a_resumed_walk_skips_tickets_removed_before_the_token_id() {
 #[test]
 fn a_detached_ticket_row_decides_as_the_stored_one() {
     use ticket_authz::snapshot::TicketFacts;
-    const TICKET_ACTIONS: [Action; 6] = [
-        Action::View,
-        Action::Comment,
-        Action::Edit,
-        Action::Close,
-        Action::Delete,
-        Action::Reassign,
-    ];
     for seed in [1u64, 7, 42] {
         let data = dataset(seed);
         let snap = Snapshot::build(&data).unwrap();
@@ -294,7 +286,7 @@ fn a_detached_ticket_row_decides_as_the_stored_one() {
             });
             let target = data.groups.first().map(|g| g.id.as_str()).unwrap_or("");
             for user in data.users.iter().step_by(3) {
-                for action in TICKET_ACTIONS {
+                for action in Action::ALL.into_iter().filter(|a| a.is_ticket_action()) {
                     let req = CheckRequest {
                         user: &user.id,
                         action: ActionInput::Known(action),
