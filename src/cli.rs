@@ -73,6 +73,10 @@ pub enum Command {
     /// and report throughput and latency percentiles, optionally against a
     /// no-op service with the same messages in the same run.
     Loadtest(Box<crate::grpc::load::LoadArgs>),
+    /// One load target in a process of its own (`loadtest --noop-process`
+    /// starts it).
+    #[command(hide = true)]
+    LoadtestTarget(crate::grpc::load::TargetArgs),
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -178,6 +182,13 @@ pub fn main() -> ExitCode {
         Command::Check(args) => crate::grpc::client::main_check(args),
         Command::List(args) => crate::grpc::client::main_list(args),
         Command::Loadtest(args) => crate::grpc::load::main(*args),
+        Command::LoadtestTarget(args) => match crate::grpc::load::serve_target(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ticket-authz loadtest-target: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate { database_url } => run_async("migrate", async move {
             let db = crate::db::Database::connect(&database_url)
                 .await

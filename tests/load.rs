@@ -142,7 +142,14 @@ fn loadtest_loads_a_served_dataset_with_its_token() {
     assert!(stderr.contains("Unauthenticated"), "{stderr}");
 
     let mut with_token = common_args.to_vec();
-    with_token.extend(["--token-file", token.to_str().unwrap(), "--json"]);
+    let pid = served.child.id().to_string();
+    with_token.extend([
+        "--token-file",
+        token.to_str().unwrap(),
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
     let doc = json_of(&loadtest(&with_token));
     let runs = doc["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "no no-op runs without --compare-noop");
@@ -150,13 +157,54 @@ fn loadtest_loads_a_served_dataset_with_its_token() {
     assert_eq!(runs[0]["errors"], 0);
     // --requests counts measured requests over all callers.
     assert_eq!(runs[0]["latency"]["requests"], 300);
+    // The served process's CPU, read from /proc, divided over them.
+    let cpu = runs[0]["server_cpu_us_per_request"].as_f64();
+    assert!(cpu.is_some_and(|us| us >= 0.0), "{}", runs[0]);
     assert!(doc["compared"].as_array().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A new user's measurement: the service and the no-op each in a process
+/// of its own, apart from the load generator, each with its CPU per request.
+#[test]
+fn loadtest_puts_each_target_in_its_own_process_and_reports_their_cpu() {
+    let doc = json_of(&loadtest(&[
+        "--tickets",
+        "2000",
+        "--concurrency",
+        "8",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--compare-noop",
+        "--noop-process",
+        "--rounds",
+        "1",
+        "--paced-fraction",
+        "0",
+        "--json",
+    ]));
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{doc}");
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        // A second of answers costs a server a measurable share of 10 ms
+        // ticks: zero would mean the wrong process was read.
+        let cpu = run["server_cpu_us_per_request"].as_f64();
+        assert!(cpu.is_some_and(|us| us > 0.0), "{run}");
+    }
+    let compared = &doc["compared"][0];
+    let ratio = compared["cpu_per_request_ratio"].as_f64();
+    assert!(
+        ratio.is_some_and(|r| r.is_finite() && r > 0.0),
+        "{compared}"
+    );
+}
+
 #[test]
 fn loadtest_flag_errors_name_the_flag() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--mix", "check=1,write=2"], "--mix: unknown rpc `write`"),
         (&["--mix", "check=0"], "--mix: at least one weight"),
         (
@@ -165,6 +213,8 @@ fn loadtest_flag_errors_name_the_flag() {
         ),
         (&["--rate=-5"], "--rate: must be a positive number"),
         (&["--batch-size", "0"], "--batch-size"),
+        (&["--noop-process"], "--noop-process: needs --compare-noop"),
+        (&["--server-pid", "1"], "--server"),
     ];
     for (args, expected) in cases {
         let out = loadtest(args);

@@ -84,6 +84,9 @@ pub struct Outcome {
     /// Paced sends that started more than one interval behind schedule: the
     /// target (or this client) did not keep up with the rate.
     pub behind: u64,
+    /// CPU the server process spent in the measured window, when its
+    /// process was known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -95,6 +98,7 @@ impl Outcome {
             errors: 0,
             first_error: None,
             behind: 0,
+            server_cpu: None,
         }
     }
 
@@ -105,6 +109,10 @@ impl Outcome {
         }
         self.errors += other.errors;
         self.behind += other.behind;
+        self.server_cpu = match (self.server_cpu, other.server_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
         }
@@ -122,6 +130,14 @@ impl Outcome {
 
     /// Several runs against the same target as one: their requests over
     /// their summed windows.
+    /// Server CPU per answered or failed request, when it was measured.
+    pub fn cpu_per_request(&self) -> Option<Duration> {
+        let requests = u32::try_from(self.all.count() + self.errors).ok()?;
+        self.server_cpu
+            .filter(|_| requests > 0)
+            .map(|cpu| cpu / requests)
+    }
+
     pub fn combine(runs: &[Outcome]) -> Outcome {
         let mut total = Outcome::new();
         for run in runs {
@@ -233,6 +249,17 @@ pub async fn drive(clients: &[Client], workload: Arc<Workload>, plan: &Plan) -> 
     drive_until(clients, workload, plan, std::future::pending()).await
 }
 
+/// Like `drive`, and reads the CPU time process `server_pid` spends in the
+/// measured window.
+pub async fn drive_measuring(
+    clients: &[Client],
+    workload: Arc<Workload>,
+    plan: &Plan,
+    server_pid: Option<u32>,
+) -> Outcome {
+    run_callers(clients, workload, plan, std::future::pending(), server_pid).await
+}
+
 /// Like `drive`, but the run also ends when `stop` completes: load kept
 /// on a service while something else is measured.
 pub async fn drive_until(
@@ -241,9 +268,25 @@ pub async fn drive_until(
     plan: &Plan,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Outcome {
+    run_callers(clients, workload, plan, stop, None).await
+}
+
+async fn run_callers(
+    clients: &[Client],
+    workload: Arc<Workload>,
+    plan: &Plan,
+    stop: impl Future<Output = ()> + Send + 'static,
+    server_pid: Option<u32>,
+) -> Outcome {
     let plan = Arc::new(plan.clone());
     let start = Instant::now();
     let measure_from = start + plan.warmup;
+    let cpu_at_start = server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            super::process::cpu_time(pid).ok()
+        })
+    });
     let done = Arc::new(AtomicBool::new(false));
     let stopper = {
         let done = Arc::clone(&done);
@@ -295,6 +338,11 @@ pub async fn drive_until(
     }
     stopper.abort();
     outcome.elapsed = Instant::now().saturating_duration_since(measure_from);
+    if let (Some(pid), Some(at_start)) = (server_pid, cpu_at_start)
+        && let (Ok(Some(from)), Ok(to)) = (at_start.await, super::process::cpu_time(pid))
+    {
+        outcome.server_cpu = Some(to.saturating_sub(from));
+    }
     outcome
 }
 

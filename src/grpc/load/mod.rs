@@ -7,6 +7,7 @@
 
 mod drive;
 mod noop;
+mod process;
 mod workload;
 
 use std::net::SocketAddr;
@@ -19,8 +20,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use drive::{Latencies, Outcome, Plan, drive, drive_until};
+pub use drive::{Latencies, Outcome, Plan, drive, drive_measuring, drive_until};
 pub use noop::NoopService;
+pub use process::{TargetArgs, TargetProcess, cpu_time, serve_target};
 pub use workload::{Kind, Mix, Workload};
 
 use crate::generate::{Spec, generate};
@@ -91,6 +93,16 @@ pub struct LoadArgs {
     /// core).
     #[arg(long)]
     pub server_threads: Option<usize>,
+    /// Serve the no-op, and the service unless --server names one, each in
+    /// a child process of its own instead of in this one, and report each
+    /// server's CPU per request: a new user's measurement, where no server
+    /// shares a process with the load generator.
+    #[arg(long)]
+    pub noop_process: bool,
+    /// The process id of the --server being loaded, to report its CPU per
+    /// request (read from /proc).
+    #[arg(long, requires = "server")]
+    pub server_pid: Option<u32>,
     /// Print the results as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -128,6 +140,9 @@ impl LoadArgs {
         }
         if self.server_threads == Some(0) {
             return Err("--server-threads: must be at least 1".into());
+        }
+        if self.noop_process && !self.compare_noop {
+            return Err("--noop-process: needs --compare-noop".into());
         }
         Mix::parse(&self.mix)
     }
@@ -339,6 +354,7 @@ fn run_json(run: &Run) -> serde_json::Value {
         "behind_schedule": o.behind,
         "latency": latency(&o.all),
         "by_rpc": by_kind,
+        "server_cpu_us_per_request": o.cpu_per_request().map(|d| d.as_secs_f64() * 1e6),
     })
 }
 
@@ -360,6 +376,12 @@ fn run_line(run: &Run) -> String {
         ms(o.all.at(0.999)),
         ms(o.all.max()),
     );
+    if let Some(cpu) = o.cpu_per_request() {
+        line.push_str(&format!(
+            "  server CPU {:.1} µs/request",
+            cpu.as_secs_f64() * 1e6
+        ));
+    }
     if o.behind > 0 {
         line.push_str(&format!("  ({} sends behind schedule)", o.behind));
     }
@@ -381,6 +403,11 @@ fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
     };
     let (service, noop) = (of(Target::Service)?, of(Target::Noop)?);
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let us = |o: &Outcome| o.cpu_per_request().map(|d| d.as_secs_f64() * 1e6);
+    let cpu_ratio = match (us(&service), us(&noop)) {
+        (Some(s), Some(n)) => Some(ratio(s, n)),
+        _ => None,
+    };
     Some(json!({
         "phase": phase,
         "service_rps": service.throughput(),
@@ -391,13 +418,26 @@ fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
         "service_p99_ms": ms(service.all.at(0.99)),
         "noop_p99_ms": ms(noop.all.at(0.99)),
         "p99_ratio": ratio(service.all.at(0.99).as_secs_f64(), noop.all.at(0.99).as_secs_f64()),
+        "service_cpu_us_per_request": us(&service),
+        "noop_cpu_us_per_request": us(&noop),
+        "cpu_per_request_ratio": cpu_ratio,
     }))
 }
 
 fn ratio_line(r: &serde_json::Value) -> String {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let cpu = if r["cpu_per_request_ratio"].is_number() {
+        format!(
+            "; server CPU per request {:.1} vs {:.1} µs = {:.2}x",
+            f("service_cpu_us_per_request"),
+            f("noop_cpu_us_per_request"),
+            f("cpu_per_request_ratio")
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{}: service/noop throughput {:.3} ({:.0} vs {:.0} rps); p99 {:.3} vs {:.3} ms = {:.2}x; p50 {:.3} vs {:.3} ms",
+        "{}: service/noop throughput {:.3} ({:.0} vs {:.0} rps); p99 {:.3} vs {:.3} ms = {:.2}x; p50 {:.3} vs {:.3} ms{cpu}",
         r["phase"].as_str().unwrap_or(""),
         f("throughput_ratio"),
         f("service_rps"),
@@ -410,12 +450,18 @@ fn ratio_line(r: &serde_json::Value) -> String {
     )
 }
 
+/// The clients of one target, and its server process when known.
+struct Loaded<'a> {
+    clients: &'a [Client],
+    pid: Option<u32>,
+}
+
 async fn drive_all(
     args: &LoadArgs,
     mix: Mix,
     workload: Arc<Workload>,
-    service: &[Client],
-    noop: Option<&[Client]>,
+    service: Loaded<'_>,
+    noop: Option<Loaded<'_>>,
     report: &mut impl FnMut(&Run),
 ) -> Vec<Run> {
     let mut runs = Vec::new();
@@ -429,8 +475,9 @@ async fn drive_all(
     for _ in 0..rounds {
         // The no-op first in each round, so drift over time (other load on
         // the machine, warm caches) falls on both targets alike.
-        if let Some(noop) = noop {
-            let outcome = drive(noop, Arc::clone(&workload), &plan).await;
+        if let Some(noop) = &noop {
+            let outcome =
+                drive_measuring(noop.clients, Arc::clone(&workload), &plan, noop.pid).await;
             runs.push(Run {
                 target: Target::Noop,
                 phase,
@@ -439,7 +486,8 @@ async fn drive_all(
             });
             report(&runs[runs.len() - 1]);
         }
-        let outcome = drive(service, Arc::clone(&workload), &plan).await;
+        let outcome =
+            drive_measuring(service.clients, Arc::clone(&workload), &plan, service.pid).await;
         runs.push(Run {
             target: Target::Service,
             phase,
@@ -448,7 +496,7 @@ async fn drive_all(
         });
         report(&runs[runs.len() - 1]);
     }
-    if let (Some(noop), None, true) = (noop, args.rate, args.paced_fraction > 0.0) {
+    if let (Some(noop), None, true) = (&noop, args.rate, args.paced_fraction > 0.0) {
         let measured: Vec<Outcome> = runs
             .iter()
             .filter(|r| r.target == Target::Service)
@@ -458,8 +506,10 @@ async fn drive_all(
         if rate > 0.0 {
             let plan = args.plan(mix, Some(rate));
             for _ in 0..rounds {
-                for (target, clients) in [(Target::Noop, noop), (Target::Service, service)] {
-                    let outcome = drive(clients, Arc::clone(&workload), &plan).await;
+                for (target, loaded) in [(Target::Noop, noop), (Target::Service, &service)] {
+                    let outcome =
+                        drive_measuring(loaded.clients, Arc::clone(&workload), &plan, loaded.pid)
+                            .await;
                     runs.push(Run {
                         target,
                         phase: "paced",
@@ -506,17 +556,33 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
         args.page_size,
         args.seed,
     ));
-    let snapshot = match args.server {
-        Some(_) => None,
-        None => Some(Snapshot::build(&data).map_err(|e| format!("generated data: {e}"))?),
+    // Each child builds its own copy of the data, as a served process does.
+    let in_process_service = args.server.is_none() && !args.noop_process;
+    let snapshot = match in_process_service {
+        true => Some(Snapshot::build(&data).map_err(|e| format!("generated data: {e}"))?),
+        false => None,
     };
     drop(data);
     let service = snapshot.map(|snapshot| {
         let load: Loader = Box::pin(async move { Ok(snapshot) });
         (load, None)
     });
-    let servers = InProcess::start(service, args.compare_noop, args.server_threads)?;
-    let (service_addr, noop_addr) = (servers.service, servers.noop);
+    let in_process_noop = args.compare_noop && !args.noop_process;
+    let servers = InProcess::start(service, in_process_noop, args.server_threads)?;
+    let child = |target| TargetProcess::start(target, args.tickets, args.seed, args.server_threads);
+    let service_process = match args.server.is_none() && args.noop_process {
+        true => Some(child("service")?),
+        false => None,
+    };
+    let noop_process = match args.noop_process {
+        true => Some(child("noop")?),
+        false => None,
+    };
+    let service_addr = servers.service.map(|a| format!("http://{a}"));
+    let noop_url = servers
+        .noop
+        .map(|a| format!("http://{a}"))
+        .or_else(|| noop_process.as_ref().map(|p| p.url.clone()));
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("loadtest-client")
@@ -524,24 +590,28 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
         .map_err(|e| format!("cannot start the client runtime: {e}"))?;
     let json_out = args.json;
     let result = client_runtime.block_on(async {
-        let service_url = match (&args.server, service_addr) {
-            (Some(url), _) => url.clone(),
-            (None, Some(addr)) => format!("http://{addr}"),
-            (None, None) => return Err("no service to load".to_owned()),
+        let service_url = match (&args.server, &service_addr, &service_process) {
+            (Some(url), _, _) => url.clone(),
+            (None, Some(url), _) => url.clone(),
+            (None, None, Some(p)) => p.url.clone(),
+            (None, None, None) => return Err("no service to load".to_owned()),
         };
-        let service = clients(&service_url, &args.credentials, args.connections, &workload).await?;
-        let noop = match noop_addr {
-            Some(addr) => Some(
-                clients(
-                    &format!("http://{addr}"),
-                    &Credentials::default(),
-                    args.connections,
-                    &workload,
-                )
-                .await?,
-            ),
+        let service_clients =
+            clients(&service_url, &args.credentials, args.connections, &workload).await?;
+        let noop_clients = match &noop_url {
+            Some(url) => {
+                Some(clients(url, &Credentials::default(), args.connections, &workload).await?)
+            }
             None => None,
         };
+        let service = Loaded {
+            clients: &service_clients,
+            pid: args.server_pid.or(service_process.as_ref().map(|p| p.pid)),
+        };
+        let noop = noop_clients.as_deref().map(|clients| Loaded {
+            clients,
+            pid: noop_process.as_ref().map(|p| p.pid),
+        });
         if !json_out {
             println!(
                 "loadtest: {} tickets (seed {}), {} callers on {} connection(s), mix {}, service at {}",
@@ -550,7 +620,11 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
                 args.concurrency,
                 args.connections,
                 mix.describe(),
-                if args.server.is_some() { service_url.as_str() } else { "this process" },
+                match (&args.server, &service_process) {
+                    (Some(_), _) => service_url.as_str(),
+                    (None, Some(_)) => "a child process",
+                    (None, None) => "this process",
+                },
             );
             println!("{HEADER}");
         }
@@ -559,11 +633,12 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
                 println!("{}", run_line(run));
             }
         };
-        let runs = drive_all(args, mix, workload, &service, noop.as_deref(), &mut report).await;
+        let runs = drive_all(args, mix, workload, service, noop, &mut report).await;
         Ok::<_, String>(runs)
     });
     client_runtime.shutdown_timeout(Duration::from_secs(1));
     drop(servers);
+    drop((service_process, noop_process));
     let runs = result?;
     let compared: Vec<serde_json::Value> = ["closed", "paced"]
         .iter()
