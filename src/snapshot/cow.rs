@@ -2,7 +2,6 @@
 //! change did not touch, so one changed row costs one chunk copy, not a rebuild.
 
 use std::cmp::Ordering;
-use std::ops::Index;
 use std::sync::Arc;
 
 const ROW_CHUNK_BITS: usize = 8;
@@ -124,15 +123,6 @@ impl<T: Clone> CowVec<T> {
         }
         self.len += 1;
         index
-    }
-}
-
-impl<T> Index<usize> for CowVec<T> {
-    type Output = T;
-
-    fn index(&self, index: usize) -> &T {
-        let chunk = index >> ROW_CHUNK_BITS;
-        &self.groups[chunk >> GROUP_BITS][chunk & (GROUP - 1)][index & (ROW_CHUNK - 1)]
     }
 }
 
@@ -408,8 +398,8 @@ mod tests {
         if let Some(v) = next.get_mut(70_000) {
             *v = 7;
         }
-        assert_eq!(base[70_000], 70_000);
-        assert_eq!(next[70_000], 7);
+        assert_eq!(base.get(70_000), Some(&70_000));
+        assert_eq!(next.get(70_000), Some(&7));
         // Another group is shared whole; the written group is copied, but
         // its other chunks are still shared.
         assert!(Arc::ptr_eq(&base.groups[0], &next.groups[0]));
