@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{CsvError, Format, Options};
-use crate::db::{Database, DbError};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use crate::db::{Database, DbError, Dialect};
 use crate::model::ALL_GROUPS;
 
 /// What rows may refer to, read from the database before the file.
@@ -17,30 +19,45 @@ pub(crate) struct Known {
     companies: HashSet<String>,
 }
 
-/// Runs one read-only statement on either kind of database.
-macro_rules! fetch_all {
-    ($db:expr, $query:expr) => {
-        match $db {
-            Database::Postgres(pool) => $query.fetch_all(pool).await,
-            Database::Sqlite(pool) => $query.fetch_all(pool).await,
-        }
-        .map_err(DbError::from)
-    };
-}
-
 /// Whether a `count(*)` query for `id` finds a row.
-async fn exists(db: &Database, sql: &'static str, id: &str) -> Result<bool, DbError> {
-    let counts: Vec<i64> = fetch_all!(db, sqlx::query_scalar(sql).bind(id))?;
+async fn exists<D>(pool: &Pool<D>, sql: &'static str, id: &str) -> Result<bool, DbError>
+where
+    D: Dialect,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    (i64,): for<'r> FromRow<'r, D::Row>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+{
+    let counts: Vec<i64> = sqlx::query_scalar(sql).bind(id).fetch_all(pool).await?;
     Ok(counts.first().is_some_and(|n| *n > 0))
 }
 
 impl Known {
     pub(crate) async fn read(db: &Database, options: &Options) -> Result<Known, CsvError> {
+        match db {
+            Database::Postgres(pool) => Known::read_from(pool, options).await,
+            Database::Sqlite(pool) => Known::read_from(pool, options).await,
+        }
+    }
+
+    async fn read_from<D>(pool: &Pool<D>, options: &Options) -> Result<Known, CsvError>
+    where
+        D: Dialect,
+        for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+        D::Arguments: IntoArguments<D>,
+        (i64,): for<'r> FromRow<'r, D::Row>,
+        (String,): for<'r> FromRow<'r, D::Row>,
+        (String, String): for<'r> FromRow<'r, D::Row>,
+        for<'q> &'q str: Encode<'q, D> + Type<D>,
+    {
         let mut known = Known::default();
         match options.format {
             Format::PortalUsers => {
                 let rows: Vec<(String, String)> =
-                    fetch_all!(db, sqlx::query_as("SELECT id, name FROM organisations"))?;
+                    sqlx::query_as("SELECT id, name FROM organisations")
+                        .fetch_all(pool)
+                        .await
+                        .map_err(DbError::from)?;
                 for (id, name) in rows {
                     known
                         .organisation_names
@@ -51,19 +68,21 @@ impl Known {
                 }
             }
             Format::ItsmUsers => {
-                let ids: Vec<String> =
-                    fetch_all!(db, sqlx::query_scalar("SELECT id FROM companies"))?;
+                let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM companies")
+                    .fetch_all(pool)
+                    .await
+                    .map_err(DbError::from)?;
                 known.companies = ids.into_iter().collect();
                 if let Some(grant) = &options.grant {
                     let profiles = "SELECT count(*) FROM profiles WHERE id = $1";
-                    if !exists(db, profiles, &grant.profile).await? {
+                    if !exists(pool, profiles, &grant.profile).await? {
                         return Err(CsvError::Option {
                             flag: "--profile",
                             message: format!("unknown profile `{}`", grant.profile),
                         });
                     }
                     let groups = "SELECT count(*) FROM groups WHERE id = $1";
-                    if grant.group != ALL_GROUPS && !exists(db, groups, &grant.group).await? {
+                    if grant.group != ALL_GROUPS && !exists(pool, groups, &grant.group).await? {
                         return Err(CsvError::Option {
                             flag: "--group",
                             message: format!(

@@ -9,15 +9,15 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use futures_util::TryStreamExt;
 // Dynamic SQL here is assembled from this module's constants only (table
 // and column names, timestamp expressions); request data never reaches it.
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Executor, IntoArguments, Pool, Type};
 
-use super::{Database, DbError};
+use super::dialect::fetch_revision;
+use super::{Database, DbError, Dialect};
 use crate::flags::{Flag, FlagSet};
 use crate::model::{
     Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
     Profile, Status, Ticket, User, UserAccess, UserKind,
 };
-use crate::time::Timestamp;
 
 /// The data of one revision.
 #[derive(Debug)]
@@ -66,199 +66,288 @@ fn choice<T>(
     })
 }
 
-/// A timestamp as PostgreSQL sends it: microseconds since the epoch.
-fn pg_time(micros: i64) -> Timestamp {
-    Timestamp::from_nanos(micros.saturating_mul(1000))
-}
+/// A `users` row; `T` is how the dialect sends a timestamp.
+type UserRow<T> = (
+    String,
+    Option<String>,
+    Option<String>,
+    T,
+    String,
+    bool,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+);
 
-/// A timestamp as SQLite stores it: RFC 3339 text.
-fn sqlite_time(text: String) -> Result<Timestamp, DbError> {
-    text.parse().map_err(|e| invalid(format!("timestamp: {e}")))
-}
+/// A `tickets` row; `T` is how the dialect sends a timestamp.
+type TicketRow<T> = (
+    String,
+    T,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
 
-fn pg_ts(col: &str) -> String {
-    format!("CAST(round(extract(epoch FROM {col}) * 1000000) AS BIGINT)")
-}
-
-fn sqlite_ts(col: &str) -> String {
-    col.to_owned()
-}
-
-fn sql(template: &str, ts: fn(&str) -> String, columns: &[&str]) -> String {
+fn sql<D: Dialect>(template: &str, columns: &[&str]) -> String {
     let mut out = template.to_owned();
     for col in columns {
-        out = out.replace(&format!("{{{col}}}"), &ts(col));
+        out = out.replace(&format!("{{{col}}}"), &D::time_column(col));
     }
     out
 }
 
-/// Reads every table through `$conn`; `$ts_ty` is how a timestamp column
-/// arrives and `$time` turns it into a `Timestamp`.
-macro_rules! read_all {
-    ($conn:expr, $ts:expr, $ts_ty:ty, $time:expr) => {{
-        let ts: fn(&str) -> String = $ts;
-        let mut data = Dataset::default();
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(
-            "SELECT id, name, ticket_access FROM organisations ORDER BY id",
-        )
-        .fetch(&mut *$conn);
-        while let Some((id, name, access)) = rows.try_next().await? {
-            let ticket_access = choice("organisation", &id, "ticket_access", &access, OrgAccess::parse)?;
-            data.organisations.push(Organisation { id, name, ticket_access, domains: Vec::new(), access_managers: Vec::new() });
-        }
-        drop(rows);
-        let orgs = positions(&data.organisations, |o| o.id.as_str());
-        let q = sql("SELECT organisation_id, domain, {added_at} FROM organisation_domains ORDER BY organisation_id, domain", ts, &["added_at"]);
-        let mut rows = sqlx::query_as::<_, (String, String, $ts_ty)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
-        while let Some((org, domain, added_at)) = rows.try_next().await? {
-            let added_at = $time(added_at)?;
-            attach(&mut data.organisations, &orgs, &org, "organisation_domains")?
-                .domains
-                .push(Domain { domain: domain.to_ascii_lowercase(), added_at });
-        }
-        drop(rows);
-        let q = sql("SELECT partner_id, client_id, {since} FROM partnerships ORDER BY partner_id, client_id", ts, &["since"]);
-        let mut rows = sqlx::query_as::<_, (String, String, $ts_ty)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
-        while let Some((partner, client, since)) = rows.try_next().await? {
-            data.partnerships.push(Partnership { partner, client, since: $time(since)? });
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (String, String, Option<String>, bool, i64, bool, i64)>(
+/// Reads the revision, then every table, one query per table in key order,
+/// in one transaction that sees one snapshot of the database.
+async fn load<D>(pool: &Pool<D>) -> Result<Loaded, DbError>
+where
+    D: Dialect,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    usize: ColumnIndex<D::Row>,
+    for<'r> String: Decode<'r, D>,
+    String: Type<D>,
+    for<'r> bool: Decode<'r, D>,
+    bool: Type<D>,
+    for<'r> i64: Decode<'r, D>,
+    i64: Type<D>,
+{
+    let mut tx = pool.begin().await?;
+    if let Some(consistent) = D::CONSISTENT_READ {
+        sqlx::query(consistent).execute(&mut *tx).await?;
+    }
+    let revision = fetch_revision(&mut *tx, D::REVISION).await?;
+    let mut data = Dataset::default();
+    let mut rows = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT id, name, ticket_access FROM organisations ORDER BY id",
+    )
+    .fetch(&mut *tx);
+    while let Some((id, name, access)) = rows.try_next().await? {
+        let ticket_access = choice(
+            "organisation",
+            &id,
+            "ticket_access",
+            &access,
+            OrgAccess::parse,
+        )?;
+        data.organisations.push(Organisation {
+            id,
+            name,
+            ticket_access,
+            domains: Vec::new(),
+            access_managers: Vec::new(),
+        });
+    }
+    drop(rows);
+    let orgs = positions(&data.organisations, |o| o.id.as_str());
+    let q = sql::<D>(
+        "SELECT organisation_id, domain, {added_at} FROM organisation_domains ORDER BY organisation_id, domain",
+        &["added_at"],
+    );
+    let mut rows =
+        sqlx::query_as::<_, (String, String, D::Time)>(AssertSqlSafe(q.as_str())).fetch(&mut *tx);
+    while let Some((org, domain, added_at)) = rows.try_next().await? {
+        let added_at = D::time(added_at)?;
+        attach(&mut data.organisations, &orgs, &org, "organisation_domains")?
+            .domains
+            .push(Domain {
+                domain: domain.to_ascii_lowercase(),
+                added_at,
+            });
+    }
+    drop(rows);
+    let q = sql::<D>(
+        "SELECT partner_id, client_id, {since} FROM partnerships ORDER BY partner_id, client_id",
+        &["since"],
+    );
+    let mut rows =
+        sqlx::query_as::<_, (String, String, D::Time)>(AssertSqlSafe(q.as_str())).fetch(&mut *tx);
+    while let Some((partner, client, since)) = rows.try_next().await? {
+        data.partnerships.push(Partnership {
+            partner,
+            client,
+            since: D::time(since)?,
+        });
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, (String, String, Option<String>, bool, i64, bool, i64)>(
             "SELECT id, name, parent_id, propagate, CAST(open_ticket_limit AS BIGINT), enforce_open_limit, \
              CAST(total_ticket_limit AS BIGINT) FROM groups ORDER BY id",
         )
-        .fetch(&mut *$conn);
-        while let Some((id, name, parent, propagate, open, enforce, total)) = rows.try_next().await? {
-            let limit = |n: i64, field: &str| {
-                u32::try_from(n).map_err(|_| invalid(format!("group `{id}`: field {field}: {n} is out of range")))
-            };
-            data.groups.push(Group {
-                open_ticket_limit: limit(open, "open_ticket_limit")?,
-                total_ticket_limit: limit(total, "total_ticket_limit")?,
-                id,
-                name,
-                parent,
-                propagate,
-                enforce_open_limit: enforce,
-            });
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (String, String)>("SELECT id, name FROM profiles ORDER BY id").fetch(&mut *$conn);
-        while let Some((id, name)) = rows.try_next().await? {
-            data.profiles.push(Profile { id, name, flags: FlagSet::EMPTY });
-        }
-        drop(rows);
-        let profiles = positions(&data.profiles, |p| p.id.as_str());
-        let mut rows = sqlx::query_as::<_, (String, String)>("SELECT profile_id, flag FROM profile_flags ORDER BY profile_id, flag")
-            .fetch(&mut *$conn);
-        while let Some((profile, flag)) = rows.try_next().await? {
-            let parsed = Flag::parse(&flag).ok_or_else(|| invalid(format!("profile `{profile}`: field flags: unknown flag `{flag}`")))?;
-            attach(&mut data.profiles, &profiles, &profile, "profile_flags")?.flags.insert(parsed);
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
-            "SELECT id, name, parent_id, owner_id FROM companies ORDER BY id",
-        )
-        .fetch(&mut *$conn);
-        while let Some((id, name, parent, owner)) = rows.try_next().await? {
-            data.companies.push(Company { id, name, parent, owner });
-        }
-        drop(rows);
-        let q = sql(
-            "SELECT id, email, name, {created_at}, kind, suspended, ticket_access, default_organisation_id, company_id, \
+        .fetch(&mut *tx);
+    while let Some((id, name, parent, propagate, open, enforce, total)) = rows.try_next().await? {
+        let limit = |n: i64, field: &str| {
+            u32::try_from(n)
+                .map_err(|_| invalid(format!("group `{id}`: field {field}: {n} is out of range")))
+        };
+        data.groups.push(Group {
+            open_ticket_limit: limit(open, "open_ticket_limit")?,
+            total_ticket_limit: limit(total, "total_ticket_limit")?,
+            id,
+            name,
+            parent,
+            propagate,
+            enforce_open_limit: enforce,
+        });
+    }
+    drop(rows);
+    let mut rows =
+        sqlx::query_as::<_, (String, String)>("SELECT id, name FROM profiles ORDER BY id")
+            .fetch(&mut *tx);
+    while let Some((id, name)) = rows.try_next().await? {
+        data.profiles.push(Profile {
+            id,
+            name,
+            flags: FlagSet::EMPTY,
+        });
+    }
+    drop(rows);
+    let profiles = positions(&data.profiles, |p| p.id.as_str());
+    let mut rows = sqlx::query_as::<_, (String, String)>(
+        "SELECT profile_id, flag FROM profile_flags ORDER BY profile_id, flag",
+    )
+    .fetch(&mut *tx);
+    while let Some((profile, flag)) = rows.try_next().await? {
+        let parsed = Flag::parse(&flag).ok_or_else(|| {
+            invalid(format!(
+                "profile `{profile}`: field flags: unknown flag `{flag}`"
+            ))
+        })?;
+        attach(&mut data.profiles, &profiles, &profile, "profile_flags")?
+            .flags
+            .insert(parsed);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+        "SELECT id, name, parent_id, owner_id FROM companies ORDER BY id",
+    )
+    .fetch(&mut *tx);
+    while let Some((id, name, parent, owner)) = rows.try_next().await? {
+        data.companies.push(Company {
+            id,
+            name,
+            parent,
+            owner,
+        });
+    }
+    drop(rows);
+    let q = sql::<D>(
+        "SELECT id, email, name, {created_at}, kind, suspended, ticket_access, default_organisation_id, company_id, \
              company_scoped FROM users ORDER BY id",
-            ts,
-            &["created_at"],
-        );
-        type UserRow = (String, Option<String>, Option<String>, $ts_ty, String, bool, String, Option<String>, Option<String>, bool);
-        let mut rows = sqlx::query_as::<_, UserRow>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
-        while let Some((id, email, name, created_at, kind, suspended, access, default_organisation, company, company_scoped)) =
-            rows.try_next().await?
-        {
-            data.users.push(User {
-                created_at: $time(created_at)?,
-                kind: choice("user", &id, "kind", &kind, UserKind::parse)?,
-                ticket_access: choice("user", &id, "ticket_access", &access, UserAccess::parse)?,
-                id,
-                email,
-                name,
-                suspended,
-                organisations: Vec::new(),
-                default_organisation,
-                company,
-                company_scoped,
-                grants: Vec::new(),
-            });
-        }
-        drop(rows);
-        let users = positions(&data.users, |u| u.id.as_str());
-        let mut rows = sqlx::query_as::<_, (String, String)>(
-            "SELECT user_id, organisation_id FROM user_organisations ORDER BY user_id, organisation_id",
-        )
-        .fetch(&mut *$conn);
-        while let Some((user, org)) = rows.try_next().await? {
-            attach(&mut data.users, &users, &user, "user_organisations")?.organisations.push(org);
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (String, String)>(
+        &["created_at"],
+    );
+    let mut rows = sqlx::query_as::<_, UserRow<D::Time>>(AssertSqlSafe(q.as_str())).fetch(&mut *tx);
+    while let Some((
+        id,
+        email,
+        name,
+        created_at,
+        kind,
+        suspended,
+        access,
+        default_organisation,
+        company,
+        company_scoped,
+    )) = rows.try_next().await?
+    {
+        data.users.push(User {
+            created_at: D::time(created_at)?,
+            kind: choice("user", &id, "kind", &kind, UserKind::parse)?,
+            ticket_access: choice("user", &id, "ticket_access", &access, UserAccess::parse)?,
+            id,
+            email,
+            name,
+            suspended,
+            organisations: Vec::new(),
+            default_organisation,
+            company,
+            company_scoped,
+            grants: Vec::new(),
+        });
+    }
+    drop(rows);
+    let users = positions(&data.users, |u| u.id.as_str());
+    let mut rows = sqlx::query_as::<_, (String, String)>(
+        "SELECT user_id, organisation_id FROM user_organisations ORDER BY user_id, organisation_id",
+    )
+    .fetch(&mut *tx);
+    while let Some((user, org)) = rows.try_next().await? {
+        attach(&mut data.users, &users, &user, "user_organisations")?
+            .organisations
+            .push(org);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, (String, String)>(
             "SELECT organisation_id, user_id FROM organisation_access_managers ORDER BY organisation_id, user_id",
         )
-        .fetch(&mut *$conn);
-        while let Some((org, user)) = rows.try_next().await? {
-            attach(&mut data.organisations, &orgs, &org, "organisation_access_managers")?.access_managers.push(user);
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (String, String, Option<String>)>(
-            "SELECT user_id, profile_id, group_id FROM grants ORDER BY user_id, profile_id, group_id",
-        )
-        .fetch(&mut *$conn);
-        while let Some((user, profile, group)) = rows.try_next().await? {
-            attach(&mut data.users, &users, &user, "grants")?.grants.push(Grant {
+        .fetch(&mut *tx);
+    while let Some((org, user)) = rows.try_next().await? {
+        attach(
+            &mut data.organisations,
+            &orgs,
+            &org,
+            "organisation_access_managers",
+        )?
+        .access_managers
+        .push(user);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, (String, String, Option<String>)>(
+        "SELECT user_id, profile_id, group_id FROM grants ORDER BY user_id, profile_id, group_id",
+    )
+    .fetch(&mut *tx);
+    while let Some((user, profile, group)) = rows.try_next().await? {
+        attach(&mut data.users, &users, &user, "grants")?
+            .grants
+            .push(Grant {
                 profile,
                 group: group.map_or(GrantScope::All, GrantScope::Group),
             });
-        }
-        drop(rows);
-        let q = sql(
-            "SELECT id, {created_at}, requester_id, organisation_id, group_id, assignee_id, status FROM tickets ORDER BY id",
-            ts,
-            &["created_at"],
-        );
-        type TicketRow = (String, $ts_ty, String, Option<String>, Option<String>, Option<String>, String);
-        let mut rows = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
-        while let Some((id, created_at, requester, organisation, group, assignee, status)) = rows.try_next().await? {
-            data.tickets.push(Ticket {
-                created_at: $time(created_at)?,
-                status: choice("ticket", &id, "status", &status, Status::parse)?,
-                id,
-                requester,
-                organisation,
-                group,
-                assignee,
-                ccs: Vec::new(),
-                participants: Vec::new(),
-            });
-        }
-        drop(rows);
-        let tickets = positions(&data.tickets, |t| t.id.as_str());
-        for (table, participants) in [("ticket_ccs", false), ("ticket_participants", true)] {
-            let q = format!("SELECT ticket_id, user_id FROM {table} ORDER BY ticket_id, user_id");
-            let mut rows = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(q.as_str())).fetch(&mut *$conn);
-            while let Some((ticket, user)) = rows.try_next().await? {
-                let t = attach(&mut data.tickets, &tickets, &ticket, table)?;
-                if participants {
-                    t.participants.push(user);
-                } else {
-                    t.ccs.push(user);
-                }
+    }
+    drop(rows);
+    let q = sql::<D>(
+        "SELECT id, {created_at}, requester_id, organisation_id, group_id, assignee_id, status FROM tickets ORDER BY id",
+        &["created_at"],
+    );
+    let mut rows =
+        sqlx::query_as::<_, TicketRow<D::Time>>(AssertSqlSafe(q.as_str())).fetch(&mut *tx);
+    while let Some((id, created_at, requester, organisation, group, assignee, status)) =
+        rows.try_next().await?
+    {
+        data.tickets.push(Ticket {
+            created_at: D::time(created_at)?,
+            status: choice("ticket", &id, "status", &status, Status::parse)?,
+            id,
+            requester,
+            organisation,
+            group,
+            assignee,
+            ccs: Vec::new(),
+            participants: Vec::new(),
+        });
+    }
+    drop(rows);
+    let tickets = positions(&data.tickets, |t| t.id.as_str());
+    for (table, participants) in [("ticket_ccs", false), ("ticket_participants", true)] {
+        let q = format!("SELECT ticket_id, user_id FROM {table} ORDER BY ticket_id, user_id");
+        let mut rows =
+            sqlx::query_as::<_, (String, String)>(AssertSqlSafe(q.as_str())).fetch(&mut *tx);
+        while let Some((ticket, user)) = rows.try_next().await? {
+            let t = attach(&mut data.tickets, &tickets, &ticket, table)?;
+            if participants {
+                t.participants.push(user);
+            } else {
+                t.ccs.push(user);
             }
         }
-        data
-    }};
-}
-
-fn revision(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
+    }
+    tx.commit().await?;
+    Ok(Loaded {
+        dataset: data,
+        revision,
+    })
 }
 
 impl Database {
@@ -281,34 +370,8 @@ impl Database {
     /// read.
     pub async fn load(&self) -> Result<Loaded, DbError> {
         match self {
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await?;
-                let rev: i64 = sqlx::query_scalar("SELECT ticket_authz_revision()")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let ok = |t: i64| -> Result<Timestamp, DbError> { Ok(pg_time(t)) };
-                let dataset = read_all!(tx, pg_ts, i64, ok);
-                tx.commit().await?;
-                Ok(Loaded {
-                    dataset,
-                    revision: revision(rev),
-                })
-            }
-            Database::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let rev: i64 = sqlx::query_scalar("SELECT revision FROM ticket_authz_revision")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let dataset = read_all!(tx, sqlite_ts, String, sqlite_time);
-                tx.commit().await?;
-                Ok(Loaded {
-                    dataset,
-                    revision: revision(rev),
-                })
-            }
+            Database::Postgres(pool) => load(pool).await,
+            Database::Sqlite(pool) => load(pool).await,
         }
     }
 }

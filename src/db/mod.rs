@@ -3,6 +3,7 @@
 //! the embedded default; the schema is in `migrations/` and documented in
 //! `docs/schema.md`.
 
+mod dialect;
 mod follow;
 mod load;
 mod prune;
@@ -13,11 +14,12 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Postgres, Sqlite};
 
+pub(crate) use dialect::{Cell, Dialect, fetch_revision};
 pub use follow::{Notify, follow};
 pub use load::Loaded;
 pub use prune::Pruned;
-pub(crate) use store::{begin_bulk_sqlite, bulk_pg, end_bulk_sqlite};
 
 /// Every table holding data, children before parents (the delete order).
 pub(crate) const TABLES: [&str; 14] = [
@@ -110,27 +112,17 @@ impl Database {
     /// Applies the schema migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
-            Database::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-            Database::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Database::Postgres(pool) => Dialect::migrate(pool).await,
+            Database::Sqlite(pool) => Dialect::migrate(pool).await,
         }
-        Ok(())
     }
 
     /// The latest committed revision.
     pub async fn revision(&self) -> Result<u64, DbError> {
-        let revision: i64 = match self {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar("SELECT ticket_authz_revision()")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT revision FROM ticket_authz_revision")
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
-        Ok(u64::try_from(revision).unwrap_or(0))
+        match self {
+            Database::Postgres(pool) => fetch_revision(pool, Postgres::REVISION).await,
+            Database::Sqlite(pool) => fetch_revision(pool, Sqlite::REVISION).await,
+        }
     }
 
     pub async fn close(&self) {

@@ -4,7 +4,13 @@
 
 use std::time::Duration;
 
-use super::{Database, DbError};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::dialect::fetch_revision;
+use super::{Database, DbError, Dialect};
+
+/// The highest revision whose changes may be gone from the log.
+const PRUNED_FLOOR: &str = "SELECT revision FROM ticket_authz_pruned WHERE id = 1";
 
 /// What a prune removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,75 +26,40 @@ impl Database {
     /// latest revision (it is what `ticket_authz_revision()` reports, so
     /// revisions never go backwards).
     pub async fn prune(&self, older_than: Duration) -> Result<Pruned, DbError> {
-        let seconds = older_than.as_secs_f64();
-        // Each dialect deletes in one transaction and raises the floor in
-        // the same one; only the statements differ.
-        let (gone, floor): (Vec<i64>, i64) = match self {
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let gone: Vec<i64> = sqlx::query_scalar(
-                    "WITH gone AS ( \
-                         DELETE FROM ticket_authz_transactions \
-                         WHERE revision IS NOT NULL \
-                           AND committed_at < clock_timestamp() - make_interval(secs => $1) \
-                           AND revision < (SELECT max(revision) FROM ticket_authz_transactions) \
-                         RETURNING xid, revision), \
-                     dropped AS (DELETE FROM ticket_authz_changes c USING gone WHERE c.xid = gone.xid) \
-                     SELECT revision FROM gone",
-                )
-                .bind(seconds)
-                .fetch_all(&mut *tx)
-                .await?;
-                let floor: i64 = sqlx::query_scalar(
-                    "UPDATE ticket_authz_pruned SET revision = greatest(revision, $1) RETURNING revision",
-                )
-                .bind(gone.iter().copied().max().unwrap_or(0))
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (gone, floor)
-            }
-            Database::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let gone: Vec<i64> = sqlx::query_scalar(
-                    "DELETE FROM ticket_authz_changes \
-                     WHERE changed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) \
-                       AND revision < (SELECT max(revision) FROM ticket_authz_changes) \
-                     RETURNING revision",
-                )
-                .bind(format!("-{seconds} seconds"))
-                .fetch_all(&mut *tx)
-                .await?;
-                let floor: i64 = sqlx::query_scalar(
-                    "UPDATE ticket_authz_pruned SET revision = max(revision, ?) WHERE id = 1 RETURNING revision",
-                )
-                .bind(gone.iter().copied().max().unwrap_or(0))
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (gone, floor)
-            }
-        };
-        Ok(Pruned {
-            deleted: gone.len() as u64,
-            floor: u64::try_from(floor).unwrap_or(0),
-        })
+        match self {
+            Database::Postgres(pool) => prune(pool, older_than).await,
+            Database::Sqlite(pool) => prune(pool, older_than).await,
+        }
     }
 
     /// The highest revision whose changes may be gone from the log.
     pub(crate) async fn pruned_floor(&self) -> Result<u64, DbError> {
-        let floor: i64 = match self {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar("SELECT revision FROM ticket_authz_pruned WHERE id = 1")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT revision FROM ticket_authz_pruned WHERE id = 1")
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
-        Ok(u64::try_from(floor).unwrap_or(0))
+        match self {
+            Database::Postgres(pool) => fetch_revision(pool, PRUNED_FLOOR).await,
+            Database::Sqlite(pool) => fetch_revision(pool, PRUNED_FLOOR).await,
+        }
     }
+}
+
+/// Deletes and raises the floor in one transaction, so a follower never
+/// sees the log shortened without the floor that says so.
+async fn prune<D>(pool: &Pool<D>, older_than: Duration) -> Result<Pruned, DbError>
+where
+    D: Dialect,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    (i64,): for<'r> FromRow<'r, D::Row>,
+    for<'q> i64: Encode<'q, D> + Type<D>,
+{
+    let mut tx = pool.begin().await?;
+    let gone = D::prune_log(&mut tx, older_than).await?;
+    let floor: i64 = sqlx::query_scalar(D::RAISE_FLOOR)
+        .bind(gone.iter().copied().max().unwrap_or(0))
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Pruned {
+        deleted: gone.len() as u64,
+        floor: u64::try_from(floor).unwrap_or(0),
+    })
 }

@@ -1,45 +1,19 @@
 //! Writes a dataset into the database in one transaction (`import`).
 
-// Dynamic SQL here is built from this module's table and column constants
-// only; every value is a bound parameter.
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use sqlx::Pool;
 
-use super::{Database, DbError, TABLES};
+use super::dialect::Column;
+use super::{Database, DbError, Dialect, TABLES};
 use crate::model::{Dataset, GrantScope};
-
-/// One column of a table's rows, typed for binding.
-enum Col {
-    Text(Vec<Option<String>>),
-    Time(Vec<String>),
-    Int(Vec<i64>),
-    Bool(Vec<bool>),
-}
-
-impl Col {
-    fn len(&self) -> usize {
-        match self {
-            Col::Text(v) => v.len(),
-            Col::Time(v) => v.len(),
-            Col::Int(v) => v.len(),
-            Col::Bool(v) => v.len(),
-        }
-    }
-}
 
 /// The rows of one table, column by column.
 struct Rows {
     table: &'static str,
-    columns: Vec<(&'static str, Col)>,
+    columns: Vec<(&'static str, Column)>,
 }
 
-impl Rows {
-    fn len(&self) -> usize {
-        self.columns.first().map_or(0, |(_, c)| c.len())
-    }
-}
-
-fn text<T>(items: &[T], f: impl Fn(&T) -> Option<String>) -> Col {
-    Col::Text(items.iter().map(f).collect())
+fn text<T>(items: &[T], f: impl Fn(&T) -> Option<String>) -> Column {
+    Column::Text(items.iter().map(f).collect())
 }
 
 /// Keeps the first of each repeated entry. A file may list a grant, a
@@ -127,7 +101,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("domain", text(&org_domains, |(_, d)| s(&d.domain))),
                 (
                     "added_at",
-                    Col::Time(
+                    Column::Time(
                         org_domains
                             .iter()
                             .map(|(_, d)| d.added_at.to_string())
@@ -143,7 +117,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("client_id", text(&data.partnerships, |p| s(&p.client))),
                 (
                     "since",
-                    Col::Time(
+                    Column::Time(
                         data.partnerships
                             .iter()
                             .map(|p| p.since.to_string())
@@ -160,11 +134,11 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("parent_id", text(&data.groups, |g| g.parent.clone())),
                 (
                     "propagate",
-                    Col::Bool(data.groups.iter().map(|g| g.propagate).collect()),
+                    Column::Bool(data.groups.iter().map(|g| g.propagate).collect()),
                 ),
                 (
                     "open_ticket_limit",
-                    Col::Int(
+                    Column::Int(
                         data.groups
                             .iter()
                             .map(|g| i64::from(g.open_ticket_limit))
@@ -173,11 +147,11 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ),
                 (
                     "enforce_open_limit",
-                    Col::Bool(data.groups.iter().map(|g| g.enforce_open_limit).collect()),
+                    Column::Bool(data.groups.iter().map(|g| g.enforce_open_limit).collect()),
                 ),
                 (
                     "total_ticket_limit",
-                    Col::Int(
+                    Column::Int(
                         data.groups
                             .iter()
                             .map(|g| i64::from(g.total_ticket_limit))
@@ -216,7 +190,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("name", text(&data.users, |u| u.name.clone())),
                 (
                     "created_at",
-                    Col::Time(
+                    Column::Time(
                         data.users
                             .iter()
                             .map(|u| u.created_at.to_string())
@@ -226,7 +200,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("kind", text(&data.users, |u| s(u.kind.name()))),
                 (
                     "suspended",
-                    Col::Bool(data.users.iter().map(|u| u.suspended).collect()),
+                    Column::Bool(data.users.iter().map(|u| u.suspended).collect()),
                 ),
                 (
                     "ticket_access",
@@ -239,7 +213,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("company_id", text(&data.users, |u| u.company.clone())),
                 (
                     "company_scoped",
-                    Col::Bool(data.users.iter().map(|u| u.company_scoped).collect()),
+                    Column::Bool(data.users.iter().map(|u| u.company_scoped).collect()),
                 ),
             ],
         },
@@ -271,7 +245,7 @@ fn rows(data: &Dataset) -> Vec<Rows> {
                 ("id", text(&data.tickets, |t| s(&t.id))),
                 (
                     "created_at",
-                    Col::Time(
+                    Column::Time(
                         data.tickets
                             .iter()
                             .map(|t| t.created_at.to_string())
@@ -312,176 +286,31 @@ fn owners(data: &Dataset) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Rows per statement for PostgreSQL's array inserts.
-const PG_BATCH: usize = 50_000;
-
-fn slice<T: Clone>(v: &[T], from: usize, to: usize) -> Vec<T> {
-    v.get(from..to.min(v.len())).unwrap_or_default().to_vec()
-}
-
-async fn insert_pg(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(), DbError> {
-    let names: Vec<&str> = rows.columns.iter().map(|(n, _)| *n).collect();
-    let arrays: Vec<String> = rows
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, c))| match c {
-            Col::Text(_) => format!("${}::text[]", i + 1),
-            Col::Time(_) => format!("${}::text[]::timestamptz[]", i + 1),
-            Col::Int(_) => format!("${}::bigint[]", i + 1),
-            Col::Bool(_) => format!("${}::boolean[]", i + 1),
-        })
-        .collect();
-    // Table and column names are constants of this module, never input.
-    let sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
-        rows.table,
-        names.join(", "),
-        arrays.join(", ")
-    );
-    let mut from = 0;
-    while from < rows.len() {
-        let to = from + PG_BATCH;
-        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
-        for (_, col) in &rows.columns {
-            query = match col {
-                Col::Text(v) => query.bind(slice(v, from, to)),
-                Col::Time(v) => query.bind(slice(v, from, to)),
-                Col::Int(v) => query.bind(slice(v, from, to)),
-                Col::Bool(v) => query.bind(slice(v, from, to)),
-            };
-        }
-        query
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| DbError::Import(format!("{}: {e}", rows.table)))?;
-        from = to;
-    }
-    Ok(())
-}
-
-async fn insert_sqlite(tx: &mut Transaction<'_, Sqlite>, rows: &Rows) -> Result<(), DbError> {
-    let names: Vec<&str> = rows.columns.iter().map(|(n, _)| *n).collect();
-    let marks = vec!["?"; names.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({marks})",
-        rows.table,
-        names.join(", ")
-    );
-    for i in 0..rows.len() {
-        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
-        for (_, col) in &rows.columns {
-            query = match col {
-                Col::Text(v) => query.bind(v.get(i).cloned().flatten()),
-                Col::Time(v) => query.bind(v.get(i).cloned()),
-                Col::Int(v) => query.bind(v.get(i).copied()),
-                Col::Bool(v) => query.bind(v.get(i).copied()),
-            };
-        }
-        query
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| DbError::Import(format!("{}: {e}", rows.table)))?;
-    }
-    Ok(())
-}
-
-/// Makes the rest of a PostgreSQL transaction one bulk change: the triggers
-/// record no row images and the commit marks its revision as bulk, so
-/// followers reload in full once instead of replaying every row.
-pub(crate) async fn bulk_pg(tx: &mut PgConnection) -> Result<(), DbError> {
-    sqlx::query("SET LOCAL ticket_authz.bulk = 'on'")
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
-/// SQLite's bulk change, opened: row changes are not logged until
-/// [`end_bulk_sqlite`].
-pub(crate) async fn begin_bulk_sqlite(tx: &mut SqliteConnection) -> Result<(), DbError> {
-    sqlx::query("UPDATE ticket_authz_state SET bulk = 1 WHERE id = 1")
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
-/// Closes SQLite's bulk change: one `B` row (one revision) stands for
-/// everything written since [`begin_bulk_sqlite`].
-pub(crate) async fn end_bulk_sqlite(tx: &mut SqliteConnection) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO ticket_authz_changes (table_name, op) VALUES ('*', 'B')")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE ticket_authz_state SET bulk = 0 WHERE id = 1")
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
 impl Database {
     /// Writes `data` in one transaction, all or nothing; `replace` deletes
     /// everything first. Readers see one bulk change and reload in full.
     /// Returns the revision after the import.
     pub async fn import(&self, data: &Dataset, replace: bool) -> Result<u64, DbError> {
-        let tables = rows(data);
-        let owners = owners(data);
         match self {
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                bulk_pg(&mut tx).await?;
-                // Registers the transaction even when nothing else is written.
-                sqlx::query("SELECT ticket_authz_register_transaction()")
-                    .execute(&mut *tx)
-                    .await?;
-                if replace {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "TRUNCATE {} CASCADE",
-                        TABLES.join(", ")
-                    )))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for rows in &tables {
-                    insert_pg(&mut tx, rows).await?;
-                }
-                let (ids, owner_ids): (Vec<String>, Vec<String>) = owners.into_iter().unzip();
-                sqlx::query(
-                    "UPDATE companies c SET owner_id = o.owner FROM UNNEST($1::text[], $2::text[]) AS o(id, owner) WHERE c.id = o.id",
-                )
-                .bind(ids)
-                .bind(owner_ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| DbError::Import(format!("companies: {e}")))?;
-                tx.commit().await?;
-            }
-            Database::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("PRAGMA defer_foreign_keys = ON")
-                    .execute(&mut *tx)
-                    .await?;
-                begin_bulk_sqlite(&mut tx).await?;
-                if replace {
-                    for table in TABLES {
-                        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                for rows in &tables {
-                    insert_sqlite(&mut tx, rows).await?;
-                }
-                for (id, owner) in owners {
-                    sqlx::query("UPDATE companies SET owner_id = ? WHERE id = ?")
-                        .bind(owner)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| DbError::Import(format!("companies: {e}")))?;
-                }
-                end_bulk_sqlite(&mut tx).await?;
-                tx.commit().await?;
-            }
+            Database::Postgres(pool) => import(pool, data, replace).await?,
+            Database::Sqlite(pool) => import(pool, data, replace).await?,
         }
         self.revision().await
     }
+}
+
+async fn import<D: Dialect>(pool: &Pool<D>, data: &Dataset, replace: bool) -> Result<(), DbError> {
+    let tables = rows(data);
+    let mut tx = pool.begin().await?;
+    D::begin_import(&mut tx).await?;
+    if replace {
+        D::clear(&mut tx, &TABLES).await?;
+    }
+    for rows in &tables {
+        D::insert_columns(&mut tx, rows.table, &rows.columns).await?;
+    }
+    D::set_owners(&mut tx, owners(data)).await?;
+    D::end_bulk(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,0 +1,180 @@
+//! SQLite's side of `Dialect`: timestamps as RFC 3339 text, one writer at
+//! a time (so every transaction reads consistently), one prepared insert
+//! per row, and a change log of rows with a `B` row for a bulk change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+// Dynamic SQL here is built from the callers' table and column constants
+// only; every value is a bound parameter.
+use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
+
+use super::{Cell, Column, Dialect, STAGED_EVERY};
+use crate::db::DbError;
+use crate::time::Timestamp;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+impl Dialect for Sqlite {
+    type Time = String;
+
+    fn time_column(col: &str) -> String {
+        col.to_owned()
+    }
+
+    fn time(text: String) -> Result<Timestamp, DbError> {
+        text.parse()
+            .map_err(|e| DbError::Invalid(format!("timestamp: {e}")))
+    }
+
+    fn time_param(n: usize) -> String {
+        format!("${n}")
+    }
+
+    const REVISION: &'static str = "SELECT revision FROM ticket_authz_revision";
+
+    const CONSISTENT_READ: Option<&'static str> = None;
+
+    const RAISE_FLOOR: &'static str = "UPDATE ticket_authz_pruned SET revision = max(revision, ?) WHERE id = 1 RETURNING revision";
+
+    const TEMP_ON_COMMIT: &'static str = "";
+
+    fn drop_temp(name: &str) -> Option<String> {
+        Some(format!("DROP TABLE IF EXISTS temp.{name}"))
+    }
+
+    fn analyze_temp(_: &str) -> Option<String> {
+        None
+    }
+
+    async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
+        MIGRATOR.run(pool).await?;
+        Ok(())
+    }
+
+    async fn begin_bulk(conn: &mut SqliteConnection) -> Result<(), DbError> {
+        sqlx::query("UPDATE ticket_authz_state SET bulk = 1 WHERE id = 1")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// One `B` row (one revision) stands for everything written since
+    /// [`Dialect::begin_bulk`].
+    async fn end_bulk(conn: &mut SqliteConnection) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO ticket_authz_changes (table_name, op) VALUES ('*', 'B')")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE ticket_authz_state SET bulk = 0 WHERE id = 1")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_import(conn: &mut SqliteConnection) -> Result<(), DbError> {
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        Self::begin_bulk(conn).await
+    }
+
+    async fn clear(conn: &mut SqliteConnection, tables: &[&str]) -> Result<(), DbError> {
+        for table in tables {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_columns(
+        conn: &mut SqliteConnection,
+        table: &str,
+        columns: &[(&str, Column)],
+    ) -> Result<(), DbError> {
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        let marks = vec!["?"; names.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({marks})",
+            names.join(", ")
+        );
+        let len = columns.first().map_or(0, |(_, c)| c.len());
+        for i in 0..len {
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for (_, col) in columns {
+                query = match col {
+                    Column::Text(v) => query.bind(v.get(i).cloned().flatten()),
+                    Column::Time(v) => query.bind(v.get(i).cloned()),
+                    Column::Int(v) => query.bind(v.get(i).copied()),
+                    Column::Bool(v) => query.bind(v.get(i).copied()),
+                };
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| DbError::Import(format!("{table}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn set_owners(
+        conn: &mut SqliteConnection,
+        owners: Vec<(String, String)>,
+    ) -> Result<(), DbError> {
+        for (id, owner) in owners {
+            sqlx::query("UPDATE companies SET owner_id = ? WHERE id = ?")
+                .bind(owner)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| DbError::Import(format!("companies: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn copy_rows<'r, const N: usize>(
+        conn: &mut SqliteConnection,
+        table: &str,
+        columns: &[&str],
+        rows: impl Iterator<Item = [Cell<'r>; N]> + Send,
+        mut staged: impl FnMut(u64) + Send,
+    ) -> Result<(), sqlx::Error> {
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let sql: Arc<str> = Arc::from(format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            columns.join(", "),
+            marks.join(", ")
+        ));
+        let mut count = 0u64;
+        for row in rows {
+            let mut query = sqlx::query(AssertSqlSafe(Arc::clone(&sql)));
+            for cell in row {
+                query = match cell {
+                    Cell::Text(text) => query.bind(text),
+                    Cell::Bool(flag) => query.bind(flag),
+                };
+            }
+            query.execute(&mut *conn).await?;
+            count += 1;
+            if count.is_multiple_of(STAGED_EVERY) {
+                staged(count);
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune_log(
+        conn: &mut SqliteConnection,
+        older_than: Duration,
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "DELETE FROM ticket_authz_changes \
+             WHERE changed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) \
+               AND revision < (SELECT max(revision) FROM ticket_authz_changes) \
+             RETURNING revision",
+        )
+        .bind(format!("-{} seconds", older_than.as_secs_f64()))
+        .fetch_all(conn)
+        .await
+    }
+}
