@@ -9,10 +9,11 @@
 
 mod apply;
 mod build;
-pub use apply::{ApplyError, Role, TicketFields, UserFields};
+mod change;
+pub use apply::ApplyError;
 pub use build::SnapshotError;
+pub use change::{Change, OrgFields, Role, TicketFields, UserFields};
 pub use sharded::ShardedMap;
-pub use structure::OrgFields;
 pub mod cow;
 mod members;
 mod sharded;
