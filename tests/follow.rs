@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, Reason, TicketFilter};
 use ticket_authz::dataset;
-use ticket_authz::db::{Database, Notify, follow};
+use ticket_authz::db::{Database, DbSource, Notify};
+use ticket_authz::follow;
 use ticket_authz::snapshot::Snapshot;
 use ticket_authz::store::{Store, StoreError};
 use tokio::sync::watch;
@@ -48,11 +49,9 @@ async fn demo_store(url: &str) -> (Database, Arc<Store>) {
 /// Starts following `db` into `store`; it stops when the sender is set.
 fn start_following(db: &Database, store: &Arc<Store>, notify: Notify) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(follow(
-        db.clone(),
+    tokio::spawn(follow::follow(
+        DbSource::new(db.clone(), notify, Duration::from_millis(50)),
         Arc::clone(store),
-        notify,
-        Duration::from_millis(50),
         stopped,
     ));
     stop
@@ -385,6 +384,16 @@ async fn invalid_data_is_held_back_then_applied_once_fixed() {
             }
             other => panic!("{url}: expected held back, got {other:?}"),
         }
+        // Held back, the follower keeps waking (every 50 ms here) but reads
+        // the whole database again only once a newer revision is committed.
+        let loads = f.store.full_loads();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            f.store.full_loads(),
+            loads,
+            "{url}: held-back data reloaded in full on a wake-up with nothing new"
+        );
+        assert!(f.store.held_back().is_some(), "{url}");
         // Still answering from the last valid revision.
         assert_eq!(f.store.current().unwrap().revision(), before);
         assert_eq!(

@@ -3,9 +3,11 @@
 //! the embedded default; the schema is in `migrations/` and documented in
 //! `docs/schema.md`.
 
-mod follow;
+mod changes;
+mod decode;
 mod load;
 mod prune;
+mod source;
 mod store;
 
 use std::str::FromStr;
@@ -14,9 +16,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use follow::{Notify, follow};
 pub use load::Loaded;
 pub use prune::Pruned;
+pub use source::{DbSource, Notify};
 pub(crate) use store::{begin_bulk_sqlite, bulk_pg, end_bulk_sqlite};
 
 /// Every table holding data, children before parents (the delete order).

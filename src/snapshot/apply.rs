@@ -21,10 +21,6 @@ pub enum ApplyError {
     },
     #[error("{table}: {message}")]
     Row { table: String, message: String },
-    /// Not an error in the data: a change that a full reload applies
-    /// (deleting or renaming an organisation, group, profile or company).
-    #[error("{0}: applied by a full reload")]
-    Reload(String),
 }
 
 impl Snapshot {
