@@ -69,16 +69,21 @@ async fn reload<S: ChangeSource>(source: &mut S, store: &Store) -> Result<Snapsh
 }
 
 /// Applies `changes` to a copy of `base` (sharing every chunk they do not
-/// touch).
+/// touch), on a blocking thread as a full build is: a wide change must not
+/// stall the requests an async worker is serving.
 async fn apply(
     base: Arc<Snapshot>,
     changes: Vec<Change>,
     revision: u64,
 ) -> Result<Snapshot, String> {
-    let mut next = Snapshot::clone(&base);
-    next.apply_all(&changes, revision)
-        .map_err(|e| e.to_string())?;
-    Ok(next)
+    tokio::task::spawn_blocking(move || {
+        let mut next = Snapshot::clone(&base);
+        next.apply_all(&changes, revision)
+            .map_err(|e| e.to_string())?;
+        Ok(next)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// The snapshot the batch brings, by row-by-row apply (which takes the
