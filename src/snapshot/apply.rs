@@ -1,5 +1,6 @@
-//! One-row changes applied to a snapshot in place: tickets, CCs,
-//! participants, users, explicit memberships, grants and access managers.
+//! One-row changes applied to a snapshot in place (what
+//! `Snapshot::apply` dispatches to): tickets, CCs, participants, users,
+//! explicit memberships, grants and access managers.
 //! Each touches only the postings of that row, copying the chunks it writes
 //! (the previous snapshot keeps its own).
 
