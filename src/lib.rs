@@ -13,6 +13,7 @@ pub mod csv_import;
 pub mod dataset;
 pub mod db;
 pub mod flags;
+pub mod follow;
 pub mod generate;
 pub mod grpc;
 pub mod model;

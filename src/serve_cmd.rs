@@ -332,7 +332,13 @@ pub fn database_loader(db: Database) -> Loader {
 
 /// Follows the database's changes after the first load.
 pub fn follower(db: Database, notify: db::Notify, interval: Duration) -> server::Follow {
-    Box::new(move |store, stop| Box::pin(db::follow(db, store, notify, interval, stop)))
+    Box::new(move |store, stop| {
+        Box::pin(crate::follow::follow(
+            db::DbSource::new(db, notify, interval),
+            store,
+            stop,
+        ))
+    })
 }
 
 /// Connects to the database (creating a missing SQLite file), applies the

@@ -1,7 +1,8 @@
 //! Incremental changes (tickets, CCs, participants, users, memberships,
 //! grants, organisations, domains, partnerships, groups, profile flags,
 //! companies) give the same answers as a fresh build of the changed data,
-//! and leave the snapshot they started from untouched.
+//! and leave the snapshot they started from untouched. Every change goes
+//! through `Snapshot::apply`, as the follower's do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
@@ -12,11 +13,11 @@ use ticket_authz::model::{
     Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
     Status, User, UserAccess, UserKind,
 };
-use ticket_authz::snapshot::{OrgFields, Role, Snapshot, TicketFields, UserFields};
+use ticket_authz::snapshot::{Change, OrgFields, Role, Snapshot, TicketFields, UserFields};
 use ticket_authz::time::Timestamp;
 
 #[derive(Debug, Clone)]
-enum Change {
+enum Step {
     Upsert {
         ticket: usize,
         requester: usize,
@@ -96,7 +97,7 @@ enum Change {
     },
 }
 
-fn change() -> impl Strategy<Value = Change> {
+fn change() -> impl Strategy<Value = Step> {
     prop_oneof![
         (
             0usize..320,
@@ -108,7 +109,7 @@ fn change() -> impl Strategy<Value = Change> {
             0i64..500
         )
             .prop_map(|(ticket, requester, org, group, assignee, status, day)| {
-                Change::Upsert {
+                Step::Upsert {
                     ticket,
                     requester,
                     org,
@@ -118,9 +119,9 @@ fn change() -> impl Strategy<Value = Change> {
                     day,
                 }
             }),
-        (0usize..320).prop_map(|ticket| Change::Delete { ticket }),
+        (0usize..320).prop_map(|ticket| Step::Delete { ticket }),
         (0usize..320, 0usize..210, any::<bool>(), any::<bool>()).prop_map(
-            |(ticket, user, cc, present)| Change::Person {
+            |(ticket, user, cc, present)| Step::Person {
                 ticket,
                 user,
                 cc,
@@ -139,7 +140,7 @@ fn change() -> impl Strategy<Value = Change> {
         )
             .prop_map(
                 |(user, suspended, org_access, kind, company, scoped, email_org, day)| {
-                    Change::User {
+                    Step::User {
                         user,
                         suspended,
                         org_access,
@@ -152,23 +153,23 @@ fn change() -> impl Strategy<Value = Change> {
                 }
             ),
         (0usize..210, 0usize..12, any::<bool>())
-            .prop_map(|(user, org, present)| Change::Membership { user, org, present }),
+            .prop_map(|(user, org, present)| Step::Membership { user, org, present }),
         (
             0usize..210,
             0usize..8,
             proptest::option::of(0usize..15),
             any::<bool>()
         )
-            .prop_map(|(user, profile, group, present)| Change::Grant {
+            .prop_map(|(user, profile, group, present)| Step::Grant {
                 user,
                 profile,
                 group,
                 present
             }),
-        (0usize..210).prop_map(|user| Change::DeleteUser { user }),
-        (0usize..14, 0usize..3).prop_map(|(org, access)| Change::Org { org, access }),
+        (0usize..210).prop_map(|user| Step::DeleteUser { user }),
+        (0usize..14, 0usize..3).prop_map(|(org, access)| Step::Org { org, access }),
         (0usize..14, 0usize..14, -400i64..500, any::<bool>()).prop_map(
-            |(org, domain, day, present)| Change::Domain {
+            |(org, domain, day, present)| Step::Domain {
                 org,
                 domain,
                 day,
@@ -176,7 +177,7 @@ fn change() -> impl Strategy<Value = Change> {
             }
         ),
         (0usize..14, 0usize..14, -400i64..500, any::<bool>()).prop_map(
-            |(partner, client, day, present)| Change::Partnership {
+            |(partner, client, day, present)| Step::Partnership {
                 partner,
                 client,
                 day,
@@ -189,14 +190,14 @@ fn change() -> impl Strategy<Value = Change> {
             any::<bool>(),
             (0u32..4, any::<bool>(), 0u32..6)
         )
-            .prop_map(|(group, parent, propagate, limits)| Change::Group {
+            .prop_map(|(group, parent, propagate, limits)| Step::Group {
                 group,
                 parent,
                 propagate,
                 limits
             }),
         (0usize..8, any::<bool>(), any::<bool>()).prop_map(|(profile, ir, present)| {
-            Change::ProfileFlag {
+            Step::ProfileFlag {
                 profile,
                 ir,
                 present,
@@ -207,7 +208,7 @@ fn change() -> impl Strategy<Value = Change> {
             proptest::option::of(0usize..10),
             proptest::option::of(0usize..210)
         )
-            .prop_map(|(company, parent, owner)| Change::Company {
+            .prop_map(|(company, parent, owner)| Step::Company {
                 company,
                 parent,
                 owner
@@ -256,9 +257,9 @@ fn exists(data: &Dataset, id: &str) -> bool {
 }
 
 /// Applies a change to the dataset (the reference) and to the snapshot.
-fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
+fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
     match c {
-        Change::Upsert {
+        Step::Upsert {
             ticket,
             requester,
             org,
@@ -281,7 +282,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 assignee,
                 status: Status::ALL[*status],
             };
-            snap.upsert_ticket(&fields).unwrap();
+            snap.apply(&Change::UpsertTicket(fields.clone())).unwrap();
             match data.tickets.iter_mut().find(|t| t.id == fields.id) {
                 Some(t) => {
                     t.created_at = fields.created_at;
@@ -304,11 +305,14 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 }),
             }
         }
-        Change::Delete { ticket } => {
-            snap.delete_ticket(&ticket_id(*ticket));
+        Step::Delete { ticket } => {
+            snap.apply(&Change::DeleteTicket {
+                id: ticket_id(*ticket),
+            })
+            .unwrap();
             data.tickets.retain(|t| t.id != ticket_id(*ticket));
         }
-        Change::Person {
+        Step::Person {
             ticket,
             user,
             cc,
@@ -320,7 +324,12 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 return;
             }
             let role = if *cc { Role::Cc } else { Role::Participant };
-            let result = snap.set_ticket_person(&id, &user, role, *present);
+            let result = snap.apply(&Change::TicketPerson {
+                ticket: id.clone(),
+                user: user.clone(),
+                role,
+                present: *present,
+            });
             match data.tickets.iter_mut().find(|t| t.id == id) {
                 Some(t) => {
                     result.unwrap();
@@ -333,7 +342,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 None => assert_eq!(result.is_err(), *present),
             }
         }
-        Change::User {
+        Step::User {
             user,
             suspended,
             org_access,
@@ -360,7 +369,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 company: company.map(|c| data.companies[c].id.clone()),
                 company_scoped: *scoped,
             };
-            snap.upsert_user(&fields).unwrap();
+            snap.apply(&Change::UpsertUser(fields.clone())).unwrap();
             if !exists(data, &id) {
                 data.users.push(User {
                     id: id.clone(),
@@ -387,18 +396,23 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             u.company = fields.company;
             u.company_scoped = fields.company_scoped;
         }
-        Change::Membership { user, org, present } => {
+        Step::Membership { user, org, present } => {
             let (id, org_id) = (user_id(*user), data.organisations[*org].id.clone());
             let Some(u) = data.users.iter_mut().find(|u| u.id == id) else {
                 return;
             };
-            snap.set_membership(&id, &org_id, *present).unwrap();
+            snap.apply(&Change::Membership {
+                user: id.clone(),
+                organisation: org_id.clone(),
+                present: *present,
+            })
+            .unwrap();
             u.organisations.retain(|o| *o != org_id);
             if *present {
                 u.organisations.push(org_id);
             }
         }
-        Change::Grant {
+        Step::Grant {
             user,
             profile,
             group,
@@ -410,8 +424,13 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             let Some(u) = data.users.iter_mut().find(|u| u.id == id) else {
                 return;
             };
-            snap.set_grant(&id, &profile_id, group_id.as_deref(), *present)
-                .unwrap();
+            snap.apply(&Change::Grant {
+                user: id.clone(),
+                profile: profile_id.clone(),
+                group: group_id.clone(),
+                present: *present,
+            })
+            .unwrap();
             let scope = group_id.map_or(GrantScope::All, GrantScope::Group);
             u.grants
                 .retain(|g| !(g.profile == profile_id && g.group == scope));
@@ -422,13 +441,13 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 });
             }
         }
-        Change::DeleteUser { user } => {
+        Step::DeleteUser { user } => {
             let id = user_id(*user);
             // The database refuses to delete a requester.
             if !exists(data, &id) || data.tickets.iter().any(|t| t.requester == id) {
                 return;
             }
-            snap.delete_user(&id);
+            snap.apply(&Change::DeleteUser { id: id.clone() }).unwrap();
             data.users.retain(|u| u.id != id);
             for t in &mut data.tickets {
                 t.ccs.retain(|u| *u != id);
@@ -446,17 +465,18 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 }
             }
         }
-        Change::Org { org, access } => {
+        Step::Org { org, access } => {
             let id = data
                 .organisations
                 .get(*org)
                 .map_or_else(|| org_id(*org), |o| o.id.clone());
             let access = [OrgAccess::Own, OrgAccess::ViewAll, OrgAccess::CommentAll][*access];
-            snap.upsert_org(&OrgFields {
+            snap.apply(&Change::UpsertOrg(OrgFields {
                 id: id.clone(),
                 name: format!("name of {id}"),
                 access,
-            });
+            }))
+            .unwrap();
             match data.organisations.iter_mut().find(|o| o.id == id) {
                 Some(o) => {
                     o.name = format!("name of {id}");
@@ -471,7 +491,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 }),
             }
         }
-        Change::Domain {
+        Step::Domain {
             org,
             domain,
             day,
@@ -482,7 +502,13 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             };
             let name = format!("org{domain}.example");
             let added_at = Timestamp::from_unix_seconds(1_735_689_600 + day * 86_400);
-            snap.set_domain(&o.id, &name, added_at, *present).unwrap();
+            snap.apply(&Change::Domain {
+                organisation: o.id.clone(),
+                domain: name.clone(),
+                added_at,
+                present: *present,
+            })
+            .unwrap();
             match o.domains.iter_mut().find(|d| d.domain == name) {
                 Some(d) if *present => d.added_at = added_at,
                 Some(_) => o.domains.retain(|d| d.domain != name),
@@ -493,7 +519,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 None => {}
             }
         }
-        Change::Partnership {
+        Step::Partnership {
             partner,
             client,
             day,
@@ -510,7 +536,13 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             }
             let (p, c) = (p.id.clone(), c.id.clone());
             let since = Timestamp::from_unix_seconds(1_735_689_600 + day * 86_400);
-            snap.set_partnership(&p, &c, since, *present).unwrap();
+            snap.apply(&Change::Partnership {
+                partner: p.clone(),
+                client: c.clone(),
+                since,
+                present: *present,
+            })
+            .unwrap();
             data.partnerships
                 .retain(|x| !(x.partner == p && x.client == c));
             if *present {
@@ -521,7 +553,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 });
             }
         }
-        Change::Group {
+        Step::Group {
             group,
             parent,
             propagate,
@@ -548,7 +580,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 .iter()
                 .map(|g| (g.id.clone(), g.parent.clone()))
                 .collect();
-            let result = snap.upsert_group(&fields);
+            let result = snap.apply(&Change::UpsertGroup(fields.clone()));
             if parent.as_deref() == Some(id.as_str()) || loops(&parents, &id, parent.as_deref()) {
                 // Refused; the caller would reload, and the reload would
                 // hold the data back. Start over from the last good state.
@@ -571,7 +603,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 None => data.groups.push(group),
             }
         }
-        Change::ProfileFlag {
+        Step::ProfileFlag {
             profile,
             ir,
             present,
@@ -582,7 +614,12 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 Flag::parse("IW").unwrap()
             };
             let p = &mut data.profiles[*profile];
-            snap.set_profile_flag(&p.id, flag, *present).unwrap();
+            snap.apply(&Change::ProfileFlag {
+                profile: p.id.clone(),
+                flag,
+                present: *present,
+            })
+            .unwrap();
             let mut flags = ticket_authz::flags::FlagSet::EMPTY;
             for f in p.flags.iter().filter(|f| *f != flag) {
                 flags.insert(f);
@@ -592,7 +629,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
             }
             p.flags = flags;
         }
-        Change::Company {
+        Step::Company {
             company,
             parent,
             owner,
@@ -616,7 +653,7 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Change) {
                 .iter()
                 .map(|c| (c.id.clone(), c.parent.clone()))
                 .collect();
-            let result = snap.upsert_company(&fields);
+            let result = snap.apply(&Change::UpsertCompany(fields.clone()));
             if parent.as_deref() == Some(id.as_str()) || loops(&parents, &id, parent.as_deref()) {
                 assert!(result.is_err(), "a parent cycle must be refused");
                 *snap = Snapshot::build(data).unwrap();

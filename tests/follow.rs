@@ -1,7 +1,8 @@
 //! Live refresh from the database, on SQLite and a real PostgreSQL: changes
 //! become visible at their revision, commit order and rollbacks are
 //! handled without reloads, a killed listener recovers, a storm of changes
-//! ends equal to a fresh load, and invalid data is held back.
+//! ends equal to a fresh load, and invalid data is held back. A source of
+//! our own making shows what the loop promises every source.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, Reason, TicketFilter};
 use ticket_authz::dataset;
-use ticket_authz::db::{Database, Notify, follow};
-use ticket_authz::snapshot::Snapshot;
+use ticket_authz::db::{Database, DbSource, Notify};
+use ticket_authz::follow::{self, Batch, ChangeSource, SourceError};
+use ticket_authz::snapshot::{Change, Snapshot, TicketFields};
 use ticket_authz::store::{Store, StoreError};
 use tokio::sync::watch;
 
@@ -48,11 +50,9 @@ async fn demo_store(url: &str) -> (Database, Arc<Store>) {
 /// Starts following `db` into `store`; it stops when the sender is set.
 fn start_following(db: &Database, store: &Arc<Store>, notify: Notify) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(follow(
-        db.clone(),
+    tokio::spawn(follow::follow(
+        DbSource::new(db.clone(), notify, Duration::from_millis(50)),
         Arc::clone(store),
-        notify,
-        Duration::from_millis(50),
         stopped,
     ));
     stop
@@ -385,6 +385,16 @@ async fn invalid_data_is_held_back_then_applied_once_fixed() {
             }
             other => panic!("{url}: expected held back, got {other:?}"),
         }
+        // Held back, the follower keeps waking (every 50 ms here) but reads
+        // the whole database again only once a newer revision is committed.
+        let loads = f.store.full_loads();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            f.store.full_loads(),
+            loads,
+            "{url}: held-back data reloaded in full on a wake-up with nothing new"
+        );
+        assert!(f.store.held_back().is_some(), "{url}");
         // Still answering from the last valid revision.
         assert_eq!(f.store.current().unwrap().revision(), before);
         assert_eq!(
@@ -618,4 +628,92 @@ async fn a_pruned_gap_reloads_in_full_and_a_caught_up_follower_does_not() {
         );
         stop.send_replace(true);
     }
+}
+
+/// Hands out one batch that upserts many tickets, and nothing else.
+struct WideBatch {
+    handed_out: Arc<std::sync::atomic::AtomicBool>,
+    tickets: usize,
+}
+
+impl ChangeSource for WideBatch {
+    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+        Err(SourceError::Read("this source does not reload".into()))
+    }
+
+    async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
+        if after >= 2 {
+            return Ok(None);
+        }
+        let changes = (0..self.tickets)
+            .map(|i| {
+                Change::UpsertTicket(TicketFields {
+                    id: format!("wide-{i:06}"),
+                    created_at: ticket_authz::time::Timestamp::from_unix_seconds(1_767_225_600),
+                    requester: "nina".into(),
+                    organisation: Some("northwind".into()),
+                    group: Some("hardware".into()),
+                    assignee: None,
+                    status: ticket_authz::model::Status::Open,
+                })
+            })
+            .collect();
+        self.handed_out
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(Batch {
+            revision: 2,
+            changes,
+            reload: None,
+            committed_at: None,
+        }))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// On a runtime of one thread, a task that only yields can run between
+/// the batch being handed out and its revision being published only if
+/// the apply runs off that thread: request handling is not stalled by a
+/// wide change.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wide_batch_is_applied_off_the_async_worker() {
+    let demo = dataset::load_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
+    )
+    .unwrap();
+    let mut snap = Snapshot::build(&demo.dataset).unwrap();
+    snap.set_revision(1);
+    let store = Arc::new(Store::default());
+    store.publish(snap);
+    let handed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(follow::follow(
+        WideBatch {
+            handed_out: Arc::clone(&handed_out),
+            tickets: 5_000,
+        },
+        Arc::clone(&store),
+        stopped,
+    ));
+    let started = std::time::Instant::now();
+    let mut ran_during_apply = 0u64;
+    while store.current().unwrap().revision() < 2 {
+        if handed_out.load(std::sync::atomic::Ordering::SeqCst) {
+            ran_during_apply += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never published"
+        );
+        tokio::task::yield_now().await;
+    }
+    stop.send_replace(true);
+    assert!(
+        ran_during_apply > 0,
+        "no other task ran while the batch was applied"
+    );
+    assert_eq!(store.current().unwrap().stats().tickets, 5_000 + 8);
+    assert_eq!(store.full_loads(), 0);
 }

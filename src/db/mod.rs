@@ -3,10 +3,12 @@
 //! the embedded default; the schema is in `migrations/` and documented in
 //! `docs/schema.md`.
 
+mod changes;
+mod decode;
 mod dialect;
-mod follow;
 mod load;
 mod prune;
+mod source;
 mod store;
 
 use std::str::FromStr;
@@ -17,9 +19,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite};
 
 pub(crate) use dialect::{Cell, Dialect, fetch_revision};
-pub use follow::{Notify, follow};
 pub use load::Loaded;
 pub use prune::Pruned;
+pub use source::{DbSource, Notify};
 
 /// Every table holding data, children before parents (the delete order).
 pub(crate) const TABLES: [&str; 14] = [

@@ -1,13 +1,15 @@
-//! One-row changes applied to a snapshot in place: tickets, CCs,
-//! participants, users, explicit memberships, grants and access managers.
+//! One-row changes applied to a snapshot in place (what
+//! `Snapshot::apply` dispatches to): tickets, CCs, participants, users,
+//! explicit memberships, grants and access managers.
 //! Each touches only the postings of that row, copying the chunks it writes
 //! (the previous snapshot keeps its own).
 
 use smallvec::SmallVec;
 
-use super::{Idx, NONE, RequesterTime, Snapshot, TicketPeople, TicketRow};
-use crate::model::{Status, UserAccess, UserKind};
-use crate::time::Timestamp;
+use super::{
+    Idx, NONE, RequesterTime, Role, Snapshot, TicketFields, TicketPeople, TicketRow, UserFields,
+};
+use crate::model::{UserAccess, UserKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -20,44 +22,6 @@ pub enum ApplyError {
     },
     #[error("{table}: {message}")]
     Row { table: String, message: String },
-    /// Not an error in the data: a change that a full reload applies
-    /// (deleting or renaming an organisation, group, profile or company).
-    #[error("{0}: applied by a full reload")]
-    Reload(String),
-}
-
-/// A ticket row as stored (CCs and participants are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketFields {
-    pub id: String,
-    pub created_at: Timestamp,
-    pub requester: String,
-    pub organisation: Option<String>,
-    pub group: Option<String>,
-    pub assignee: Option<String>,
-    pub status: Status,
-}
-
-impl From<&crate::model::Ticket> for TicketFields {
-    /// The ticket's own row, without its CCs and participants.
-    fn from(t: &crate::model::Ticket) -> Self {
-        TicketFields {
-            id: t.id.clone(),
-            created_at: t.created_at,
-            requester: t.requester.clone(),
-            organisation: t.organisation.clone(),
-            group: t.group.clone(),
-            assignee: t.assignee.clone(),
-            status: t.status,
-        }
-    }
-}
-
-/// Which list of a ticket a person is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Cc,
-    Participant,
 }
 
 impl Snapshot {
@@ -249,21 +213,6 @@ impl Snapshot {
         self.ticket_postings(idx, true);
         Ok(())
     }
-}
-
-/// A user row as stored (memberships and grants are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserFields {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub created_at: Timestamp,
-    pub kind: UserKind,
-    pub suspended: bool,
-    pub ticket_access: UserAccess,
-    pub default_organisation: Option<String>,
-    pub company: Option<String>,
-    pub company_scoped: bool,
 }
 
 impl Snapshot {

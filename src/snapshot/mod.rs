@@ -9,12 +9,13 @@
 
 mod apply;
 mod build;
+mod change;
 mod detached;
-pub use apply::{ApplyError, Role, TicketFields, UserFields};
+pub use apply::ApplyError;
 pub use build::SnapshotError;
+pub use change::{Change, OrgFields, Role, TicketFields, UserFields};
 pub use detached::TicketFacts;
 pub use sharded::ShardedMap;
-pub use structure::OrgFields;
 pub mod cow;
 mod members;
 mod sharded;

@@ -7,11 +7,11 @@
 //! is left to a full reload (rare, and cascading through many tables).
 
 use super::{
-    ApplyError, CompanyRow, DomainRow, GroupRow, Idx, NONE, OrgRow, ProfileRow, Snapshot,
-    SortedSeq, Table,
+    ApplyError, CompanyRow, DomainRow, GroupRow, Idx, NONE, OrgFields, OrgRow, ProfileRow,
+    Snapshot, SortedSeq, Table,
 };
 use crate::flags::Flag;
-use crate::model::{Company, Group, OrgAccess, UserAccess, UserKind};
+use crate::model::{Company, Group, UserAccess, UserKind};
 use crate::time::Timestamp;
 
 fn row_error(table: &str, message: String) -> ApplyError {
@@ -19,15 +19,6 @@ fn row_error(table: &str, message: String) -> ApplyError {
         table: table.to_owned(),
         message,
     }
-}
-
-/// An organisation row as stored (domains, partnerships, members and
-/// managers are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrgFields {
-    pub id: String,
-    pub name: String,
-    pub access: OrgAccess,
 }
 
 /// Moves group `child` from `old`'s children to `new`'s, keeping each list

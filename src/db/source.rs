@@ -1,0 +1,127 @@
+//! Our own schema as a [`ChangeSource`]: the consistent load, the change
+//! log decoded into typed changes (a pruned gap asks for a full reload),
+//! and the wake-up: PostgreSQL `NOTIFY` with a poll as a safety net and a
+//! reconnect backoff, or a poll tick.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+
+use super::{Database, decode};
+use crate::follow::{Batch, ChangeSource, Reload, SourceError};
+use crate::snapshot::Snapshot;
+
+/// How the follower learns of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// PostgreSQL `LISTEN` (with a poll every interval as a safety net).
+    Listen,
+    /// Read the change log every interval.
+    Poll,
+}
+
+/// The first wait before reconnecting the notification connection, and
+/// the longest.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// A database of our schema, followed through its change log.
+#[derive(Debug)]
+pub struct DbSource {
+    db: Database,
+    notify: Notify,
+    interval: Duration,
+    listener: Option<PgListener>,
+    backoff: Duration,
+}
+
+impl DbSource {
+    /// Follows `db`, woken by `notify` and at least every `interval`.
+    pub fn new(db: Database, notify: Notify, interval: Duration) -> Self {
+        DbSource {
+            db,
+            notify,
+            interval,
+            listener: None,
+            backoff: BACKOFF.0,
+        }
+    }
+
+    /// Connects the notification connection, or waits out the backoff
+    /// after a failure.
+    async fn listen(&mut self, pool: &sqlx::PgPool) {
+        let cause = match PgListener::connect_with(pool).await {
+            Ok(mut l) => match l.listen("ticket_authz").await {
+                Ok(()) => {
+                    self.listener = Some(l);
+                    self.backoff = BACKOFF.0;
+                    // The caller reads what was committed while not listening.
+                    return;
+                }
+                Err(e) => format!("LISTEN failed: {e}"),
+            },
+            Err(e) => format!("cannot open the notification connection: {e}"),
+        };
+        tracing::warn!(error = %cause, "not listening; retrying after {:?}", self.backoff);
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(BACKOFF.1);
+    }
+}
+
+fn read(e: impl std::fmt::Display) -> SourceError {
+    SourceError::Read(e.to_string())
+}
+
+impl ChangeSource for DbSource {
+    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+        let loaded = self.db.load().await.map_err(read)?;
+        let revision = loaded.revision;
+        tokio::task::spawn_blocking(move || {
+            let mut snap = Snapshot::build(&loaded.dataset).map_err(|e| SourceError::Invalid {
+                revision,
+                cause: e.to_string(),
+            })?;
+            snap.set_revision(revision);
+            Ok(snap)
+        })
+        .await
+        .map_err(read)?
+    }
+
+    async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
+        let log = self.db.read_changes(after).await.map_err(read)?;
+        // Read after the changes: a prune that raced the read shows here.
+        let floor = self.db.pruned_floor().await.map_err(read)?;
+        if floor <= after {
+            return Ok(log.map(decode::decode));
+        }
+        Ok(Some(Batch {
+            revision: log.map_or(floor, |b| b.revision.max(floor)),
+            changes: Vec::new(),
+            reload: Some(Reload::Gap { floor }),
+            committed_at: None,
+        }))
+    }
+
+    async fn wait(&mut self) {
+        let pool = match (&self.db, self.notify) {
+            (Database::Postgres(pool), Notify::Listen) => pool.clone(),
+            _ => return tokio::time::sleep(self.interval).await,
+        };
+        let Some(listener) = self.listener.as_mut() else {
+            return self.listen(&pool).await;
+        };
+        match tokio::time::timeout(self.interval, listener.try_recv()).await {
+            // A notification, or the interval's safety-net read.
+            Ok(Ok(Some(_))) | Err(_) => {}
+            // The connection dropped; it reconnects on the next call, and the
+            // read catches up what was missed.
+            Ok(Ok(None)) => {
+                tracing::warn!("notification connection lost; reconnecting and catching up")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "notification connection failed; reconnecting");
+                self.listener = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The sync loop, for any [`ChangeSource`]: on every wake-up, read the
+//! transactions after the served revision, apply them on a clone of the
+//! served snapshot (or reload in full), publish once per batch, and hold
+//! back what does not validate without reading it again until something
+//! newer is committed.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use super::source::{Batch, ChangeSource, Reload, SourceError};
+use crate::snapshot::{Change, Snapshot};
+use crate::store::Store;
+use crate::telemetry::metrics::{APPLY_DURATION, CHANGE_LAG, REFRESH_ERRORS};
+
+/// Follows `source` into `store` (which holds the first load) until `stop`
+/// turns true.
+pub async fn follow<S: ChangeSource>(
+    mut source: S,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        sync(&mut source, &store).await;
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = source.wait() => {}
+        }
+    }
+}
+
+fn read_failed(error: &SourceError) {
+    metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+    tracing::warn!(error = %error, "reading the changes failed; retrying on the next wake-up");
+}
+
+/// The next batch to apply, or `None` when there is nothing to do: nothing
+/// newer, a failed read, or only the held-back revision again.
+async fn next_batch<S: ChangeSource>(source: &mut S, store: &Store, applied: u64) -> Option<Batch> {
+    if let Some(held) = store.held_back() {
+        // Reading it again would fail again (and reload in full): wait
+        // for a later commit, which may fix the data.
+        match source.changes_after(held.revision).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(e) => {
+                read_failed(&e);
+                return None;
+            }
+        }
+    }
+    match source.changes_after(applied).await {
+        Ok(batch) => batch,
+        Err(e) => {
+            read_failed(&e);
+            None
+        }
+    }
+}
+
+/// A full reload, counted.
+async fn reload<S: ChangeSource>(source: &mut S, store: &Store) -> Result<Snapshot, SourceError> {
+    store.note_full_load();
+    source.load().await
+}
+
+/// Applies `changes` to a copy of `base` (sharing every chunk they do not
+/// touch), on a blocking thread as a full build is: a wide change must not
+/// stall the requests an async worker is serving.
+async fn apply(
+    base: Arc<Snapshot>,
+    changes: Vec<Change>,
+    revision: u64,
+) -> Result<Snapshot, String> {
+    tokio::task::spawn_blocking(move || {
+        let mut next = Snapshot::clone(&base);
+        next.apply_all(&changes, revision)
+            .map_err(|e| e.to_string())?;
+        Ok(next)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The snapshot the batch brings, by row-by-row apply (which takes the
+/// batch's changes) or full reload.
+async fn build_next<S: ChangeSource>(
+    source: &mut S,
+    store: &Store,
+    base: Arc<Snapshot>,
+    batch: &mut Batch,
+) -> Result<Snapshot, SourceError> {
+    match &batch.reload {
+        None => match apply(base, std::mem::take(&mut batch.changes), batch.revision).await {
+            Ok(next) => Ok(next),
+            Err(e) => {
+                metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
+                tracing::warn!(error = %e, revision = batch.revision, "row-by-row apply failed; reloading");
+                reload(source, store).await
+            }
+        },
+        Some(why @ Reload::Undecodable(_)) => {
+            metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
+            tracing::warn!(error = %why, revision = batch.revision, "a change could not be decoded; reloading");
+            reload(source, store).await
+        }
+        Some(why @ Reload::Gap { .. }) => {
+            tracing::warn!(revision = batch.revision, why = %why, "changes after the applied revision are gone; reloading in full");
+            reload(source, store).await
+        }
+        Some(why) => {
+            tracing::debug!(revision = batch.revision, why = %why, "reloading in full");
+            reload(source, store).await
+        }
+    }
+}
+
+fn record_lag(committed_at: Option<f64>) {
+    if let Some(committed) = committed_at {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        // Clocks of two machines: a negative lag is skew, not speed.
+        metrics::histogram!(CHANGE_LAG).record((now - committed).max(0.0));
+    }
+}
+
+/// Applies everything committed after the store's revision, batch by
+/// batch.
+async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
+    loop {
+        let Some(base) = store.current() else {
+            return;
+        };
+        let applied = base.revision();
+        let Some(mut batch) = next_batch(source, store, applied).await else {
+            return;
+        };
+        let started = Instant::now();
+        let changes = batch.changes.len();
+        match build_next(source, store, base, &mut batch).await {
+            // Revisions only grow: an older snapshot would undo what
+            // readers have already seen.
+            Ok(next) if next.revision() < applied => {
+                metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+                tracing::warn!(
+                    loaded = next.revision(),
+                    applied,
+                    "the source loaded an older revision than the one served; not published"
+                );
+                return;
+            }
+            Ok(next) => {
+                let revision = next.revision();
+                metrics::histogram!(APPLY_DURATION).record(started.elapsed().as_secs_f64());
+                store.publish(next);
+                record_lag(batch.committed_at);
+                tracing::debug!(
+                    revision,
+                    changes,
+                    reload = batch.reload.as_ref().map(ToString::to_string),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "changes applied"
+                );
+            }
+            Err(SourceError::Invalid { revision, cause }) => {
+                let held = revision.max(batch.revision);
+                metrics::counter!(REFRESH_ERRORS, "kind" => "held_back").increment(1);
+                tracing::error!(revision = held, error = %cause, "changes held back: serving the last valid revision");
+                store.hold_back(held, cause);
+                return;
+            }
+            Err(e @ SourceError::Read(_)) => {
+                read_failed(&e);
+                return;
+            }
+        }
+    }
+}
