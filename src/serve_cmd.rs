@@ -327,7 +327,7 @@ pub fn dataset_loader(path: PathBuf) -> Loader {
 
 /// Loads the database's data, at its revision, into a snapshot.
 pub fn database_loader(db: Database) -> Loader {
-    Box::pin(async move { db.snapshot().await })
+    Box::pin(async move { db.snapshot().await.map_err(|e| e.to_string()) })
 }
 
 /// Follows the database's changes after the first load.

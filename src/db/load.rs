@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Executor, IntoArguments, Pool, Ty
 
 use super::dialect::fetch_revision;
 use super::{Database, DbError, Dialect};
+use crate::follow::SourceError;
 use crate::flags::{Flag, FlagSet};
 use crate::model::{
     Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
@@ -353,17 +354,24 @@ where
 impl Database {
     /// The snapshot of the database at its revision: a consistent load, then
     /// the build on a blocking thread. The first load and every full reload
-    /// go through here.
-    pub async fn snapshot(&self) -> Result<crate::snapshot::Snapshot, String> {
-        let loaded = self.load().await.map_err(|e| e.to_string())?;
+    /// go through here; its error tells a failed read (retried) from data
+    /// that makes no valid snapshot (held back).
+    pub async fn snapshot(&self) -> Result<crate::snapshot::Snapshot, SourceError> {
+        let read = |e: &dyn std::fmt::Display| SourceError::Read(e.to_string());
+        let loaded = self.load().await.map_err(|e| read(&e))?;
+        let revision = loaded.revision;
         tokio::task::spawn_blocking(move || {
-            let mut snap =
-                crate::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())?;
-            snap.set_revision(loaded.revision);
+            let mut snap = crate::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| {
+                SourceError::Invalid {
+                    revision,
+                    cause: e.to_string(),
+                }
+            })?;
+            snap.set_revision(revision);
             Ok(snap)
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| read(&e))?
     }
 
     /// Reads every table and the revision they are at, in one consistent

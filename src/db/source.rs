@@ -73,18 +73,7 @@ fn read(e: impl std::fmt::Display) -> SourceError {
 
 impl ChangeSource for DbSource {
     async fn load(&mut self) -> Result<Snapshot, SourceError> {
-        let loaded = self.db.load().await.map_err(read)?;
-        let revision = loaded.revision;
-        tokio::task::spawn_blocking(move || {
-            let mut snap = Snapshot::build(&loaded.dataset).map_err(|e| SourceError::Invalid {
-                revision,
-                cause: e.to_string(),
-            })?;
-            snap.set_revision(revision);
-            Ok(snap)
-        })
-        .await
-        .map_err(read)?
+        self.db.snapshot().await
     }
 
     async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {

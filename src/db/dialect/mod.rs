@@ -24,6 +24,7 @@ use std::time::Duration;
 use sqlx::{Decode, Executor, IntoArguments, Pool, Type};
 
 use super::DbError;
+use super::changes::LogBatch;
 use crate::time::Timestamp;
 
 /// A table's rows column by column, typed for binding (the import writes a
@@ -144,6 +145,13 @@ pub(crate) trait Dialect: sqlx::Database {
         rows: impl Iterator<Item = [Cell<'r>; N]> + Send,
         staged: impl FnMut(u64) + Send,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Whole committed transactions after revision `after` (at most a
+    /// batch of them on PostgreSQL), or `None` when there are none.
+    fn read_log(
+        pool: &Pool<Self>,
+        after: i64,
+    ) -> impl Future<Output = Result<Option<LogBatch>, DbError>> + Send;
 
     /// Deletes the change log older than `older_than`, keeping the latest
     /// revision; returns the revisions of what went (one per transaction on

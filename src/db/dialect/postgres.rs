@@ -8,12 +8,18 @@ use std::time::Duration;
 // only; every value is bound or travels through COPY.
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
 
+use futures_util::TryStreamExt as _;
+
 use super::{Cell, Column, Dialect, STAGED_EVERY};
 use crate::db::DbError;
+use crate::db::changes::{ChangeRow, LogBatch};
 use crate::time::Timestamp;
 
 /// Rows per statement for the array inserts.
 const BATCH: usize = 50_000;
+
+/// Transactions read per change-log batch.
+const LOG_BATCH: i64 = 1000;
 
 /// COPY data is sent in pieces of about this size.
 const COPY_CHUNK: usize = 1 << 20;
@@ -200,6 +206,45 @@ impl Dialect for Postgres {
         copy.send(buffer.as_slice()).await?;
         copy.finish().await?;
         Ok(())
+    }
+
+    async fn read_log(pool: &PgPool, after: i64) -> Result<Option<LogBatch>, DbError> {
+        let txns: Vec<(i64, bool, Option<f64>)> = sqlx::query_as(
+            "SELECT revision, bulk, extract(epoch FROM committed_at)::float8 \
+             FROM ticket_authz_transactions WHERE revision > $1 ORDER BY revision LIMIT $2",
+        )
+        .bind(after)
+        .bind(LOG_BATCH)
+        .fetch_all(pool)
+        .await?;
+        let Some(&(last, _, committed_at)) = txns.last() else {
+            return Ok(None);
+        };
+        let mut batch = LogBatch {
+            revision: u64::try_from(last).unwrap_or(0),
+            bulk: txns.iter().any(|(_, bulk, _)| *bulk),
+            rows: Vec::new(),
+            committed_at,
+        };
+        if !batch.bulk {
+            let mut rows = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+                "SELECT c.table_name, c.op::text, c.old_row::text, c.new_row::text \
+                 FROM ticket_authz_changes c JOIN ticket_authz_transactions t ON t.xid = c.xid \
+                 WHERE t.revision > $1 AND t.revision <= $2 ORDER BY t.revision, c.seq",
+            )
+            .bind(after)
+            .bind(last)
+            .fetch(pool);
+            while let Some((table, op, old, new)) = rows.try_next().await? {
+                batch.rows.push(ChangeRow {
+                    table,
+                    op,
+                    old,
+                    new,
+                });
+            }
+        }
+        Ok(Some(batch))
     }
 
     async fn prune_log(

@@ -11,7 +11,19 @@ use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{Cell, Column, Dialect, STAGED_EVERY};
 use crate::db::DbError;
+use crate::db::changes::{ChangeRow, LogBatch};
 use crate::time::Timestamp;
+
+/// A change-log row: revision, table, op, old and new images, and when it
+/// was written (Unix seconds).
+type LogRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -161,6 +173,35 @@ impl Dialect for Sqlite {
             }
         }
         Ok(())
+    }
+
+    async fn read_log(pool: &SqlitePool, after: i64) -> Result<Option<LogBatch>, DbError> {
+        // A reader sees only committed transactions, so reading every
+        // newer row never splits one.
+        let rows: Vec<LogRow> = sqlx::query_as(
+            "SELECT revision, table_name, op, old_row, new_row, (julianday(changed_at) - 2440587.5) * 86400.0 \
+             FROM ticket_authz_changes WHERE revision > ? ORDER BY revision",
+        )
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
+        let Some((last, committed_at)) = rows.last().map(|r| (r.0, r.5)) else {
+            return Ok(None);
+        };
+        Ok(Some(LogBatch {
+            revision: u64::try_from(last).unwrap_or(0),
+            bulk: rows.iter().any(|r| r.2 == "B"),
+            committed_at,
+            rows: rows
+                .into_iter()
+                .map(|(_, table, op, old, new, _)| ChangeRow {
+                    table,
+                    op,
+                    old,
+                    new,
+                })
+                .collect(),
+        }))
     }
 
     async fn prune_log(
