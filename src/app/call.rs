@@ -3,6 +3,7 @@
 //! and the latency histogram by operation and outcome, with the metric
 //! handles built once per operation.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use http::HeaderMap;
@@ -39,8 +40,6 @@ pub enum Answer {
 }
 
 impl Answer {
-    const ALL: [Answer; 3] = [Answer::Allowed, Answer::Denied, Answer::Ok];
-
     fn label(self) -> &'static str {
         match self {
             Answer::Allowed => "allowed",
@@ -73,26 +72,28 @@ pub enum StatusCode {
     Http(u16),
 }
 
-/// An operation's latency histograms, one per outcome, built once: a
-/// handle is a pointer to the series, where `metrics::histogram!` on every
-/// call would look the series up in the registry. Build it after the
-/// recorder is installed; a handle made before that records nothing.
+/// An operation's latency histograms, one per outcome, each made at its
+/// first use and then kept: a handle is a pointer to its series, where
+/// `metrics::histogram!` on every call would look the series up in the
+/// registry. Made lazily, a series appears once it has a sample (as with
+/// the macro) rather than as one zero-count histogram per status code, and
+/// never before the recorder is installed (a handle made earlier would
+/// record nothing, ever).
 #[derive(Debug)]
 pub struct CallMetrics {
     operation: Operation,
-    answered: [Histogram; 3],
-    failed: Vec<(&'static str, Histogram)>,
+    answered: [OnceLock<Histogram>; 3],
+    failed: Vec<(&'static str, OnceLock<Histogram>)>,
 }
 
 impl CallMetrics {
-    /// Handles for `operation`'s answers and for each of `failures` (the
+    /// Room for `operation`'s answers and for each of `failures` (the
     /// transport's bounded status labels).
     pub fn new(operation: Operation, failures: &[&'static str]) -> Self {
-        let histogram = |outcome: &'static str| metrics::histogram!(RPC_DURATION, "rpc" => operation.method, "outcome" => outcome);
         Self {
             operation,
-            answered: Answer::ALL.map(|a| histogram(a.label())),
-            failed: failures.iter().map(|l| (*l, histogram(l))).collect(),
+            answered: Default::default(),
+            failed: failures.iter().map(|l| (*l, OnceLock::new())).collect(),
         }
     }
 
@@ -100,19 +101,27 @@ impl CallMetrics {
         self.operation
     }
 
+    fn histogram(&self, outcome: &'static str) -> Histogram {
+        metrics::histogram!(RPC_DURATION, "rpc" => self.operation.method, "outcome" => outcome)
+    }
+
     fn record(&self, outcome: &Outcome<'_>, seconds: f64) {
-        match outcome {
-            Outcome::Answered(answer) => {
-                if let Some(h) = self.answered.get(*answer as usize) {
-                    h.record(seconds);
-                }
-            }
-            Outcome::Failed { label, .. } => match self.failed.iter().find(|(l, _)| l == label) {
-                Some((_, h)) => h.record(seconds),
-                // A label the transport did not announce: rare, so looked up.
-                None => metrics::histogram!(RPC_DURATION, "rpc" => self.operation.method, "outcome" => *label)
-                    .record(seconds),
-            },
+        let label = match outcome {
+            Outcome::Answered(answer) => answer.label(),
+            Outcome::Failed { label, .. } => label,
+        };
+        let slot = match outcome {
+            Outcome::Answered(answer) => self.answered.get(*answer as usize),
+            Outcome::Failed { label, .. } => self
+                .failed
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, slot)| slot),
+        };
+        match slot {
+            Some(slot) => slot.get_or_init(|| self.histogram(label)).record(seconds),
+            // A label the transport did not announce: rare, so looked up.
+            None => self.histogram(label).record(seconds),
         }
     }
 }

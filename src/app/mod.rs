@@ -7,7 +7,7 @@
 mod call;
 mod error;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics::Counter;
@@ -77,19 +77,12 @@ pub struct AtRevision<T> {
     pub revision: u64,
 }
 
-/// Decision counters by action and outcome, built once.
-#[derive(Debug)]
-struct DecisionCounters([[Counter; 2]; Action::ALL.len()]);
+/// Decision counters by action and outcome, each made at its first use
+/// (see [`CallMetrics`] for why lazily).
+#[derive(Debug, Default)]
+struct DecisionCounters([[OnceLock<Counter>; 2]; Action::ALL.len()]);
 
 impl DecisionCounters {
-    fn new() -> Self {
-        Self(Action::ALL.map(|action| {
-            ["denied", "allowed"].map(|outcome| {
-                metrics::counter!(DECISIONS, "action" => action.name(), "outcome" => outcome)
-            })
-        }))
-    }
-
     /// One metric update per distinct pair (a batch of 1000 checks costs
     /// a dozen updates, not 1000).
     fn count(&self, decisions: impl IntoIterator<Item = (Action, bool)>) {
@@ -103,10 +96,16 @@ impl DecisionCounters {
                 row[usize::from(allowed)] += 1;
             }
         }
-        for (counters, counts) in self.0.iter().zip(tally) {
-            for (counter, n) in counters.iter().zip(counts) {
+        for ((action, counters), counts) in Action::ALL.iter().zip(&self.0).zip(tally) {
+            for ((outcome, counter), n) in
+                ["denied", "allowed"].into_iter().zip(counters).zip(counts)
+            {
                 if n > 0 {
-                    counter.increment(n);
+                    counter
+                        .get_or_init(|| {
+                            metrics::counter!(DECISIONS, "action" => action.name(), "outcome" => outcome)
+                        })
+                        .increment(n);
                 }
             }
         }
@@ -114,7 +113,6 @@ impl DecisionCounters {
 }
 
 /// The service: cheap to clone, shared by every transport on every port.
-/// Build it after the metrics recorder is installed (see [`CallMetrics`]).
 #[derive(Debug, Clone)]
 pub struct Authz {
     inner: Arc<Inner>,
@@ -136,7 +134,7 @@ impl Authz {
                 store,
                 revision_wait,
                 observe,
-                decisions: DecisionCounters::new(),
+                decisions: DecisionCounters::default(),
             }),
         }
     }

@@ -119,7 +119,7 @@ fn server_fault(code: Code) -> bool {
     )
 }
 
-/// Each RPC's metric handles, built once (after the recorder is installed).
+/// Each RPC's metric handles (made at first use, then kept).
 #[derive(Debug)]
 pub struct Calls([CallMetrics; 5]);
 

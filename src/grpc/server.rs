@@ -47,8 +47,7 @@ pub fn health(reporter: &HealthReporter) -> HealthServer<HealthService> {
     HealthServer::new(HealthService::from_health_reporter(reporter.clone()))
 }
 
-/// The gRPC services of the main port. Builds the RPCs' metric handles:
-/// call after the recorder is installed.
+/// The gRPC services of the main port.
 pub fn routes(
     app: Authz,
     health: HealthServer<HealthService>,

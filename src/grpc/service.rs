@@ -22,7 +22,7 @@ pub struct AuthzService {
 }
 
 impl AuthzService {
-    /// Builds the RPCs' metric handles: call after the recorder is installed.
+    /// Each RPC keeps its metric handles after its first call.
     pub fn new(app: Authz) -> Self {
         Self {
             app,

@@ -3,7 +3,7 @@
 //! callers get gRPC statuses; any other request gets HTTP 401 / 429. Health
 //! checks pass both untouched, so probes work without a token and under load.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -127,21 +127,34 @@ where
     }
 }
 
-/// What is counted when a request of one route is shed.
+/// What is counted when a request of one route is shed: the handles are
+/// made at the first refusal (see [`crate::app::CallMetrics`] for why lazily).
 #[derive(Debug)]
 struct ShedMetrics {
     path: &'static str,
-    requests: Counter,
-    latency: Histogram,
+    label: &'static str,
+    requests: OnceLock<Counter>,
+    latency: OnceLock<Histogram>,
 }
 
 impl ShedMetrics {
     fn new(path: &'static str, label: &'static str) -> Self {
         Self {
             path,
-            requests: metrics::counter!(SHED, "rpc" => label),
-            latency: metrics::histogram!(RPC_DURATION, "rpc" => label, "outcome" => "resource_exhausted"),
+            label,
+            requests: OnceLock::new(),
+            latency: OnceLock::new(),
         }
+    }
+
+    fn record(&self, seconds: f64) {
+        let label = self.label;
+        self.requests
+            .get_or_init(|| metrics::counter!(SHED, "rpc" => label))
+            .increment(1);
+        self.latency
+            .get_or_init(|| metrics::histogram!(RPC_DURATION, "rpc" => label, "outcome" => "resource_exhausted"))
+            .record(seconds);
     }
 }
 
@@ -156,8 +169,7 @@ pub struct ShedLayer {
 
 impl ShedLayer {
     /// `routes` are the paths served, each with its bounded `rpc` label;
-    /// any other path is counted as `other`. Builds the metric handles:
-    /// call after the recorder is installed.
+    /// any other path is counted as `other`.
     pub fn new(max_concurrent: usize, routes: &[(&'static str, &'static str)]) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -227,14 +239,13 @@ where
             .iter()
             .find(|m| m.path == path)
             .unwrap_or(&self.layer.other);
-        metrics.requests.increment(1);
         let response = if is_grpc(&request) {
             Status::resource_exhausted("too many requests in progress; retry with backoff")
                 .into_http()
         } else {
             http_refusal(http::StatusCode::TOO_MANY_REQUESTS)
         };
-        metrics.latency.record(started.elapsed().as_secs_f64());
+        metrics.record(started.elapsed().as_secs_f64());
         Either::Left(ready(Ok(response)))
     }
 }
