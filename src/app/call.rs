@@ -106,17 +106,15 @@ impl CallMetrics {
     }
 
     fn record(&self, outcome: &Outcome<'_>, seconds: f64) {
-        let label = match outcome {
-            Outcome::Answered(answer) => answer.label(),
-            Outcome::Failed { label, .. } => label,
-        };
-        let slot = match outcome {
-            Outcome::Answered(answer) => self.answered.get(*answer as usize),
-            Outcome::Failed { label, .. } => self
-                .failed
-                .iter()
-                .find(|(l, _)| l == label)
-                .map(|(_, slot)| slot),
+        let (label, slot) = match outcome {
+            Outcome::Answered(answer) => (answer.label(), self.answered.get(*answer as usize)),
+            Outcome::Failed { label, .. } => (
+                *label,
+                self.failed
+                    .iter()
+                    .find(|(l, _)| l == label)
+                    .map(|(_, slot)| slot),
+            ),
         };
         match slot {
             Some(slot) => slot.get_or_init(|| self.histogram(label)).record(seconds),
