@@ -97,10 +97,6 @@ impl CallMetrics {
         }
     }
 
-    pub fn operation(&self) -> Operation {
-        self.operation
-    }
-
     fn histogram(&self, outcome: &'static str) -> Histogram {
         metrics::histogram!(RPC_DURATION, "rpc" => self.operation.method, "outcome" => outcome)
     }

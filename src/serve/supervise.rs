@@ -14,10 +14,8 @@ use tokio::time::Instant;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::telemetry::metrics::TASK_FAILURES;
-
-/// The fully qualified service name, as health checks ask for it.
 use crate::grpc::server::SERVICE_NAME;
+use crate::telemetry::metrics::TASK_FAILURES;
 
 /// The health both names report ("" and the service), where a failure is
 /// final: nothing reports SERVING after a supervised task failed.
