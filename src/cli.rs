@@ -1,4 +1,6 @@
-//! The command line: `test` (check scenario files) and `generate`.
+//! The `ticket-authz` command line: its ten commands (`test`, `serve`,
+//! `check`, `list`, `migrate`, `import`, `prune`, `import-csv`, `loadtest`,
+//! `generate`), each dispatched to its module; `test` and `generate` run here.
 
 use std::io::Write as _;
 use std::path::PathBuf;

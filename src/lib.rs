@@ -7,6 +7,7 @@
 //! * [`dataset`]: the YAML dataset/scenario format and its validation.
 //! * [`model`]: domain entities shared by all of the above.
 
+pub mod app;
 pub mod cli;
 pub mod core;
 pub mod csv_import;
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod grpc;
 pub mod model;
 pub mod scenario;
+pub mod serve;
 pub mod serve_cmd;
 pub mod snapshot;
 pub mod store;

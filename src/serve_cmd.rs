@@ -13,7 +13,7 @@ use crate::db::{self, Database};
 use crate::grpc::server::{self, Listeners, Loader, ServeConfig, TlsPem};
 use crate::snapshot::Snapshot;
 use crate::telemetry::decision_log::Destination;
-use crate::telemetry::{self, DecisionLog, TelemetrySettings};
+use crate::telemetry::{self, DecisionLog, LogFormat, TelemetrySettings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -37,8 +37,8 @@ pub struct ServeArgs {
     /// How the service learns of database changes: `listen` (PostgreSQL
     /// LISTEN/NOTIFY, polling as a safety net) or `poll` (read the change log
     /// every --poll-interval; SQLite always polls).
-    #[arg(long, env = "TICKET_AUTHZ_NOTIFY", default_value = "listen", value_parser = ["listen", "poll"])]
-    pub notify: String,
+    #[arg(long, env = "TICKET_AUTHZ_NOTIFY", value_enum, default_value_t = NotifyArg::Listen)]
+    pub notify: NotifyArg,
     /// How often to poll the change log (and, with `listen`, to check it
     /// anyway in case a notification was lost).
     #[arg(long, env = "TICKET_AUTHZ_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
@@ -76,8 +76,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TICKET_AUTHZ_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Log format.
-    #[arg(long, env = "TICKET_AUTHZ_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, env = "TICKET_AUTHZ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Which logs to keep, as `RUST_LOG`-style directives (for example
     /// `warn,ticket_authz::db=debug`). Default: `RUST_LOG`, else `info`.
     #[arg(long, env = "TICKET_AUTHZ_LOG_FILTER")]
@@ -96,6 +96,22 @@ pub struct ServeArgs {
     /// action, outcome, reason and revision).
     #[arg(long, env = "TICKET_AUTHZ_TRACE_SUBJECTS")]
     pub trace_subjects: bool,
+}
+
+/// `--notify`: how the service learns of database changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifyArg {
+    Listen,
+    Poll,
+}
+
+impl From<NotifyArg> for db::Notify {
+    fn from(arg: NotifyArg) -> Self {
+        match arg {
+            NotifyArg::Listen => db::Notify::Listen,
+            NotifyArg::Poll => db::Notify::Poll,
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -272,11 +288,7 @@ impl ServeArgs {
             return Err(config_error("--log-filter", format!("`{log_filter}`: {e}")));
         }
         Ok(Plan {
-            notify: if self.notify == "poll" {
-                db::Notify::Poll
-            } else {
-                db::Notify::Listen
-            },
+            notify: self.notify.into(),
             poll_interval: self.poll_interval,
             listen: address("--listen", &self.listen)?,
             health_listen: self
@@ -291,7 +303,7 @@ impl ServeArgs {
                 .transpose()?,
             decision_log,
             telemetry: TelemetrySettings {
-                log_format: self.log_format.clone(),
+                log_format: self.log_format,
                 log_filter,
                 export_traces: telemetry::otlp_configured(),
             },

@@ -119,6 +119,40 @@ fn serve_configuration_errors_name_the_flag() {
 }
 
 #[test]
+fn choice_flags_name_the_flag_and_the_choices_from_the_command_line_or_the_environment() {
+    let demo = "examples/demo.yaml";
+    let notify = "[possible values: listen, poll]";
+    let log_format = "[possible values: text, json]";
+    // (arguments, environment, the choices), and the flag named.
+    let cases: [(ConfigCase<'_>, &str); 4] = [
+        ((&["--notify", "push"], &[], notify), "--notify"),
+        (
+            (&[], &[("TICKET_AUTHZ_NOTIFY", "push")], notify),
+            "--notify",
+        ),
+        ((&["--log-format", "xml"], &[], log_format), "--log-format"),
+        (
+            (&[], &[("TICKET_AUTHZ_LOG_FORMAT", "xml")], log_format),
+            "--log-format",
+        ),
+    ];
+    for ((args, env, choices), flag) in cases {
+        let mut cmd = bin();
+        cmd.args(["serve", "--dataset", demo]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(choices),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
     let served = common::serve(&["--dataset", "examples/demo.yaml"], &[]);
     let server = served.grpc.clone();

@@ -108,6 +108,28 @@ async fn wait_serving(addr: SocketAddr) {
     }
 }
 
+/// A health `Watch` of "" on `addr`, past its first status (SERVING).
+async fn serving_watch(
+    addr: SocketAddr,
+) -> (
+    HealthClient<Channel>,
+    tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+) {
+    let mut watcher = HealthClient::new(channel(addr).await);
+    let mut stream = watcher
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stream.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    (watcher, stream)
+}
+
 async fn client(addr: SocketAddr) -> TicketAuthzClient<Channel> {
     TicketAuthzClient::new(channel(addr).await)
 }
@@ -672,18 +694,7 @@ async fn health_follows_loading_and_shutdown() {
         ServingStatus::Serving
     );
     // A health watch opened before shutdown sees NOT_SERVING once it starts.
-    let mut watcher = HealthClient::new(channel(running.addr).await);
-    let mut stream = watcher
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        stream.message().await.unwrap().unwrap().status,
-        ServingStatus::Serving as i32
-    );
+    let (watcher, mut stream) = serving_watch(running.addr).await;
     let Running { stop, handle, .. } = running;
     stop.unwrap().send(()).unwrap();
     let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
@@ -772,7 +783,13 @@ async fn oversized_messages_are_refused() {
         min_revision: 0,
     };
     let err = c.check_access_batch(big).await.unwrap_err();
-    assert_ne!(err.code(), Code::Ok);
+    // tonic's decoder refuses the message before the service sees it.
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(
+        err.message().contains("the limit is: 2048 bytes"),
+        "{}",
+        err.message()
+    );
     assert!(
         c.check_access(check("nils", Action::View, "1001"))
             .await
@@ -816,6 +833,20 @@ async fn bearer_token_is_required_when_configured_but_not_for_health() {
         .await
         .unwrap();
     assert!(ok.into_inner().allowed);
+    // The auth scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    for token in ["bearer s3cret-token", "BEARER s3cret-token"] {
+        let ok = TicketAuthzClient::new(ch.clone())
+            .check_access(with(token))
+            .await
+            .unwrap_or_else(|e| panic!("{token}: {e:?}"));
+        assert!(ok.into_inner().allowed);
+    }
+    let err = TicketAuthzClient::new(ch.clone())
+        .check_access(with("bearer S3CRET-TOKEN"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "missing or wrong bearer token");
     assert_eq!(
         health_status(running.addr, "").await,
         ServingStatus::Serving
@@ -1037,5 +1068,166 @@ async fn per_request_deadlines_are_honoured() {
             .await
             .is_ok()
     );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_list_requests_are_refused_before_any_wait() {
+    let config = ServeConfig {
+        revision_wait: Duration::from_secs(5),
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let too_large = "page_size: 1001 is more than the maximum of 1000";
+    let malformed = "page_token: malformed token";
+    let started = Instant::now();
+    for (page_size, page_token, expected) in [(1001, "", too_large), (0, "not-a-token", malformed)]
+    {
+        let tickets = c
+            .list_visible_tickets(pb::ListVisibleTicketsRequest {
+                user_id: "nils".into(),
+                page_size,
+                page_token: page_token.into(),
+                min_revision: 99,
+                ..Default::default()
+            })
+            .await;
+        let viewers = c
+            .list_ticket_viewers(pb::ListTicketViewersRequest {
+                ticket_id: "1001".into(),
+                page_size,
+                page_token: page_token.into(),
+                min_revision: 99,
+            })
+            .await;
+        for err in [tickets.unwrap_err(), viewers.unwrap_err()] {
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            assert_eq!(err.message(), expected);
+        }
+    }
+    // Four refusals, each well before one revision wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_health_watch_on_the_health_port_does_not_hold_shutdown() {
+    let grace = Duration::from_millis(300);
+    let config = ServeConfig {
+        shutdown_grace: grace,
+        ..ServeConfig::default()
+    };
+    let running = start(config, dataset_loader(demo())).await;
+    wait_serving(running.health_addr).await;
+    let (watcher, stream) = serving_watch(running.health_addr).await;
+    let Running { stop, handle, .. } = running;
+    let started = Instant::now();
+    stop.unwrap().send(()).unwrap();
+    // The watch stays open (held by this test) while the server stops.
+    tokio::time::timeout(grace + Duration::from_secs(3), handle)
+        .await
+        .expect("run returns within the grace period, watch or no watch")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < grace + Duration::from_secs(3));
+    drop((watcher, stream));
+}
+
+/// Serves the demo with `follow` as the follower and a metrics port.
+async fn start_following(follow: server::Follow) -> (Running, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, health_addr) = (listener.local_addr().unwrap(), health.local_addr().unwrap());
+    let metrics_addr = metrics.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listeners = server::Listeners {
+        grpc: listener,
+        health: Some(health),
+        metrics: Some(metrics),
+    };
+    let handle = tokio::spawn(server::run(
+        ServeConfig::default(),
+        listeners,
+        async move {
+            let _ = stopped.await;
+        },
+        dataset_loader(demo()),
+        Some(follow),
+    ));
+    let running = Running {
+        addr,
+        health_addr,
+        stop: Some(stop),
+        handle,
+    };
+    (running, metrics_addr)
+}
+
+/// `ticket_authz_task_failures_total{task="follower"}` as `/metrics` shows it.
+async fn follower_failures(metrics: SocketAddr) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with("ticket_authz_task_failures_total{task=\"follower\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Health leaves SERVING on both names and the failure is counted.
+async fn expect_follower_failure(running: &Running, metrics: SocketAddr) {
+    let started = Instant::now();
+    loop {
+        let main = health_status(running.addr, "").await;
+        let named = health_status(running.health_addr, "ticketauthz.v1.TicketAuthz").await;
+        let failures = follower_failures(metrics).await;
+        if main == ServingStatus::NotServing
+            && named == ServingStatus::NotServing
+            && failures >= 1.0
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "after a failed follower: health {main:?}/{named:?}, {failures} failures counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_follower_turns_health_not_serving_and_is_counted() {
+    let follow: server::Follow = Box::new(|_store, _stop| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            panic!("the follower broke");
+        })
+    });
+    let (running, metrics) = start_following(follow).await;
+    expect_follower_failure(&running, metrics).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_follower_that_returns_early_turns_health_not_serving_and_is_counted() {
+    let follow: server::Follow = Box::new(|_store, _stop| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        })
+    });
+    let (running, metrics) = start_following(follow).await;
+    expect_follower_failure(&running, metrics).await;
     running.stop().await.unwrap();
 }

@@ -563,3 +563,46 @@ async fn metrics_follow_database_changes() {
     pool.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn shed_requests_are_counted_by_rpc() {
+    let served = serve(
+        &["--max-concurrent-requests", "1", "--revision-wait", "800ms"],
+        &[],
+    );
+    let mut slow_client = client(&served.grpc).await;
+    let mut slow = check("nils", VIEW, "1001");
+    slow.min_revision = 9;
+    let slow = tokio::spawn(async move { slow_client.check_access(slow).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let shed = client(&served.grpc)
+        .await
+        .check_access(check("nils", VIEW, "1001"))
+        .await
+        .unwrap_err();
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        shed.message(),
+        "too many requests in progress; retry with backoff"
+    );
+    assert_eq!(
+        slow.await.unwrap().unwrap_err().code(),
+        tonic::Code::Unavailable
+    );
+    let (_, body) = scrape(served.metrics, "/metrics");
+    let shed_total = "ticket_authz_shed_requests_total";
+    assert_eq!(
+        sample(&body, shed_total, &["rpc=\"CheckAccess\""]),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "ticket_authz_rpc_duration_seconds_count",
+            &["rpc=\"CheckAccess\"", "outcome=\"resource_exhausted\""]
+        ),
+        Some(1.0)
+    );
+    served.terminate();
+}

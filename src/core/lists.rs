@@ -37,7 +37,7 @@ pub struct Page {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
-    #[error("page_size: {0} is more than the maximum of 1000")]
+    #[error("page_size: {0} is more than the maximum of {max}", max = MAX_PAGE_SIZE)]
     PageTooLarge(u32),
     #[error("page_token: {0}")]
     BadToken(&'static str),
@@ -429,6 +429,62 @@ fn visible_key(user_id: &str, filter: &TicketFilter) -> u64 {
     ])
 }
 
+/// Where a page starts and how long it is: `page_size` and `page_token`
+/// checked against their query before the snapshot is read, so that a
+/// malformed page request is refused before any wait for a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    limit: usize,
+    key: u64,
+    after: Option<String>,
+}
+
+impl PageCursor {
+    fn new(key: u64, page_size: u32, page_token: &str) -> Result<Self, ListError> {
+        let limit = page_limit(page_size)?;
+        let after = decode_token(page_token, key)?;
+        Ok(Self { limit, key, after })
+    }
+
+    /// A page of `ListVisibleTickets` for this user and filter.
+    pub fn visible(
+        user_id: &str,
+        filter: &TicketFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Self, ListError> {
+        Self::new(visible_key(user_id, filter), page_size, page_token)
+    }
+
+    /// A page of `ListTicketViewers` for this ticket.
+    pub fn viewers(ticket_id: &str, page_size: u32, page_token: &str) -> Result<Self, ListError> {
+        Self::new(query_key(&["viewers", ticket_id]), page_size, page_token)
+    }
+}
+
+/// The page of visible tickets a cursor from [`PageCursor::visible`] (for
+/// the same user and filter) names.
+pub fn visible_tickets_page(
+    snap: &Snapshot,
+    user_id: &str,
+    filter: &TicketFilter,
+    cursor: &PageCursor,
+) -> Page {
+    finish(
+        cursor.key,
+        visible_tickets_after(snap, user_id, filter, cursor.after.as_deref(), cursor.limit),
+    )
+}
+
+/// The page of viewers a cursor from [`PageCursor::viewers`] (for the same
+/// ticket) names.
+pub fn ticket_viewers_page(snap: &Snapshot, ticket_id: &str, cursor: &PageCursor) -> Page {
+    finish(
+        cursor.key,
+        ticket_viewers_after(snap, ticket_id, cursor.after.as_deref(), cursor.limit),
+    )
+}
+
 /// One page of the tickets a user may view (`ListVisibleTickets`).
 pub fn list_visible_tickets(
     snap: &Snapshot,
@@ -437,13 +493,8 @@ pub fn list_visible_tickets(
     page_size: u32,
     page_token: &str,
 ) -> Result<Page, ListError> {
-    let limit = page_limit(page_size)?;
-    let key = visible_key(user_id, filter);
-    let after = decode_token(page_token, key)?;
-    Ok(finish(
-        key,
-        visible_tickets_after(snap, user_id, filter, after.as_deref(), limit),
-    ))
+    let cursor = PageCursor::visible(user_id, filter, page_size, page_token)?;
+    Ok(visible_tickets_page(snap, user_id, filter, &cursor))
 }
 
 /// One page of the users who may view a ticket (`ListTicketViewers`).
@@ -453,13 +504,8 @@ pub fn list_ticket_viewers(
     page_size: u32,
     page_token: &str,
 ) -> Result<Page, ListError> {
-    let limit = page_limit(page_size)?;
-    let key = query_key(&["viewers", ticket_id]);
-    let after = decode_token(page_token, key)?;
-    Ok(finish(
-        key,
-        ticket_viewers_after(snap, ticket_id, after.as_deref(), limit),
-    ))
+    let cursor = PageCursor::viewers(ticket_id, page_size, page_token)?;
+    Ok(ticket_viewers_page(snap, ticket_id, &cursor))
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ pub enum RequestError {
     MissingAction,
     #[error("action: unknown action `{0}`")]
     UnknownAction(String),
-    #[error("{field}: id is {len} bytes long, more than the limit of 128")]
+    #[error("{field}: id is {len} bytes long, more than the limit of {max}", max = MAX_ID_BYTES)]
     IdTooLong { field: &'static str, len: usize },
     #[error("{field}: required by the {action} action")]
     MissingField { field: &'static str, action: Action },

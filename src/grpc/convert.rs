@@ -1,15 +1,14 @@
-//! Conversions between wire messages and domain types, and domain errors to
-//! gRPC statuses.
+//! Conversions between wire messages and domain types, and application
+//! errors to gRPC statuses.
 
 use tonic::Status;
 
 use super::pb;
+use crate::app::{AppError, BatchCheck, CheckOptions, optional_id, required_id};
 use crate::core::{
-    Action, ActionInput, CheckRequest, Decision, ListError, Reason, RequestError, TicketFilter,
-    VisibilityFilter,
+    Action, ActionInput, CheckRequest, Decision, Reason, TicketFilter, VisibilityFilter,
 };
-use crate::model::{MAX_ID_BYTES, Status as TicketStatus};
-use crate::store::StoreError;
+use crate::model::Status as TicketStatus;
 
 /// The wire `Action` number of a domain action: the wire enum lists the
 /// actions in `Action::ALL` order after `ACTION_UNSPECIFIED`.
@@ -89,44 +88,19 @@ pub fn filter_to_pb(f: VisibilityFilter) -> pb::VisibilityFilter {
     }
 }
 
-/// Checks a required id field of a list request.
-pub fn required_id(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{field}: must not be empty"
-        )));
-    }
-    optional_id(field, value)
-}
-
-pub fn optional_id(field: &str, value: &str) -> Result<(), Status> {
-    if value.len() > MAX_ID_BYTES {
-        return Err(Status::invalid_argument(format!(
-            "{field}: id is {} bytes long, more than the limit of 128",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
 impl TryFrom<&pb::ListVisibleTicketsRequest> for TicketFilter {
-    type Error = Status;
+    type Error = AppError;
 
-    fn try_from(m: &pb::ListVisibleTicketsRequest) -> Result<Self, Status> {
+    /// Checks the ids in the contract's order (user, organisation, group)
+    /// before the statuses.
+    fn try_from(m: &pb::ListVisibleTicketsRequest) -> Result<Self, AppError> {
         required_id("user_id", &m.user_id)?;
         optional_id("organisation_id", &m.organisation_id)?;
         optional_id("group_id", &m.group_id)?;
         let statuses = m
             .statuses
             .iter()
-            .map(|s| {
-                TicketStatus::parse(s).ok_or_else(|| {
-                    Status::invalid_argument(format!(
-                        "statuses: unknown status `{s}`, expected one of {}",
-                        TicketStatus::NAMES.join(", ")
-                    ))
-                })
-            })
+            .map(|s| TicketStatus::parse(s).ok_or_else(|| AppError::UnknownStatus(s.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         Ok(TicketFilter {
@@ -137,16 +111,31 @@ impl TryFrom<&pb::ListVisibleTicketsRequest> for TicketFilter {
     }
 }
 
-pub fn request_error(e: RequestError) -> Status {
-    Status::invalid_argument(e.to_string())
+impl BatchCheck for pb::CheckAccessRequest {
+    fn request(&self) -> CheckRequest<'_> {
+        CheckRequest::from(self)
+    }
+
+    fn options(&self) -> CheckOptions {
+        check_options(self)
+    }
 }
 
-pub fn list_error(e: ListError) -> Status {
-    Status::invalid_argument(e.to_string())
+pub fn check_options(m: &pb::CheckAccessRequest) -> CheckOptions {
+    CheckOptions {
+        min_revision: m.min_revision,
+        explain: m.explain,
+    }
 }
 
-pub fn store_error(e: StoreError) -> Status {
-    Status::unavailable(e.to_string())
+/// The status of a refusal: the caller's mistakes are INVALID_ARGUMENT,
+/// data not (yet) there is UNAVAILABLE; the message is the error's.
+pub fn app_status(e: AppError) -> Status {
+    if e.is_invalid() {
+        Status::invalid_argument(e.to_string())
+    } else {
+        Status::unavailable(e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,13 @@
-//! What each RPC leaves behind for SREs: a span (a child of the caller's
-//! W3C `traceparent`, following OpenTelemetry's RPC conventions) and the
-//! latency histogram by RPC and outcome.
+//! How gRPC calls are named and how their statuses end a [`Call`]: the RPC
+//! table with one set of metric handles per RPC, and the status-code label
+//! (a bounded metric label) and fault rule.
 
-use std::time::Instant;
-
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::{Code, Status};
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry::metrics::{RPC_DURATION, SHED};
+use crate::app::{Answer, Call, CallMetrics, Operation, Outcome, StatusCode};
+
+/// The fully qualified service name.
+pub const SERVICE: &str = "ticketauthz.v1.TicketAuthz";
 
 /// The RPCs, with their wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +20,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    pub const ALL: [Rpc; 5] = [
+        Rpc::CheckAccess,
+        Rpc::CheckAccessBatch,
+        Rpc::ListVisibleTickets,
+        Rpc::ListTicketViewers,
+        Rpc::GetVisibilityFilter,
+    ];
+
     pub fn method(self) -> &'static str {
         match self {
             Rpc::CheckAccess => "CheckAccess",
@@ -34,36 +38,49 @@ impl Rpc {
         }
     }
 
-    /// `service/method`, the span name the RPC conventions ask for.
-    fn span_name(self) -> &'static str {
+    /// `/service/method`, the HTTP/2 path of the RPC.
+    pub fn path(self) -> &'static str {
         match self {
-            Rpc::CheckAccess => "ticketauthz.v1.TicketAuthz/CheckAccess",
-            Rpc::CheckAccessBatch => "ticketauthz.v1.TicketAuthz/CheckAccessBatch",
-            Rpc::ListVisibleTickets => "ticketauthz.v1.TicketAuthz/ListVisibleTickets",
-            Rpc::ListTicketViewers => "ticketauthz.v1.TicketAuthz/ListTicketViewers",
-            Rpc::GetVisibilityFilter => "ticketauthz.v1.TicketAuthz/GetVisibilityFilter",
+            Rpc::CheckAccess => "/ticketauthz.v1.TicketAuthz/CheckAccess",
+            Rpc::CheckAccessBatch => "/ticketauthz.v1.TicketAuthz/CheckAccessBatch",
+            Rpc::ListVisibleTickets => "/ticketauthz.v1.TicketAuthz/ListVisibleTickets",
+            Rpc::ListTicketViewers => "/ticketauthz.v1.TicketAuthz/ListTicketViewers",
+            Rpc::GetVisibilityFilter => "/ticketauthz.v1.TicketAuthz/GetVisibilityFilter",
+        }
+    }
+
+    /// The call's names: the span name is `service/method`, as the RPC
+    /// conventions ask.
+    pub fn operation(self) -> Operation {
+        Operation {
+            system: "grpc",
+            service: SERVICE,
+            method: self.method(),
+            span_name: self.path().trim_start_matches('/'),
         }
     }
 }
 
-/// Reads W3C trace context from gRPC metadata (ASCII values only).
-struct Metadata<'a>(&'a MetadataMap);
-
-impl Extractor for Metadata<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|k| match k {
-                KeyRef::Ascii(k) => Some(k.as_str()),
-                KeyRef::Binary(_) => None,
-            })
-            .collect()
-    }
-}
+/// Every gRPC status code.
+const CODES: [Code; 17] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
 
 /// The gRPC status name in snake case: a bounded metric label.
 pub fn code_label(code: Code) -> &'static str {
@@ -88,6 +105,8 @@ pub fn code_label(code: Code) -> &'static str {
     }
 }
 
+/// Codes that are the server's fault, not the caller's: only these mark a
+/// server span as failed.
 fn server_fault(code: Code) -> bool {
     matches!(
         code,
@@ -100,87 +119,40 @@ fn server_fault(code: Code) -> bool {
     )
 }
 
-/// One call in progress.
+/// Each RPC's metric handles (made at first use, then kept).
 #[derive(Debug)]
-pub struct Call {
-    rpc: Rpc,
-    span: Span,
-    started: Instant,
+pub struct Calls([CallMetrics; 5]);
+
+impl Calls {
+    pub fn new() -> Self {
+        let failures = CODES.map(code_label);
+        Self(Rpc::ALL.map(|rpc| CallMetrics::new(rpc.operation(), &failures[1..])))
+    }
+
+    /// Opens a call of `rpc` under the caller's trace context.
+    pub fn start(&self, rpc: Rpc, metadata: &tonic::metadata::MetadataMap) -> Call<'_> {
+        // `Rpc::ALL` lists the variants in declaration order.
+        Call::start(&self.0[rpc as usize], metadata.as_ref())
+    }
 }
 
-impl Call {
-    /// Opens the call's span. The span exists only when a trace exporter
-    /// listens (logs leave the RPC target out), so without one this costs
-    /// a disabled-callsite check.
-    pub fn start(rpc: Rpc, metadata: &MetadataMap) -> Self {
-        let span = tracing::info_span!(
-            target: "ticket_authz::rpc",
-            "rpc",
-            otel.name = rpc.span_name(),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-            rpc.system = "grpc",
-            rpc.service = "ticketauthz.v1.TicketAuthz",
-            rpc.method = rpc.method(),
-            rpc.grpc.status_code = tracing::field::Empty,
-            authz.action = tracing::field::Empty,
-            authz.allowed = tracing::field::Empty,
-            authz.reason = tracing::field::Empty,
-            authz.revision = tracing::field::Empty,
-            authz.checks = tracing::field::Empty,
-            authz.allowed_checks = tracing::field::Empty,
-            authz.results = tracing::field::Empty,
-            authz.user_id = tracing::field::Empty,
-            authz.ticket_id = tracing::field::Empty,
-        );
-        if !span.is_disabled() {
-            let parent = TraceContextPropagator::new().extract(&Metadata(metadata));
-            // Fails only once the span was entered; it has not been.
-            let _ = span.set_parent(parent);
-        }
-        Self {
-            rpc,
-            span,
-            started: Instant::now(),
-        }
+impl Default for Calls {
+    fn default() -> Self {
+        Self::new()
     }
+}
 
-    pub fn span(&self) -> &Span {
-        &self.span
-    }
-
-    /// Counts a request shed for lack of capacity.
-    pub fn shed(&self) {
-        metrics::counter!(SHED, "rpc" => self.rpc.method()).increment(1);
-    }
-
-    /// Closes the call: records its latency under `outcome` (for a success)
-    /// or the status code, and the status on the span.
-    pub fn finish<T>(self, result: &Result<T, Status>, outcome: &'static str) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let code = match result {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        };
-        let label = if code == Code::Ok {
-            outcome
-        } else {
-            code_label(code)
-        };
-        metrics::histogram!(RPC_DURATION, "rpc" => self.rpc.method(), "outcome" => label)
-            .record(elapsed);
-        if !self.span.is_disabled() {
-            self.span.record("rpc.grpc.status_code", code as i64);
-            // The RPC conventions mark a server span as failed only for
-            // codes that are the server's fault, not the caller's.
-            if let Err(status) = result
-                && server_fault(code)
-            {
-                self.span.record("otel.status_code", "ERROR");
-                self.span
-                    .record("otel.status_description", status.message());
-            }
-        }
+/// Closes a call with the status it answered: `answer` for a success.
+pub fn finish<T>(call: Call<'_>, result: &Result<T, Status>, answer: Answer) {
+    match result {
+        Ok(_) => call.finish(Outcome::Answered(answer), StatusCode::Grpc(Code::Ok as i32)),
+        Err(status) => call.finish(
+            Outcome::Failed {
+                label: code_label(status.code()),
+                server_fault: server_fault(status.code()),
+                description: status.message(),
+            },
+            StatusCode::Grpc(status.code() as i32),
+        ),
     }
 }

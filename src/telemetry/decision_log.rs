@@ -78,7 +78,6 @@ struct Inner {
     queue: SyncSender<DecisionRecord>,
     sample: f64,
     dropped: AtomicU64,
-    written: Arc<AtomicU64>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -113,18 +112,15 @@ impl DecisionLog {
             )));
         }
         let (queue, records) = std::sync::mpsc::sync_channel(capacity.max(1));
-        let written = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&written);
         let writer = std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || write_records(records, out, &counter))
+            .spawn(move || write_records(records, out))
             .map_err(|e| TelemetryError::DecisionLog(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 queue,
                 sample,
                 dropped: AtomicU64::new(0),
-                written,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -152,11 +148,6 @@ impl DecisionLog {
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }
-
-    /// Records written so far.
-    pub fn written(&self) -> u64 {
-        self.inner.written.load(Ordering::Relaxed)
-    }
 }
 
 impl Drop for Inner {
@@ -173,11 +164,7 @@ impl Drop for Inner {
     }
 }
 
-fn write_records(
-    records: Receiver<DecisionRecord>,
-    out: Box<dyn Write + Send>,
-    written: &AtomicU64,
-) {
+fn write_records(records: Receiver<DecisionRecord>, out: Box<dyn Write + Send>) {
     let mut out = std::io::BufWriter::new(out);
     let mut failed = false;
     // Flush whenever the queue runs dry, so lines appear promptly without a
@@ -195,7 +182,6 @@ fn write_records(
                 failed = true;
             } else {
                 failed = false;
-                written.fetch_add(1, Ordering::Relaxed);
             }
             next = records.try_recv().ok();
         }

@@ -41,6 +41,9 @@ pub const FULL_RELOADS: &str = "ticket_authz_full_reloads_total";
 pub const HELD_BACK: &str = "ticket_authz_held_back";
 /// Decision-log records dropped because the writer fell behind.
 pub const DECISION_LOG_DROPPED: &str = "ticket_authz_decision_log_dropped_total";
+/// Background tasks (`follower`, `health_server`, `metrics_server`) that
+/// ended before shutdown, by `task`; health is NOT_SERVING after any.
+pub const TASK_FAILURES: &str = "ticket_authz_task_failures_total";
 
 /// Latency buckets from 1 µs: in-process decisions take well under one.
 const FINE_BUCKETS: [f64; 20] = [
@@ -78,6 +81,10 @@ fn describe() {
     describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision-log records dropped because the writer fell behind."
+    );
+    describe_counter!(
+        TASK_FAILURES,
+        "Background tasks that ended before shutdown."
     );
 }
 

@@ -40,11 +40,17 @@ pub enum TelemetryError {
     DecisionLog(String),
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// How logs and traces are set up.
 #[derive(Debug, Clone)]
 pub struct TelemetrySettings {
-    /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// `RUST_LOG`-style directives, such as `info,ticket_authz::db=debug`.
     pub log_filter: String,
     /// Export traces over OTLP/gRPC (the endpoint and the rest come from
@@ -69,11 +75,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are being exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Sends the spans queued so far (tests and shutdown).
     pub fn flush(&self) {
         if let Some(p) = &self.provider
@@ -129,7 +130,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let logs = if settings.log_format == "json" {
+    let logs = if settings.log_format == LogFormat::Json {
         fmt.json().with_filter(filter).boxed()
     } else {
         fmt.with_filter(filter).boxed()

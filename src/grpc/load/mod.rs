@@ -132,11 +132,17 @@ impl LoadArgs {
         if !(0.0..=1.0).contains(&self.paced_fraction) {
             return Err("--paced-fraction: must be between 0 and 1".into());
         }
-        if self.batch_size == 0 || self.batch_size > 1000 {
-            return Err("--batch-size: must be between 1 and 1000".into());
+        if self.batch_size == 0 || self.batch_size > crate::app::MAX_BATCH {
+            return Err(format!(
+                "--batch-size: must be between 1 and {}",
+                crate::app::MAX_BATCH
+            ));
         }
-        if self.page_size > 1000 {
-            return Err("--page-size: must be at most 1000".into());
+        if self.page_size > crate::core::MAX_PAGE_SIZE {
+            return Err(format!(
+                "--page-size: must be at most {}",
+                crate::core::MAX_PAGE_SIZE
+            ));
         }
         if self.server_threads == Some(0) {
             return Err("--server-threads: must be at least 1".into());
@@ -236,7 +242,7 @@ impl InProcess {
         let started = runtime.block_on(async {
             // Inside the runtime: the trace exporter's channel lives on it.
             let telemetry = telemetry::init(&TelemetrySettings {
-                log_format: "text".into(),
+                log_format: telemetry::LogFormat::Text,
                 log_filter: "warn".into(),
                 export_traces: telemetry::otlp_configured(),
             })

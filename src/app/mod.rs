@@ -1,0 +1,368 @@
+//! The application service every transport adapts: checks, batches, lists
+//! and filters from the store's snapshots, with validation before any
+//! wait, `min_revision` waits, the clock, the decision log, span fields and
+//! decision metrics. It takes domain requests and returns domain results or
+//! an [`AppError`]; it knows no wire format.
+
+mod call;
+mod error;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::Counter;
+
+pub use call::{Answer, Call, CallMetrics, Operation, Outcome, StatusCode};
+pub use error::{AppError, optional_id, required_id};
+
+use crate::core::{
+    self, Action, CheckRequest, Context, Decision, Page, PageCursor, TicketFilter, ValidRequest,
+    VisibilityFilter,
+};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::telemetry::decision_log::{DecisionLog, DecisionRecord, LoggedRequest};
+use crate::telemetry::metrics::DECISIONS;
+use crate::time::Timestamp;
+
+/// The most checks one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// How calls are observed beyond spans and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Observe {
+    /// Put user and ticket ids on spans.
+    pub trace_subjects: bool,
+    pub decision_log: Option<DecisionLog>,
+}
+
+/// Per-check options besides the question itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Answer only from this revision or a later one (waiting for it).
+    pub min_revision: u64,
+    /// Collect the explanation.
+    pub explain: bool,
+}
+
+/// One check of a batch, however the transport holds it.
+pub trait BatchCheck {
+    fn request(&self) -> CheckRequest<'_>;
+    fn options(&self) -> CheckOptions;
+}
+
+impl BatchCheck for (CheckRequest<'_>, CheckOptions) {
+    fn request(&self) -> CheckRequest<'_> {
+        self.0
+    }
+
+    fn options(&self) -> CheckOptions {
+        self.1
+    }
+}
+
+/// The page a list call asks for, as the caller sent it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageArgs<'a> {
+    /// 0 asks for the default size.
+    pub size: u32,
+    /// Empty starts at the beginning.
+    pub token: &'a str,
+}
+
+/// A result and the revision it was computed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtRevision<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+/// Decision counters by action and outcome, each made at its first use
+/// (see [`CallMetrics`] for why lazily).
+#[derive(Debug, Default)]
+struct DecisionCounters([[OnceLock<Counter>; 2]; Action::ALL.len()]);
+
+impl DecisionCounters {
+    /// One metric update per distinct pair (a batch of 1000 checks costs
+    /// a dozen updates, not 1000).
+    fn count(&self, decisions: impl IntoIterator<Item = (Action, bool)>) {
+        let mut tally = [[0u64; 2]; Action::ALL.len()];
+        for (action, allowed) in decisions {
+            if let Some(row) = Action::ALL
+                .iter()
+                .position(|a| *a == action)
+                .and_then(|i| tally.get_mut(i))
+            {
+                row[usize::from(allowed)] += 1;
+            }
+        }
+        for ((action, counters), counts) in Action::ALL.iter().zip(&self.0).zip(tally) {
+            for ((outcome, counter), n) in
+                ["denied", "allowed"].into_iter().zip(counters).zip(counts)
+            {
+                if n > 0 {
+                    counter
+                        .get_or_init(|| {
+                            metrics::counter!(DECISIONS, "action" => action.name(), "outcome" => outcome)
+                        })
+                        .increment(n);
+                }
+            }
+        }
+    }
+}
+
+/// The service: cheap to clone, shared by every transport on every port.
+#[derive(Debug, Clone)]
+pub struct Authz {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<Store>,
+    revision_wait: Duration,
+    observe: Observe,
+    decisions: DecisionCounters,
+}
+
+impl Authz {
+    /// `revision_wait` bounds how long a `min_revision` waits.
+    pub fn new(store: Arc<Store>, revision_wait: Duration, observe: Observe) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                revision_wait,
+                observe,
+                decisions: DecisionCounters::default(),
+            }),
+        }
+    }
+
+    /// One access question.
+    pub async fn check(
+        &self,
+        call: &Call<'_>,
+        request: CheckRequest<'_>,
+        options: CheckOptions,
+    ) -> Result<AtRevision<Decision>, AppError> {
+        let valid = request.validate()?;
+        let snap = self.snapshot(options.min_revision).await?;
+        let ctx = Context {
+            now: clock(&snap),
+            explain: options.explain,
+        };
+        let decision = core::decide(&snap, &valid, ctx);
+        self.inner
+            .decisions
+            .count([(valid.action, decision.allowed)]);
+        self.log(call, &request, &valid, &decision, snap.revision());
+        let span = call.span();
+        if !span.is_disabled() {
+            span.record("authz.action", valid.action.name());
+            span.record("authz.allowed", decision.allowed);
+            span.record("authz.reason", decision.reason.name());
+            span.record("authz.revision", snap.revision());
+            if self.inner.observe.trace_subjects {
+                span.record("authz.user_id", valid.user);
+                if let Some(ticket) = valid.ticket {
+                    span.record("authz.ticket_id", ticket);
+                }
+            }
+        }
+        Ok(AtRevision {
+            value: decision,
+            revision: snap.revision(),
+        })
+    }
+
+    /// 1 to [`MAX_BATCH`] questions, all validated before any wait and all
+    /// answered from one snapshot, at the highest `min_revision` asked for
+    /// (`min_revision` here or on any check).
+    pub async fn check_batch<C: BatchCheck>(
+        &self,
+        call: &Call<'_>,
+        checks: &[C],
+        min_revision: u64,
+    ) -> Result<AtRevision<Vec<Decision>>, AppError> {
+        if checks.is_empty() || checks.len() > MAX_BATCH {
+            return Err(AppError::BatchSize(checks.len()));
+        }
+        let mut valid = Vec::with_capacity(checks.len());
+        for (index, check) in checks.iter().enumerate() {
+            let v = check
+                .request()
+                .validate()
+                .map_err(|error| AppError::BatchCheck { index, error })?;
+            valid.push(v);
+        }
+        let min_revision = checks
+            .iter()
+            .map(|c| c.options().min_revision)
+            .fold(min_revision, u64::max);
+        let snap = self.snapshot(min_revision).await?;
+        let now = clock(&snap);
+        let decisions: Vec<Decision> = valid
+            .iter()
+            .zip(checks)
+            .map(|(v, check)| {
+                let ctx = Context {
+                    now,
+                    explain: check.options().explain,
+                };
+                let d = core::decide(&snap, v, ctx);
+                self.log(call, &check.request(), v, &d, snap.revision());
+                d
+            })
+            .collect();
+        self.inner.decisions.count(
+            valid
+                .iter()
+                .zip(&decisions)
+                .map(|(v, d)| (v.action, d.allowed)),
+        );
+        let span = call.span();
+        if !span.is_disabled() {
+            span.record("authz.checks", decisions.len());
+            span.record(
+                "authz.allowed_checks",
+                decisions.iter().filter(|d| d.allowed).count(),
+            );
+            span.record("authz.revision", snap.revision());
+        }
+        Ok(AtRevision {
+            value: decisions,
+            revision: snap.revision(),
+        })
+    }
+
+    /// One page of the tickets `user_id` may view that pass `filter`.
+    /// The user, the filter's ids and the page are checked before any wait.
+    pub async fn list_tickets(
+        &self,
+        call: &Call<'_>,
+        user_id: &str,
+        filter: &TicketFilter,
+        page: PageArgs<'_>,
+        min_revision: u64,
+    ) -> Result<AtRevision<Page>, AppError> {
+        required_id("user_id", user_id)?;
+        optional_id(
+            "organisation_id",
+            filter.organisation.as_deref().unwrap_or(""),
+        )?;
+        optional_id("group_id", filter.group.as_deref().unwrap_or(""))?;
+        let cursor = PageCursor::visible(user_id, filter, page.size, page.token)?;
+        let snap = self.snapshot(min_revision).await?;
+        let page = core::visible_tickets_page(&snap, user_id, filter, &cursor);
+        self.record_list(call, page.ids.len(), snap.revision(), user_id);
+        Ok(AtRevision {
+            value: page,
+            revision: snap.revision(),
+        })
+    }
+
+    /// One page of the users who may view `ticket_id`; the ticket id and
+    /// the page are checked before any wait.
+    pub async fn list_viewers(
+        &self,
+        call: &Call<'_>,
+        ticket_id: &str,
+        page: PageArgs<'_>,
+        min_revision: u64,
+    ) -> Result<AtRevision<Page>, AppError> {
+        required_id("ticket_id", ticket_id)?;
+        let cursor = PageCursor::viewers(ticket_id, page.size, page.token)?;
+        let snap = self.snapshot(min_revision).await?;
+        let page = core::ticket_viewers_page(&snap, ticket_id, &cursor);
+        self.record_list(call, page.ids.len(), snap.revision(), "");
+        if self.inner.observe.trace_subjects && !call.span().is_disabled() {
+            call.span().record("authz.ticket_id", ticket_id);
+        }
+        Ok(AtRevision {
+            value: page,
+            revision: snap.revision(),
+        })
+    }
+
+    /// What `user_id` may view, as a predicate.
+    pub async fn visibility_filter(
+        &self,
+        call: &Call<'_>,
+        user_id: &str,
+        min_revision: u64,
+    ) -> Result<AtRevision<VisibilityFilter>, AppError> {
+        required_id("user_id", user_id)?;
+        let snap = self.snapshot(min_revision).await?;
+        let filter = core::visibility_filter(&snap, user_id);
+        self.record_list(
+            call,
+            filter.organisation_ids.len(),
+            snap.revision(),
+            user_id,
+        );
+        Ok(AtRevision {
+            value: filter,
+            revision: snap.revision(),
+        })
+    }
+
+    /// Logs a decision when the sample draw says so; builds the record only then.
+    fn log(
+        &self,
+        call: &Call<'_>,
+        request: &CheckRequest<'_>,
+        valid: &ValidRequest<'_>,
+        d: &Decision,
+        revision: u64,
+    ) {
+        let Some(log) = &self.inner.observe.decision_log else {
+            return;
+        };
+        if !log.sampled() {
+            return;
+        }
+        log.record(DecisionRecord {
+            time: jiff::Timestamp::now().to_string(),
+            revision,
+            rpc: call.method(),
+            request: LoggedRequest {
+                user_id: request.user.to_owned(),
+                action: valid.action.name(),
+                ticket_id: request.ticket.to_owned(),
+                organisation_id: request.organisation.to_owned(),
+                group_id: request.group.to_owned(),
+                company_id: request.company.to_owned(),
+                flag: request.flag.to_owned(),
+            },
+            allowed: d.allowed,
+            reason: d.reason.name(),
+            warning: d.warning.map(|w| w.name()),
+        });
+    }
+
+    fn record_list(&self, call: &Call<'_>, results: usize, revision: u64, user: &str) {
+        let span = call.span();
+        if span.is_disabled() {
+            return;
+        }
+        span.record("authz.results", results);
+        span.record("authz.revision", revision);
+        if self.inner.observe.trace_subjects && !user.is_empty() {
+            span.record("authz.user_id", user);
+        }
+    }
+
+    async fn snapshot(&self, min_revision: u64) -> Result<Arc<Snapshot>, AppError> {
+        Ok(self
+            .inner
+            .store
+            .at_least(min_revision, self.inner.revision_wait)
+            .await?)
+    }
+}
+
+/// The clock for ticket limits: the data's fixed `now`, else the wall clock.
+fn clock(snap: &Snapshot) -> Timestamp {
+    snap.fixed_now().unwrap_or_else(Timestamp::now)
+}

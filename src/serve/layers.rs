@@ -1,0 +1,366 @@
+//! The layers in front of everything on the main port, whatever the
+//! protocol: caller authentication, then admission (load shedding). gRPC
+//! callers get gRPC statuses; any other request gets HTTP 401 / 429. Health
+//! checks pass both untouched, so probes work without a token and under load.
+
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::{Either, Join, Map, Ready, join, ready};
+use http::{HeaderValue, Request, Response, header};
+use metrics::{Counter, Histogram};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::telemetry::metrics::{RPC_DURATION, SHED};
+
+/// Paths that no layer here touches: the health service.
+const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
+
+/// The `rpc` label of a path no route names.
+const OTHER: &str = "other";
+
+fn exempt<B>(request: &Request<B>) -> bool {
+    request.uri().path().starts_with(EXEMPT_PREFIX)
+}
+
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// An empty HTTP answer with `status`.
+fn http_refusal<R: Default>(status: http::StatusCode) -> Response<R> {
+    let mut response = Response::new(R::default());
+    *response.status_mut() = status;
+    response
+}
+
+/// The credentials of `authorization: Bearer <token>`: the scheme is
+/// matched without regard to case (RFC 9110 §11.1), the token exactly.
+fn bearer_token(value: &HeaderValue) -> Option<&[u8]> {
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' ').as_bytes())
+}
+
+/// Requires `authorization: Bearer <token>` (compared in constant time)
+/// when a token is configured; lets everything through when none is.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    token: Option<Arc<[u8]>>,
+}
+
+impl AuthLayer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self {
+            token: token.map(|t| Arc::from(t.as_bytes())),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth {
+            inner,
+            token: self.token.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    token: Option<Arc<[u8]>>,
+}
+
+impl<S> Auth<S> {
+    fn admits<B>(&self, request: &Request<B>) -> bool {
+        let Some(expected) = &self.token else {
+            return true;
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(bearer_token)
+            .unwrap_or_default();
+        bool::from(presented.ct_eq(expected))
+    }
+}
+
+impl<S, B, R> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    R: Default,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response<R>, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if exempt(&request) || self.admits(&request) {
+            return Either::Right(self.inner.call(request));
+        }
+        let response = if is_grpc(&request) {
+            Status::unauthenticated("missing or wrong bearer token").into_http()
+        } else {
+            let mut response = http_refusal(http::StatusCode::UNAUTHORIZED);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        };
+        Either::Left(ready(Ok(response)))
+    }
+}
+
+/// What is counted when a request of one route is shed: the handles are
+/// made at the first refusal (see [`crate::app::CallMetrics`] for why lazily).
+#[derive(Debug)]
+struct ShedMetrics {
+    path: &'static str,
+    label: &'static str,
+    requests: OnceLock<Counter>,
+    latency: OnceLock<Histogram>,
+}
+
+impl ShedMetrics {
+    fn new(path: &'static str, label: &'static str) -> Self {
+        Self {
+            path,
+            label,
+            requests: OnceLock::new(),
+            latency: OnceLock::new(),
+        }
+    }
+
+    fn record(&self, seconds: f64) {
+        let label = self.label;
+        self.requests
+            .get_or_init(|| metrics::counter!(SHED, "rpc" => label))
+            .increment(1);
+        self.latency
+            .get_or_init(|| metrics::histogram!(RPC_DURATION, "rpc" => label, "outcome" => "resource_exhausted"))
+            .record(seconds);
+    }
+}
+
+/// Bounds the requests in progress; beyond the bound a request is refused
+/// at once (RESOURCE_EXHAUSTED, or 429) instead of queueing.
+#[derive(Debug, Clone)]
+pub struct ShedLayer {
+    permits: Arc<Semaphore>,
+    routes: Arc<[ShedMetrics]>,
+    other: Arc<ShedMetrics>,
+}
+
+impl ShedLayer {
+    /// `routes` are the paths served, each with its bounded `rpc` label;
+    /// any other path is counted as `other`.
+    pub fn new(max_concurrent: usize, routes: &[(&'static str, &'static str)]) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            routes: routes
+                .iter()
+                .map(|(path, label)| ShedMetrics::new(path, label))
+                .collect(),
+            other: Arc::new(ShedMetrics::new("", OTHER)),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    inner: S,
+    layer: ShedLayer,
+}
+
+/// The inner call with the permit held until it completes.
+type Admitted<F, T> = Map<Join<F, Ready<OwnedSemaphorePermit>>, fn((T, OwnedSemaphorePermit)) -> T>;
+
+fn release<T>((result, _permit): (T, OwnedSemaphorePermit)) -> T {
+    result
+}
+
+impl<S, B, R> Service<Request<B>> for Shed<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    R: Default,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Either<
+        Ready<Result<Response<R>, S::Error>>,
+        Either<S::Future, Admitted<S::Future, Result<Response<R>, S::Error>>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if exempt(&request) {
+            return Either::Right(Either::Left(self.inner.call(request)));
+        }
+        let started = Instant::now();
+        if let Ok(permit) = Arc::clone(&self.layer.permits).try_acquire_owned() {
+            let call = join(self.inner.call(request), ready(permit));
+            let release: fn(_) -> _ = release;
+            return Either::Right(Either::Right(futures_util::FutureExt::map(call, release)));
+        }
+        let path = request.uri().path();
+        let metrics = self
+            .layer
+            .routes
+            .iter()
+            .find(|m| m.path == path)
+            .unwrap_or(&self.layer.other);
+        let response = if is_grpc(&request) {
+            Status::resource_exhausted("too many requests in progress; retry with backoff")
+                .into_http()
+        } else {
+            http_refusal(http::StatusCode::TOO_MANY_REQUESTS)
+        };
+        metrics.record(started.elapsed().as_secs_f64());
+        Either::Left(ready(Ok(response)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+    use std::future::poll_fn;
+
+    use super::*;
+
+    /// Answers 200 with an empty body.
+    #[derive(Clone)]
+    struct Ok200;
+
+    impl Service<Request<()>> for Ok200 {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            ready(Ok(Response::new("answered".to_owned())))
+        }
+    }
+
+    async fn send<S: Service<Request<()>, Response = Response<String>, Error = Infallible>>(
+        service: &mut S,
+        request: Request<()>,
+    ) -> Response<String> {
+        poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+        service.call(request).await.unwrap()
+    }
+
+    fn request(path: &str, headers: &[(&'static str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn other_protocols_get_401_with_a_bearer_challenge() {
+        let mut auth = AuthLayer::new(Some("t0ken")).layer(Ok200);
+        let refused = send(&mut auth, request("/v1/evaluation", &[])).await;
+        assert_eq!(refused.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let wrong = send(
+            &mut auth,
+            request("/v1/evaluation", &[("authorization", "Bearer nope")]),
+        )
+        .await;
+        assert_eq!(wrong.status(), http::StatusCode::UNAUTHORIZED);
+        for credentials in ["Bearer t0ken", "bearer t0ken", "BEARER  t0ken"] {
+            let ok = send(
+                &mut auth,
+                request("/v1/evaluation", &[("authorization", credentials)]),
+            )
+            .await;
+            assert_eq!(ok.body(), "answered", "{credentials}");
+        }
+        // gRPC callers get the gRPC status, health passes without a token.
+        let grpc = send(
+            &mut auth,
+            request("/x.Y/Z", &[("content-type", "application/grpc")]),
+        )
+        .await;
+        assert_eq!(grpc.headers()["grpc-status"], "16");
+        let health = send(&mut auth, request("/grpc.health.v1.Health/Check", &[])).await;
+        assert_eq!(health.body(), "answered");
+    }
+
+    /// Never answers, so that its callers hold their permits.
+    #[derive(Clone)]
+    struct Pending;
+
+    impl Service<Request<()>> for Pending {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Pending<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::pending()
+        }
+    }
+
+    #[tokio::test]
+    async fn beyond_the_bound_other_protocols_get_429_and_health_passes() {
+        let layer = ShedLayer::new(1, &[("/a.B/C", "C")]);
+        let mut busy = layer.layer(Pending);
+        poll_fn(|cx| busy.poll_ready(cx)).await.unwrap();
+        let held = busy.call(request("/a.B/C", &[]));
+        let mut shed = layer.layer(Ok200);
+        let refused = send(&mut shed, request("/v1/evaluation", &[])).await;
+        assert_eq!(refused.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        let grpc = send(
+            &mut shed,
+            request("/a.B/C", &[("content-type", "application/grpc+proto")]),
+        )
+        .await;
+        assert_eq!(grpc.headers()["grpc-status"], "8");
+        let health = send(&mut shed, request("/grpc.health.v1.Health/Check", &[])).await;
+        assert_eq!(health.body(), "answered");
+        drop(held);
+        let ok = send(&mut shed, request("/v1/evaluation", &[])).await;
+        assert_eq!(ok.body(), "answered");
+    }
+}

@@ -1,0 +1,310 @@
+//! The composition root: `run` owns the store, builds the application
+//! service and every edge on its ports, and supervises what it spawns (the
+//! first load, the follower, the health and metrics servers) under one
+//! shutdown deadline. `run` takes its listeners and shutdown signal so
+//! tests drive it on `127.0.0.1:0`.
+
+mod layers;
+mod supervise;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::server::HealthReporter;
+
+pub use layers::{Auth, AuthLayer, Shed, ShedLayer};
+pub use supervise::{Health, Stop, Supervisor};
+
+use crate::app::{Authz, Observe};
+use crate::grpc::server::{self as grpc_server, incoming};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::telemetry::{self, DecisionLog};
+
+/// PEM material for TLS, read when the configuration is built.
+#[derive(Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("client_ca", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything `run` needs besides listeners.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub revision_wait: Duration,
+    pub tls: Option<TlsPem>,
+    /// Callers must send `authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    pub max_concurrent_requests: usize,
+    pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight calls, open health watches
+    /// and background tasks before closing them: one deadline for all.
+    pub shutdown_grace: Duration,
+    /// Put user and ticket ids on spans.
+    pub trace_subjects: bool,
+    pub decision_log: Option<DecisionLog>,
+}
+
+/// The ports `run` serves: gRPC, and optionally the plaintext health port
+/// and the Prometheus `/metrics` endpoint.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub health: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only the gRPC port.
+    pub fn grpc(grpc: TcpListener) -> Self {
+        Self {
+            grpc,
+            health: None,
+            metrics: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("revision_wait", &self.revision_wait)
+            .field("tls", &self.tls)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("trace_subjects", &self.trace_subjects)
+            .field("decision_log", &self.decision_log.is_some())
+            .finish()
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            revision_wait: Duration::from_secs(1),
+            tls: None,
+            auth_token: None,
+            max_concurrent_requests: 1024,
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            trace_subjects: false,
+            decision_log: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("loading the data failed: {0}")]
+    Load(String),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("{0}")]
+    Telemetry(#[from] telemetry::TelemetryError),
+}
+
+/// Loads the first snapshot.
+pub type Loader = std::pin::Pin<Box<dyn Future<Output = Result<Snapshot, String>> + Send>>;
+
+/// Keeps the store fresh after the first load, until the receiver turns
+/// true. Returning (or panicking) before that is a failure.
+pub type Follow = Box<
+    dyn FnOnce(
+            Arc<Store>,
+            watch::Receiver<bool>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send,
+>;
+
+/// The first load: publishes, reports SERVING, then starts the follower.
+/// A failed load starts shutdown.
+async fn first_load(
+    load: Loader,
+    follow: Option<Follow>,
+    store: Arc<Store>,
+    health: Arc<Health>,
+    supervisor: Supervisor,
+    stop: Stop,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let snapshot = match load.await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            tracing::error!(error = %e, "loading the data failed; shutting down");
+            stop.trigger();
+            return Err(e);
+        }
+    };
+    let stats = snapshot.stats();
+    let revision = snapshot.revision();
+    store.publish(snapshot);
+    if stop.is_triggered() {
+        return Ok(());
+    }
+    health.serving().await;
+    tracing::info!(
+        revision,
+        users = stats.users,
+        tickets = stats.tickets,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "data loaded; serving"
+    );
+    if let Some(follow) = follow {
+        let following = follow(store, stop.receiver());
+        supervisor.spawn("follower", async move {
+            following.await;
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Serves until `shutdown` completes, then drains in-flight calls for at
+/// most `shutdown_grace`. Health reports NOT_SERVING until `load` has
+/// published the first snapshot, again once shutdown begins, and for good
+/// once a supervised task (follower, health or metrics server) fails.
+pub async fn run(
+    config: ServeConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    load: Loader,
+    follow: Option<Follow>,
+) -> Result<(), ServeError> {
+    let Listeners {
+        grpc: listener,
+        health: health_listener,
+        metrics: metrics_listener,
+    } = listeners;
+    // Installed before anything records or builds a metric handle, so that
+    // no early metric is lost.
+    let metrics_handle = metrics_listener
+        .as_ref()
+        .map(|_| telemetry::metrics::install())
+        .transpose()?;
+    let store = Arc::new(Store::default());
+    let reporter = HealthReporter::new();
+    let health = Arc::new(Health::new(reporter.clone()));
+    health.not_serving().await;
+
+    let stop = Stop::default();
+    let supervisor = Supervisor::new(Arc::clone(&health), stop.clone());
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.trigger();
+        })
+    };
+    let mut loading = tokio::spawn(first_load(
+        load,
+        follow,
+        Arc::clone(&store),
+        Arc::clone(&health),
+        supervisor.clone(),
+        stop.clone(),
+    ));
+    if let Some(l) = health_listener {
+        let service = grpc_server::health(&reporter);
+        let stopped = stop.stopped();
+        supervisor.spawn("health_server", async move {
+            grpc_server::serve_health(service, l, stopped)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    if let (Some(handle), Some(l)) = (metrics_handle, metrics_listener) {
+        let stopped = stop.stopped();
+        supervisor.spawn("metrics_server", async move {
+            telemetry::metrics::serve(handle, l, stopped).await;
+            Ok(())
+        });
+    }
+
+    let app = Authz::new(
+        store,
+        config.revision_wait,
+        Observe {
+            trace_subjects: config.trace_subjects,
+            decision_log: config.decision_log.clone(),
+        },
+    );
+    let routes = grpc_server::routes(
+        app,
+        grpc_server::health(&reporter),
+        config.max_message_bytes,
+    )?;
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let mut tls_config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(tls_config)?;
+    }
+    let on_stop = {
+        let health = Arc::clone(&health);
+        let stopped = stop.stopped();
+        async move {
+            stopped.await;
+            health.not_serving().await;
+            tracing::info!("shutting down: draining in-flight calls");
+        }
+    };
+    // Authentication first, so that unauthenticated callers take no
+    // admission permit; health passes both.
+    let serving = builder
+        .layer(AuthLayer::new(config.auth_token.as_deref()))
+        .layer(ShedLayer::new(
+            config.max_concurrent_requests,
+            &grpc_server::paths(),
+        ))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listener), on_stop);
+    let grace = config.shutdown_grace;
+    let served = tokio::select! {
+        served = serving => served,
+        () = stop.deadline(grace) => {
+            tracing::warn!(?grace, "calls still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    // A server that failed stops everything else too.
+    stop.trigger();
+    supervisor.join(stop.deadline(grace)).await;
+    signal.abort();
+    let loaded = tokio::select! {
+        loaded = &mut loading => loaded.ok(),
+        () = stop.deadline(grace) => {
+            tracing::warn!("the first load still runs after the grace period; abandoning it");
+            loading.abort();
+            None
+        }
+    };
+    served?;
+    match loaded {
+        Some(Err(e)) => Err(ServeError::Load(e)),
+        _ => Ok(()),
+    }
+}
