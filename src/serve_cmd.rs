@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::dataset;
 use crate::db::{self, Database};
-use crate::grpc::server::{self, Listeners, Loader, ServeConfig, TlsPem};
+use crate::serve::{self as server, Listeners, Loader, ServeConfig, TlsPem};
 use crate::snapshot::Snapshot;
 use crate::telemetry::decision_log::Destination;
 use crate::telemetry::{self, DecisionLog, LogFormat, TelemetrySettings};

@@ -23,8 +23,8 @@ use ticket_authz::dataset::{self, Assertion, Expect, OwnedRequest};
 use ticket_authz::grpc::convert::{action_code, reason_code};
 use ticket_authz::grpc::pb;
 use ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient;
-use ticket_authz::grpc::server::{self, Loader, ServeConfig, ServeError, TlsPem};
 use ticket_authz::model::Dataset;
+use ticket_authz::serve::{self as server, Loader, ServeConfig, ServeError, TlsPem};
 use ticket_authz::serve_cmd::dataset_loader;
 
 struct Running {

@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Executor, IntoArguments, Pool, Ty
 
 use super::dialect::fetch_revision;
 use super::{Database, DbError, Dialect};
-use crate::follow::SourceError;
 use crate::flags::{Flag, FlagSet};
+use crate::follow::SourceError;
 use crate::model::{
     Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
     Profile, Status, Ticket, User, UserAccess, UserKind,

@@ -15,9 +15,6 @@ use crate::grpc::pb;
 use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
 use crate::grpc::service::AuthzService;
 
-// The composition root's types, where callers have always found them.
-pub use crate::serve::{Follow, Listeners, Loader, ServeConfig, ServeError, TlsPem, run};
-
 /// The connections a listener accepts, with `TCP_NODELAY` set, as tonic's
 /// own `serve(addr)` does and its `serve_with_incoming` does not. Without it
 /// a response written while the previous one is unacknowledged waits for

@@ -28,7 +28,7 @@ pub use workload::{Kind, Mix, Workload};
 use crate::generate::{Spec, generate};
 use crate::grpc::client::{Client, Credentials, connect};
 use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
-use crate::grpc::server::{self, Follow, Listeners, Loader, ServeConfig};
+use crate::serve::{self, Follow, Listeners, Loader, ServeConfig};
 use crate::snapshot::Snapshot;
 use crate::telemetry::{self, TelemetrySettings};
 
@@ -261,7 +261,7 @@ impl InProcess {
                     health: None,
                     metrics: Some(bind().await?),
                 };
-                tokio::spawn(server::run(
+                tokio::spawn(serve::run(
                     ServeConfig::default(),
                     listeners,
                     until_stopped(stopped.clone()),

@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::InProcess;
 use crate::generate::{Spec, generate};
-use crate::grpc::server::Loader;
+use crate::serve::Loader;
 use crate::snapshot::Snapshot;
 
 /// `/proc/PID/stat` counts CPU in clock ticks of `USER_HZ`, which Linux
