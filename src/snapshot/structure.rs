@@ -7,7 +7,7 @@
 //! is left to a full reload (rare, and cascading through many tables).
 
 use super::{
-    ApplyError, CompanyRow, DomainRow, GroupRow, Idx, NONE, OrgFields, OrgRow, ProfileRow,
+    ApplyError, CompanyRow, DomainRow, GroupRow, Idx, Keyed, NONE, OrgFields, OrgRow, ProfileRow,
     Snapshot, SortedSeq, Table,
 };
 use crate::flags::Flag;
@@ -109,17 +109,12 @@ impl Snapshot {
                 }
             }
             None => {
+                // A new organisation has no relations yet: the vacant row
+                // with its name and setting.
                 self.orgs.push(OrgRow {
-                    id: o.id.as_str().into(),
                     name: o.name.as_str().into(),
                     access: o.access,
-                    domains: Vec::new(),
-                    access_managers: Vec::new(),
-                    partners: Vec::new(),
-                    clients: Vec::new(),
-                    tickets: SortedSeq::default(),
-                    members: SortedSeq::default(),
-                    org_access_members: SortedSeq::default(),
+                    ..OrgRow::vacant(o.id.as_str().into())
                 });
             }
         }
