@@ -717,3 +717,111 @@ async fn a_wide_batch_is_applied_off_the_async_worker() {
     assert_eq!(store.current().unwrap().stats().tickets, 5_000 + 8);
     assert_eq!(store.full_loads(), 0);
 }
+
+/// Breaks the seam's contract: hands out its batch at the served revision
+/// again and again, counting how often it is asked.
+struct NotNewer {
+    asked: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ChangeSource for NotNewer {
+    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+        Err(SourceError::Read("this source does not reload".into()))
+    }
+
+    async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(Batch {
+            revision: after,
+            changes: Vec::new(),
+            reload: None,
+            committed_at: None,
+        }))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A batch that brings nothing newer is ignored until the next wake-up,
+/// not asked for again at once in a loop that never waits.
+#[tokio::test]
+async fn a_batch_that_is_not_newer_does_not_spin_the_follower() {
+    let demo = dataset::load_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
+    )
+    .unwrap();
+    let mut snap = Snapshot::build(&demo.dataset).unwrap();
+    snap.set_revision(1);
+    let store = Arc::new(Store::default());
+    store.publish(snap);
+    let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (stop, stopped) = watch::channel(false);
+    let following = tokio::spawn(follow::follow(
+        NotNewer {
+            asked: Arc::clone(&asked),
+        },
+        Arc::clone(&store),
+        stopped,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(10), following)
+        .await
+        .expect("the follower stopped")
+        .unwrap();
+    // One read per wake-up, every 50 ms: about ten in half a second.
+    let asked = asked.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(asked <= 30, "asked {asked} times in 500 ms");
+    assert_eq!(store.current().unwrap().revision(), 1);
+}
+
+/// A reload that reads data no snapshot may hold (here a CC of a ticket
+/// that does not exist, written with SQLite's foreign keys off) holds it
+/// back, as a failed build does: it is not read again on every wake-up.
+#[tokio::test]
+async fn a_full_load_of_invalid_rows_is_held_back_not_retried() {
+    let url = common::sqlite_database("held-load");
+    let f = following(&url, Notify::Poll).await;
+    let before = f.store.current().unwrap().revision();
+    exec(
+        &f.db,
+        "PRAGMA foreign_keys = OFF; \
+         INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('no-such-ticket', 'fay'); \
+         PRAGMA foreign_keys = ON;",
+    )
+    .await;
+    let revision = f.db.revision().await.unwrap();
+    let started = std::time::Instant::now();
+    while f.store.held_back().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never held back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match f.store.at_least(revision, Duration::from_millis(100)).await {
+        Err(StoreError::HeldBack { cause, .. }) => {
+            assert!(cause.contains("no-such-ticket"), "{cause}")
+        }
+        other => panic!("expected held back, got {other:?}"),
+    }
+    let loads = f.store.full_loads();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.store.full_loads(), loads, "reloaded with nothing new");
+    assert_eq!(f.store.current().unwrap().revision(), before);
+    exec(
+        &f.db,
+        "DELETE FROM ticket_ccs WHERE ticket_id = 'no-such-ticket'",
+    )
+    .await;
+    let fixed = f.db.revision().await.unwrap();
+    let snap = f
+        .store
+        .at_least(fixed, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(snap.revision() >= fixed);
+    assert!(f.store.held_back().is_none());
+}

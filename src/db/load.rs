@@ -358,7 +358,14 @@ impl Database {
     /// that makes no valid snapshot (held back).
     pub async fn snapshot(&self) -> Result<crate::snapshot::Snapshot, SourceError> {
         let read = |e: &dyn std::fmt::Display| SourceError::Read(e.to_string());
-        let loaded = self.load().await.map_err(|e| read(&e))?;
+        let loaded = self.load().await.map_err(|e| match e {
+            // Data the schema let through that no snapshot may hold (a
+            // dangling reference, an unknown value): held back like a
+            // failed build, not retried on every wake-up. The revision is
+            // the batch's that asked for the load.
+            DbError::Invalid(cause) => SourceError::Invalid { revision: 0, cause },
+            e => read(&e),
+        })?;
         let revision = loaded.revision;
         tokio::task::spawn_blocking(move || {
             let mut snap = crate::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| {

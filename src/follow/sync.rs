@@ -140,6 +140,17 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
         let Some(mut batch) = next_batch(source, store, applied).await else {
             return;
         };
+        // A batch that brings nothing newer would be asked for again at
+        // once, forever: a source breaking the seam's contract.
+        if batch.revision <= applied {
+            metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+            tracing::warn!(
+                revision = batch.revision,
+                applied,
+                "the source returned changes that are not newer than the served revision; ignored"
+            );
+            return;
+        }
         let started = Instant::now();
         let changes = batch.changes.len();
         match build_next(source, store, base, &mut batch).await {
