@@ -361,3 +361,83 @@ fn a_detached_ticket_of_unknown_ids_matches_no_rule() {
         }
     }
 }
+
+/// A ticket's facts with another assignee and organisation.
+fn facts<'a>(
+    t: &'a ticket_authz::model::Ticket,
+    assignee: &'a str,
+    organisation: &'a str,
+) -> ticket_authz::snapshot::TicketFacts<'a> {
+    ticket_authz::snapshot::TicketFacts {
+        id: &t.id,
+        created_at: Some(t.created_at),
+        requester: &t.requester,
+        organisation: Some(organisation),
+        group: t.group.as_deref(),
+        assignee: Some(assignee),
+        status: t.status,
+        ccs: &t.ccs,
+        participants: &t.participants,
+    }
+}
+
+/// An id an outside row names that the data does not know is someone, not
+/// no one: a ticket assigned to an unknown user decides every action as a
+/// ticket assigned to a real user who is not the one asking (so grp(IW)'s
+/// "while the ticket has no assignee" does not open editing), and an
+/// unknown organisation as a real one the asker is not in.
+#[test]
+fn an_unknown_assignee_or_organisation_is_someone_else_not_no_one() {
+    let data = dataset(11);
+    let snap = Snapshot::build(&data).unwrap();
+    let ctx = Context::at(Timestamp::from_nanos(0));
+    let lonely_org = "org-nobody-belongs-to";
+    let mut data_with_org = data.clone();
+    data_with_org
+        .organisations
+        .push(ticket_authz::model::Organisation {
+            id: lonely_org.into(),
+            name: "Nobody's".into(),
+            ticket_access: ticket_authz::model::OrgAccess::ViewAll,
+            domains: Vec::new(),
+            access_managers: Vec::new(),
+        });
+    let snap_with_org = Snapshot::build(&data_with_org).unwrap();
+    let mut compared = 0;
+    for t in data.tickets.iter().take(60) {
+        for user in &data.users {
+            // Someone real who is not the asker and in no organisation of
+            // the ticket's: the twin of "unknown".
+            let other = data
+                .users
+                .iter()
+                .map(|u| u.id.as_str())
+                .find(|u| *u != user.id && *u != t.requester)
+                .unwrap();
+            let unknown = snap.detached_ticket(&facts(t, "ghost-user", "ghost-org"));
+            let known = snap_with_org.detached_ticket(&facts(t, other, lonely_org));
+            for action in Action::ALL.into_iter().filter(|a| a.is_ticket_action()) {
+                let req = CheckRequest {
+                    user: &user.id,
+                    action: ActionInput::Known(action),
+                    ticket: &t.id,
+                    group: data.groups[0].id.as_str(),
+                    ..CheckRequest::default()
+                };
+                let valid = req.validate().unwrap();
+                let a = core::decide_with(&snap, &valid, Some(&unknown), ctx);
+                let b = core::decide_with(&snap_with_org, &valid, Some(&known), ctx);
+                assert_eq!(
+                    (a.allowed, a.reason),
+                    (b.allowed, b.reason),
+                    "{} {} on {}",
+                    user.id,
+                    action.name(),
+                    t.id
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 10_000, "compared {compared}");
+}

@@ -2,7 +2,7 @@
 
 use crate::flags::{Flag, FlagSet};
 use crate::model::{OrgAccess, UserAccess, UserKind};
-use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UserRow};
+use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UNKNOWN, UserRow};
 use crate::time::Timestamp;
 
 use super::decision::{Decision, Explain, Reason};
@@ -230,7 +230,7 @@ impl Actor<'_> {
     }
 
     fn explain_org(&self, ticket: &TicketRow, ex: &mut Explain) {
-        if !ex.enabled() || ticket.organisation == NONE {
+        if !ex.enabled() || matches!(ticket.organisation, NONE | UNKNOWN) {
             return;
         }
         explain_membership(self.snap, self.user, ticket.organisation, ex);
@@ -276,12 +276,10 @@ impl Actor<'_> {
             return;
         }
         let snap = self.snap;
-        let who = |idx: Idx| {
-            if idx == NONE {
-                "nobody"
-            } else {
-                snap.users.id(idx)
-            }
+        let who = |idx: Idx| match idx {
+            NONE => "nobody",
+            UNKNOWN => "someone the data does not know",
+            idx => snap.users.id(idx),
         };
         ex.step(|| {
             format!(
@@ -289,10 +287,10 @@ impl Actor<'_> {
                 t.id,
                 who(t.requester),
                 who(t.assignee),
-                if t.organisation == NONE {
-                    "(none)"
-                } else {
-                    snap.orgs.id(t.organisation)
+                match t.organisation {
+                    NONE => "(none)",
+                    UNKNOWN => "(one the data does not know)",
+                    org => snap.orgs.id(org),
                 },
                 group_name(snap, t.group),
             )

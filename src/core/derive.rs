@@ -3,7 +3,7 @@
 
 use crate::flags::{Flag, FlagSet};
 use crate::model::UserKind;
-use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UserRow, Via};
+use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UNKNOWN, UserRow, Via};
 
 use super::decision::Explain;
 
@@ -58,6 +58,7 @@ pub(crate) fn group_name(snap: &Snapshot, group: Idx) -> &str {
     match group {
         ALL => "*",
         NONE => "(no group)",
+        UNKNOWN => "(a group the data does not know)",
         g => snap.groups.id(g),
     }
 }

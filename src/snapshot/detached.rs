@@ -4,7 +4,7 @@
 
 use compact_str::CompactString;
 
-use super::{NONE, Snapshot, TicketPeople, TicketRow};
+use super::{NONE, Snapshot, TicketPeople, TicketRow, UNKNOWN};
 use crate::model::Status;
 use crate::time::Timestamp;
 
@@ -25,11 +25,13 @@ pub struct TicketFacts<'a, S: AsRef<str> = String> {
 
 impl Snapshot {
     /// The row of a ticket this snapshot does not hold. Ids the snapshot
-    /// does not know become `NONE`, which no user, organisation or group
-    /// matches: an unknown requester is nobody's ticket, an unknown
-    /// organisation has no members.
+    /// does not know become [`UNKNOWN`], which equals no handle: an unknown
+    /// requester or assignee is someone, but no user asking; an unknown
+    /// organisation has no members; an unknown group has no grants of its
+    /// own (grants on `*` cover every group, this one too). Unknown CCs and
+    /// participants are left out.
     pub fn detached_ticket<S: AsRef<str>>(&self, t: &TicketFacts<'_, S>) -> TicketRow {
-        let user = |id: &str| self.users.lookup(id).unwrap_or(NONE);
+        let user = |id: &str| self.users.lookup(id).unwrap_or(UNKNOWN);
         let people = |ids: &[S]| -> Vec<_> {
             let mut handles: Vec<_> = ids
                 .iter()
@@ -46,9 +48,10 @@ impl Snapshot {
             requester: user(t.requester),
             organisation: t
                 .organisation
-                .and_then(|o| self.orgs.lookup(o))
-                .unwrap_or(NONE),
-            group: t.group.and_then(|g| self.groups.lookup(g)).unwrap_or(NONE),
+                .map_or(NONE, |o| self.orgs.lookup(o).unwrap_or(UNKNOWN)),
+            group: t
+                .group
+                .map_or(NONE, |g| self.groups.lookup(g).unwrap_or(UNKNOWN)),
             assignee: t.assignee.map_or(NONE, user),
             status: t.status,
             people: (!ccs.is_empty() || !participants.is_empty())

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 
 pub use cow::{Cursor, SeqIter, SortedSeq};
 pub use members::{Membership, Via};
-pub use table::{Idx, Keyed, NONE, Table};
+pub use table::{Idx, Keyed, NONE, Table, UNKNOWN};
 
 use crate::flags::FlagSet;
 use crate::model::{OrgAccess, Status, UserAccess, UserKind};

@@ -16,6 +16,12 @@ pub type Idx = u32;
 /// "No reference" in an `Idx` field (a ticket without a group, say).
 pub const NONE: Idx = u32::MAX;
 
+/// A reference to an id the snapshot does not know, in a row that lives
+/// outside it (a ticket sent inline, say): someone or something is named,
+/// so it is not `NONE` (an unknown assignee is not "unassigned"), and it
+/// equals no handle, so it matches nothing.
+pub const UNKNOWN: Idx = u32::MAX - 2;
+
 /// A row that knows its own id.
 pub trait Keyed: Clone {
     fn key(&self) -> &str;
@@ -312,9 +318,9 @@ impl<R: Keyed> Index<Idx> for Table<R> {
         match self.rows.get(idx as usize) {
             Some(row) => row,
             None => {
-                // The two sentinels (`NONE`, and `ALL` for groups) are the
-                // only handles expected here.
-                debug_assert!(idx >= NONE - 1, "handle {idx} is outside its table");
+                // The sentinels (`NONE`, `UNKNOWN`, and `ALL` for groups)
+                // are the only handles expected here.
+                debug_assert!(idx >= UNKNOWN, "handle {idx} is outside its table");
                 &self.vacant
             }
         }
