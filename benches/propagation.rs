@@ -17,8 +17,8 @@ use ticket_authz::core;
 use ticket_authz::db::{Database, Notify};
 use ticket_authz::generate::{NARROW_USER, Spec, generate};
 use ticket_authz::grpc::client::{Client, Credentials};
-use ticket_authz::grpc::load::{InProcess, Mix, Plan, Workload, clients, drive_until};
 use ticket_authz::grpc::pb;
+use ticket_authz::loadtest::{InProcess, Mix, Plan, Workload, clients, drive_until};
 use ticket_authz::serve_cmd;
 use ticket_authz::snapshot::Snapshot;
 

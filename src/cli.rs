@@ -74,11 +74,11 @@ pub enum Command {
     /// Load a service with concurrent gRPC calls over the generated dataset
     /// and report throughput and latency percentiles, optionally against a
     /// no-op service with the same messages in the same run.
-    Loadtest(Box<crate::grpc::load::LoadArgs>),
+    Loadtest(Box<crate::loadtest::LoadArgs>),
     /// One load target in a process of its own (`loadtest --noop-process`
     /// starts it).
     #[command(hide = true)]
-    LoadtestTarget(crate::grpc::load::TargetArgs),
+    LoadtestTarget(crate::loadtest::TargetArgs),
     /// Write a deterministic synthetic dataset (the benchmark data) as YAML.
     Generate {
         /// Number of tickets; users, organisations and companies scale with it.
@@ -183,8 +183,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => crate::serve_cmd::main(*args),
         Command::Check(args) => crate::grpc::client::main_check(args),
         Command::List(args) => crate::grpc::client::main_list(args),
-        Command::Loadtest(args) => crate::grpc::load::main(*args),
-        Command::LoadtestTarget(args) => match crate::grpc::load::serve_target(&args) {
+        Command::Loadtest(args) => crate::loadtest::main(*args),
+        Command::LoadtestTarget(args) => match crate::loadtest::serve_target(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ticket-authz loadtest-target: {e}");

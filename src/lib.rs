@@ -6,6 +6,11 @@
 //! * [`snapshot`]: the indexed, copy-on-write data of one revision.
 //! * [`dataset`]: the YAML dataset/scenario format and its validation.
 //! * [`model`]: domain entities shared by all of the above.
+//! * [`app`]: the application service every transport calls.
+//! * [`serve`]: the composition root (`run`), the port's layers, supervision.
+//! * [`grpc`]: the gRPC edge; [`loadtest`]: the load generator, a tool.
+//! * [`follow`]: the one loop that keeps the store following a source;
+//!   [`db`]: our SQL schema, one such source.
 
 pub mod app;
 pub mod cli;
@@ -17,6 +22,7 @@ pub mod flags;
 pub mod follow;
 pub mod generate;
 pub mod grpc;
+pub mod loadtest;
 pub mod model;
 pub mod scenario;
 pub mod serve;

@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod convert;
-pub mod load;
 pub mod observe;
 pub mod server;
 pub mod service;

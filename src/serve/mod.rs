@@ -162,6 +162,7 @@ async fn first_load(
     if stop.is_triggered() {
         return Ok(());
     }
+    // Reports nothing if shutdown began meanwhile (see `Health`).
     health.serving().await;
     tracing::info!(
         revision,
@@ -268,7 +269,7 @@ pub async fn run(
         let stopped = stop.stopped();
         async move {
             stopped.await;
-            health.not_serving().await;
+            health.stopping().await;
             tracing::info!("shutting down: draining in-flight calls");
         }
     };

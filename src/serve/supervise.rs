@@ -17,19 +17,26 @@ use tonic_health::server::HealthReporter;
 use crate::grpc::server::SERVICE_NAME;
 use crate::telemetry::metrics::TASK_FAILURES;
 
-/// The health both names report ("" and the service), where a failure is
-/// final: nothing reports SERVING after a supervised task failed.
+/// The health both names report ("" and the service), where a failure and
+/// shutdown are final: nothing reports SERVING after a supervised task
+/// failed or shutdown began, whichever order the reports race in.
 #[derive(Debug)]
 pub struct Health {
     reporter: HealthReporter,
+    /// Held across each decision and its report, so that a SERVING that
+    /// checked the flags before a final NOT_SERVING cannot land after it.
+    reporting: tokio::sync::Mutex<()>,
     failed: AtomicBool,
+    stopping: AtomicBool,
 }
 
 impl Health {
     pub fn new(reporter: HealthReporter) -> Self {
         Self {
             reporter,
+            reporting: tokio::sync::Mutex::new(()),
             failed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -39,20 +46,31 @@ impl Health {
         }
     }
 
-    /// SERVING, unless a task has failed.
+    /// SERVING, unless a task has failed or shutdown has begun.
     pub async fn serving(&self) {
-        if !self.failed.load(Ordering::Acquire) {
+        let _reporting = self.reporting.lock().await;
+        if !self.failed.load(Ordering::Acquire) && !self.stopping.load(Ordering::Acquire) {
             self.report(ServingStatus::Serving).await;
         }
     }
 
+    /// NOT_SERVING for now (before the first load).
     pub async fn not_serving(&self) {
+        let _reporting = self.reporting.lock().await;
+        self.report(ServingStatus::NotServing).await;
+    }
+
+    /// NOT_SERVING for good: shutdown has begun.
+    pub async fn stopping(&self) {
+        let _reporting = self.reporting.lock().await;
+        self.stopping.store(true, Ordering::Release);
         self.report(ServingStatus::NotServing).await;
     }
 
     async fn fail(&self) {
+        let _reporting = self.reporting.lock().await;
         self.failed.store(true, Ordering::Release);
-        self.not_serving().await;
+        self.report(ServingStatus::NotServing).await;
     }
 }
 

@@ -250,12 +250,6 @@ impl<R: Keyed> Table<R> {
         self.live == 0
     }
 
-    /// Handles handed out so far, removed rows included: the bound for
-    /// arrays indexed by handle.
-    pub fn slots(&self) -> usize {
-        self.rows.len()
-    }
-
     pub fn lookup(&self, id: &str) -> Option<Idx> {
         let (shard, tag) = self.index.locate(id);
         let rows = &self.rows;
@@ -377,7 +371,6 @@ mod tests {
         let base = table.clone();
         let gone = table.remove("t3").unwrap();
         assert_eq!(table.len(), 9);
-        assert_eq!(table.slots(), 10);
         assert!(
             table[gone].owned.is_empty(),
             "the removed row keeps its data"
