@@ -179,6 +179,18 @@ fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
         .unwrap();
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["ids"], serde_json::json!(["1003"]));
+    // Connection flags after the subcommand work as well as before it.
+    let out = bin()
+        .args(["list", "tickets", "--server", &server, "--user", "carla"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["ids"], serde_json::json!(["1003"]));
     let out = bin()
         .args([
             "list",

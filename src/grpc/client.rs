@@ -15,11 +15,16 @@ use crate::grpc::convert::{action_code, reason_of};
 use crate::grpc::pb;
 use crate::grpc::pb::ticket_authz_client::TicketAuthzClient;
 
+/// Where the service is and how to reach it. Every flag is global, so that
+/// `list --server URL tickets …` and `list tickets --server URL …` both
+/// work: users put connection flags after the subcommand as often as
+/// before it.
 #[derive(Debug, Args)]
 pub struct Connection {
     /// The service's address (`https://` for TLS).
     #[arg(
         long,
+        global = true,
         env = "TICKET_AUTHZ_SERVER",
         default_value = "http://127.0.0.1:50051"
     )]
@@ -32,16 +37,26 @@ pub struct Connection {
 #[derive(Debug, Default, Args)]
 pub struct Credentials {
     /// File holding the bearer token to send.
-    #[arg(long, env = "TICKET_AUTHZ_TOKEN_FILE")]
+    #[arg(long, global = true, env = "TICKET_AUTHZ_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) to trust for `https://` servers.
-    #[arg(long, env = "TICKET_AUTHZ_CA_CERT")]
+    #[arg(long, global = true, env = "TICKET_AUTHZ_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Client certificate (PEM), for mutual TLS.
-    #[arg(long, env = "TICKET_AUTHZ_CLIENT_CERT", requires = "client_key")]
+    #[arg(
+        long,
+        global = true,
+        env = "TICKET_AUTHZ_CLIENT_CERT",
+        requires = "client_key"
+    )]
     pub client_cert: Option<PathBuf>,
     /// Client private key (PEM), for mutual TLS.
-    #[arg(long, env = "TICKET_AUTHZ_CLIENT_KEY", requires = "client_cert")]
+    #[arg(
+        long,
+        global = true,
+        env = "TICKET_AUTHZ_CLIENT_KEY",
+        requires = "client_cert"
+    )]
     pub client_key: Option<PathBuf>,
 }
 
