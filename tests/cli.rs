@@ -173,24 +173,20 @@ fn a_served_dataset_answers_check_and_list_and_stops_on_sigterm() {
     assert_eq!(answer["warning"], serde_json::Value::Null);
     assert_eq!(answer["revision"], 1);
 
-    let out = bin()
-        .args(["list", "--server", &server, "tickets", "--user", "carla"])
-        .output()
-        .unwrap();
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["ids"], serde_json::json!(["1003"]));
     // Connection flags after the subcommand work as well as before it.
-    let out = bin()
-        .args(["list", "tickets", "--server", &server, "--user", "carla"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["ids"], serde_json::json!(["1003"]));
+    for args in [
+        ["list", "--server", &server, "tickets", "--user", "carla"],
+        ["list", "tickets", "--server", &server, "--user", "carla"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["ids"], serde_json::json!(["1003"]), "{args:?}");
+    }
     let out = bin()
         .args([
             "list",

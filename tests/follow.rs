@@ -355,6 +355,34 @@ async fn a_killed_listener_recovers_and_catches_up() {
     }
 }
 
+/// Waits until `revision` is held back, then checks that it stays held
+/// back while the follower keeps waking (every 50 ms here) without reading
+/// the whole database again, as nothing newer is committed; returns the
+/// cause requests are told.
+async fn held_back_without_reloading(f: &Following, revision: u64, what: &str) -> String {
+    let started = std::time::Instant::now();
+    while f.store.held_back().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: never held back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cause = match f.store.at_least(revision, Duration::from_millis(100)).await {
+        Err(StoreError::HeldBack { cause, .. }) => cause,
+        other => panic!("{what}: expected held back, got {other:?}"),
+    };
+    let loads = f.store.full_loads();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        f.store.full_loads(),
+        loads,
+        "{what}: held-back data reloaded in full on a wake-up with nothing new"
+    );
+    assert!(f.store.held_back().is_some(), "{what}");
+    cause
+}
+
 #[tokio::test]
 async fn invalid_data_is_held_back_then_applied_once_fixed() {
     for (url, notify) in backends("held").await {
@@ -368,33 +396,8 @@ async fn invalid_data_is_held_back_then_applied_once_fixed() {
         .await;
         let revision = f.db.revision().await.unwrap();
         let err = f.store.at_least(revision, Duration::from_secs(10)).await;
-        let started = std::time::Instant::now();
-        loop {
-            if f.store.held_back().is_some() {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{url}: never held back ({err:?})"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        match f.store.at_least(revision, Duration::from_millis(100)).await {
-            Err(StoreError::HeldBack { cause, .. }) => {
-                assert!(cause.contains("parent cycle"), "{url}: {cause}")
-            }
-            other => panic!("{url}: expected held back, got {other:?}"),
-        }
-        // Held back, the follower keeps waking (every 50 ms here) but reads
-        // the whole database again only once a newer revision is committed.
-        let loads = f.store.full_loads();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(
-            f.store.full_loads(),
-            loads,
-            "{url}: held-back data reloaded in full on a wake-up with nothing new"
-        );
-        assert!(f.store.held_back().is_some(), "{url}");
+        let cause = held_back_without_reloading(&f, revision, &format!("{url} ({err:?})")).await;
+        assert!(cause.contains("parent cycle"), "{url}: {cause}");
         // Still answering from the last valid revision.
         assert_eq!(f.store.current().unwrap().revision(), before);
         assert_eq!(
@@ -793,23 +796,8 @@ async fn a_full_load_of_invalid_rows_is_held_back_not_retried() {
     )
     .await;
     let revision = f.db.revision().await.unwrap();
-    let started = std::time::Instant::now();
-    while f.store.held_back().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never held back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    match f.store.at_least(revision, Duration::from_millis(100)).await {
-        Err(StoreError::HeldBack { cause, .. }) => {
-            assert!(cause.contains("no-such-ticket"), "{cause}")
-        }
-        other => panic!("expected held back, got {other:?}"),
-    }
-    let loads = f.store.full_loads();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(f.store.full_loads(), loads, "reloaded with nothing new");
+    let cause = held_back_without_reloading(&f, revision, &url).await;
+    assert!(cause.contains("no-such-ticket"), "{cause}");
     assert_eq!(f.store.current().unwrap().revision(), before);
     exec(
         &f.db,

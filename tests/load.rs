@@ -21,24 +21,30 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// One round of a second against the no-op, on small generated data.
+const SHORT_COMPARISON: &[&str] = &[
+    "--tickets",
+    "2000",
+    "--concurrency",
+    "8",
+    "--duration",
+    "1s",
+    "--warmup",
+    "200ms",
+    "--compare-noop",
+    "--rounds",
+    "1",
+];
+
 #[test]
 fn loadtest_compares_the_service_with_the_noop_service() {
-    let out = loadtest(&[
-        "--tickets",
-        "2000",
-        "--concurrency",
-        "8",
-        "--duration",
-        "1s",
-        "--warmup",
-        "200ms",
-        "--compare-noop",
-        "--rounds",
-        "1",
-        "--mix",
-        "check=2,batch=1,list=1",
-        "--json",
-    ]);
+    let out = loadtest(
+        &[
+            SHORT_COMPARISON,
+            &["--mix", "check=2,batch=1,list=1", "--json"],
+        ]
+        .concat(),
+    );
     let doc = json_of(&out);
     let runs = doc["runs"].as_array().unwrap();
     let phases: Vec<(&str, &str)> = runs
@@ -169,23 +175,13 @@ fn loadtest_loads_a_served_dataset_with_its_token() {
 /// of its own, apart from the load generator, each with its CPU per request.
 #[test]
 fn loadtest_puts_each_target_in_its_own_process_and_reports_their_cpu() {
-    let doc = json_of(&loadtest(&[
-        "--tickets",
-        "2000",
-        "--concurrency",
-        "8",
-        "--duration",
-        "1s",
-        "--warmup",
-        "200ms",
-        "--compare-noop",
-        "--noop-process",
-        "--rounds",
-        "1",
-        "--paced-fraction",
-        "0",
-        "--json",
-    ]));
+    let doc = json_of(&loadtest(
+        &[
+            SHORT_COMPARISON,
+            &["--noop-process", "--paced-fraction", "0", "--json"],
+        ]
+        .concat(),
+    ));
     let runs = doc["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{doc}");
     for run in runs {

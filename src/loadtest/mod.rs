@@ -462,6 +462,37 @@ struct Loaded<'a> {
     pid: Option<u32>,
 }
 
+/// One phase (paced when the plan has a rate, else closed loop): `rounds`
+/// rounds over `targets` in their order, each run reported as it ends.
+async fn phase_runs(
+    targets: &[(Target, &Loaded<'_>)],
+    rounds: usize,
+    workload: &Arc<Workload>,
+    plan: &Plan,
+    runs: &mut Vec<Run>,
+    report: &mut impl FnMut(&Run),
+) {
+    let phase = if plan.rate.is_some() {
+        "paced"
+    } else {
+        "closed"
+    };
+    for _ in 0..rounds {
+        for (target, loaded) in targets {
+            let outcome =
+                drive_measuring(loaded.clients, Arc::clone(workload), plan, loaded.pid).await;
+            let run = Run {
+                target: *target,
+                phase,
+                rate: plan.rate,
+                outcome,
+            };
+            report(&run);
+            runs.push(run);
+        }
+    }
+}
+
 async fn drive_all(
     args: &LoadArgs,
     mix: Mix,
@@ -471,38 +502,17 @@ async fn drive_all(
     report: &mut impl FnMut(&Run),
 ) -> Vec<Run> {
     let mut runs = Vec::new();
-    let phase = if args.rate.is_some() {
-        "paced"
-    } else {
-        "closed"
-    };
     let rounds = if noop.is_some() { args.rounds } else { 1 };
+    // The no-op first in each round, so drift over time (other load on the
+    // machine, warm caches) falls on both targets alike.
+    let targets: Vec<(Target, &Loaded<'_>)> = noop
+        .iter()
+        .map(|n| (Target::Noop, n))
+        .chain([(Target::Service, &service)])
+        .collect();
     let plan = args.plan(mix, args.rate);
-    for _ in 0..rounds {
-        // The no-op first in each round, so drift over time (other load on
-        // the machine, warm caches) falls on both targets alike.
-        if let Some(noop) = &noop {
-            let outcome =
-                drive_measuring(noop.clients, Arc::clone(&workload), &plan, noop.pid).await;
-            runs.push(Run {
-                target: Target::Noop,
-                phase,
-                rate: args.rate,
-                outcome,
-            });
-            report(&runs[runs.len() - 1]);
-        }
-        let outcome =
-            drive_measuring(service.clients, Arc::clone(&workload), &plan, service.pid).await;
-        runs.push(Run {
-            target: Target::Service,
-            phase,
-            rate: args.rate,
-            outcome,
-        });
-        report(&runs[runs.len() - 1]);
-    }
-    if let (Some(noop), None, true) = (&noop, args.rate, args.paced_fraction > 0.0) {
+    phase_runs(&targets, rounds, &workload, &plan, &mut runs, report).await;
+    if let (Some(_), None, true) = (&noop, args.rate, args.paced_fraction > 0.0) {
         let measured: Vec<Outcome> = runs
             .iter()
             .filter(|r| r.target == Target::Service)
@@ -511,20 +521,7 @@ async fn drive_all(
         let rate = Outcome::combine(&measured).throughput() * args.paced_fraction;
         if rate > 0.0 {
             let plan = args.plan(mix, Some(rate));
-            for _ in 0..rounds {
-                for (target, loaded) in [(Target::Noop, noop), (Target::Service, &service)] {
-                    let outcome =
-                        drive_measuring(loaded.clients, Arc::clone(&workload), &plan, loaded.pid)
-                            .await;
-                    runs.push(Run {
-                        target,
-                        phase: "paced",
-                        rate: Some(rate),
-                        outcome,
-                    });
-                    report(&runs[runs.len() - 1]);
-                }
-            }
+            phase_runs(&targets, rounds, &workload, &plan, &mut runs, report).await;
         }
     }
     runs
