@@ -383,6 +383,20 @@ async fn held_back_without_reloading(f: &Following, revision: u64, what: &str) -
     cause
 }
 
+/// Commits `fix` and checks that its revision is served and the hold-back
+/// is over.
+async fn fixed_by(f: &Following, fix: &str, what: &str) {
+    exec(&f.db, fix).await;
+    let fixed = f.db.revision().await.unwrap();
+    let snap = f
+        .store
+        .at_least(fixed, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(snap.revision() >= fixed, "{what}");
+    assert!(f.store.held_back().is_none(), "{what}");
+}
+
 #[tokio::test]
 async fn invalid_data_is_held_back_then_applied_once_fixed() {
     for (url, notify) in backends("held").await {
@@ -404,19 +418,12 @@ async fn invalid_data_is_held_back_then_applied_once_fixed() {
             view(&f.store, 0, "nils", "1001").await,
             (true, Reason::Organisation)
         );
-        exec(
-            &f.db,
+        fixed_by(
+            &f,
             "UPDATE groups SET parent_id = NULL WHERE id = 'service-desk'",
+            &url,
         )
         .await;
-        let fixed = f.db.revision().await.unwrap();
-        let snap = f
-            .store
-            .at_least(fixed, Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert!(snap.revision() >= fixed);
-        assert!(f.store.held_back().is_none(), "{url}");
     }
 }
 
@@ -799,17 +806,10 @@ async fn a_full_load_of_invalid_rows_is_held_back_not_retried() {
     let cause = held_back_without_reloading(&f, revision, &url).await;
     assert!(cause.contains("no-such-ticket"), "{cause}");
     assert_eq!(f.store.current().unwrap().revision(), before);
-    exec(
-        &f.db,
+    fixed_by(
+        &f,
         "DELETE FROM ticket_ccs WHERE ticket_id = 'no-such-ticket'",
+        &url,
     )
     .await;
-    let fixed = f.db.revision().await.unwrap();
-    let snap = f
-        .store
-        .at_least(fixed, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert!(snap.revision() >= fixed);
-    assert!(f.store.held_back().is_none());
 }
