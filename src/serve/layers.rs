@@ -3,6 +3,7 @@
 //! callers get gRPC statuses; any other request gets HTTP 401 / 429. Health
 //! checks pass both untouched, so probes work without a token and under load.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -11,7 +12,6 @@ use futures_util::future::{Either, Join, Map, Ready, join, ready};
 use http::{HeaderValue, Request, Response, header};
 use metrics::{Counter, Histogram};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tower::{Layer, Service};
 
@@ -158,13 +158,23 @@ impl ShedMetrics {
     }
 }
 
+/// What every clone of the layer shares: one allocation, so a request
+/// clones one `Arc`, and a count of requests in progress that admission
+/// and release each change with one atomic operation (a semaphore would
+/// take its waiters' lock on every release, though nothing ever waits).
+#[derive(Debug)]
+pub struct ShedState {
+    in_progress: AtomicUsize,
+    limit: usize,
+    routes: Box<[ShedMetrics]>,
+    other: ShedMetrics,
+}
+
 /// Bounds the requests in progress; beyond the bound a request is refused
 /// at once (RESOURCE_EXHAUSTED, or 429) instead of queueing.
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
-    permits: Arc<Semaphore>,
-    routes: Arc<[ShedMetrics]>,
-    other: Arc<ShedMetrics>,
+    state: Arc<ShedState>,
 }
 
 impl ShedLayer {
@@ -172,13 +182,35 @@ impl ShedLayer {
     /// any other path is counted as `other`.
     pub fn new(max_concurrent: usize, routes: &[(&'static str, &'static str)]) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            routes: routes
-                .iter()
-                .map(|(path, label)| ShedMetrics::new(path, label))
-                .collect(),
-            other: Arc::new(ShedMetrics::new("", OTHER)),
+            state: Arc::new(ShedState {
+                in_progress: AtomicUsize::new(0),
+                limit: max_concurrent.max(1),
+                routes: routes
+                    .iter()
+                    .map(|(path, label)| ShedMetrics::new(path, label))
+                    .collect(),
+                other: ShedMetrics::new("", OTHER),
+            }),
         }
+    }
+
+    /// A place among the requests in progress, if one is free.
+    fn admit(&self) -> Option<Admitted> {
+        let before = self.state.in_progress.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(Arc::clone(&self.state));
+        // Over the bound: dropping the place gives it back.
+        (before < self.state.limit).then_some(admitted)
+    }
+}
+
+/// One request's place among those in progress, given back on drop
+/// (public only because it is part of [`Shed`]'s future type).
+#[derive(Debug)]
+pub struct Admitted(Arc<ShedState>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -199,10 +231,10 @@ pub struct Shed<S> {
     layer: ShedLayer,
 }
 
-/// The inner call with the permit held until it completes.
-type Admitted<F, T> = Map<Join<F, Ready<OwnedSemaphorePermit>>, fn((T, OwnedSemaphorePermit)) -> T>;
+/// The inner call with its place held until it completes.
+type Held<F, T> = Map<Join<F, Ready<Admitted>>, fn((T, Admitted)) -> T>;
 
-fn release<T>((result, _permit): (T, OwnedSemaphorePermit)) -> T {
+fn release<T>((result, _place): (T, Admitted)) -> T {
     result
 }
 
@@ -215,7 +247,7 @@ where
     type Error = S::Error;
     type Future = Either<
         Ready<Result<Response<R>, S::Error>>,
-        Either<S::Future, Admitted<S::Future, Result<Response<R>, S::Error>>>,
+        Either<S::Future, Held<S::Future, Result<Response<R>, S::Error>>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -226,19 +258,21 @@ where
         if exempt(&request) {
             return Either::Right(Either::Left(self.inner.call(request)));
         }
-        let started = Instant::now();
-        if let Ok(permit) = Arc::clone(&self.layer.permits).try_acquire_owned() {
-            let call = join(self.inner.call(request), ready(permit));
+        if let Some(place) = self.layer.admit() {
+            let call = join(self.inner.call(request), ready(place));
             let release: fn(_) -> _ = release;
             return Either::Right(Either::Right(futures_util::FutureExt::map(call, release)));
         }
+        // Timed only when refused: an admitted call's latency is the
+        // route's own to record.
+        let started = Instant::now();
+        let state = &self.layer.state;
         let path = request.uri().path();
-        let metrics = self
-            .layer
+        let metrics = state
             .routes
             .iter()
             .find(|m| m.path == path)
-            .unwrap_or(&self.layer.other);
+            .unwrap_or(&state.other);
         let response = if is_grpc(&request) {
             Status::resource_exhausted("too many requests in progress; retry with backoff")
                 .into_http()
