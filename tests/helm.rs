@@ -1479,11 +1479,21 @@ fn every_metric_in_the_dashboard_and_the_rules_is_served() {
     let missing: Vec<&String> = wanted
         .iter()
         .filter(|name| {
-            let family = ["_bucket", "_sum", "_count"]
+            // A histogram's samples carry suffixes its family lacks; so
+            // may a counter's `_total`, as OpenMetrics writes its family.
+            let suffixed = [
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+                ("_sum", "summary"),
+                ("_count", "summary"),
+                ("_total", "counter"),
+            ];
+            let family = suffixed
                 .iter()
-                .find_map(|suffix| {
+                .find_map(|(suffix, kind)| {
                     let base = name.strip_suffix(suffix)?;
-                    matches!(families.get(base), Some(&"histogram" | &"summary")).then_some(base)
+                    (families.get(base) == Some(kind)).then_some(base)
                 })
                 .unwrap_or(name);
             !families.contains_key(family) || !samples.contains(name.as_str())
