@@ -1101,6 +1101,23 @@ fn dashboard_config_map_carries_a_valid_dashboard_when_enabled() {
         ids.len(),
         "panel ids repeat: {ids:?}"
     );
+    // Laid out on Grafana's 24-column grid without overlaps (Grafana would
+    // otherwise move panels about on load).
+    let cells: Vec<[u64; 4]> = panels
+        .iter()
+        .map(|p| ["x", "y", "w", "h"].map(|k| p["gridPos"][k].as_u64().unwrap()))
+        .collect();
+    for (i, [x, y, w, h]) in cells.iter().enumerate() {
+        assert!(
+            x + w <= 24 && *w > 0 && *h > 0,
+            "panel {}: {cells:?}",
+            ids[i]
+        );
+        for [x2, y2, w2, h2] in &cells[i + 1..] {
+            let apart = x + w <= *x2 || x2 + w2 <= *x || y + h <= *y2 || y2 + h2 <= *y;
+            assert!(apart, "panel {} overlaps another: {cells:?}", ids[i]);
+        }
+    }
     let mut titles = BTreeSet::new();
     for panel in panels.iter().filter(|p| p["type"] != "row") {
         let title = panel["title"].as_str().unwrap();
