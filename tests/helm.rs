@@ -2,9 +2,14 @@
 //! real `helm` and `kubernetes-validate`: lint, render the default values and
 //! every `ci/*.yaml`, validate every object, and check what the validator
 //! cannot (probes, Secret references, budgets, the ServiceMonitor, security
-//! settings, refusals). Without the tools each test says it skipped; under
-//! `CI=true` a missing tool fails it.
+//! settings, refusals). The Grafana dashboard and the PrometheusRule are
+//! checked too: the rules by the real `promtool check rules`, and every
+//! metric either uses against a real `/metrics` scrape of the binary.
+//! Without the tools each test says it skipped; under `CI=true` a missing
+//! tool fails it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -965,4 +970,554 @@ fn sidecar_example_renders_a_pod_with_both_containers() {
     // Including the sidecar while the subchart would render its own Deployment is refused.
     let error = charts.template_error(&charts.example, &["--set", "ticket-authz.mode=deployment"]);
     assert!(error.contains("ticket-authz.mode=sidecar"), "{error}");
+}
+
+/// The ConfigMap carrying the Grafana dashboard in a render, if any.
+fn dashboard_map(render: &Render) -> Option<&Value> {
+    render
+        .of_kind("ConfigMap")
+        .into_iter()
+        .find(|m| m["data"].get("ticket-authz.json").is_some())
+}
+
+/// The chart's dashboard file, parsed.
+fn dashboard_file() -> Value {
+    let path = chart_dir().join("dashboards/ticket-authz.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every panel of a dashboard, rows' nested panels included.
+fn all_panels(dashboard: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        out.push(panel);
+        if let Some(nested) = panel["panels"].as_array() {
+            out.extend(nested);
+        }
+    }
+    out
+}
+
+/// Every PromQL expression of a dashboard: its panels' targets and its
+/// query variables.
+fn dashboard_exprs(dashboard: &Value) -> Vec<String> {
+    let targets = all_panels(dashboard)
+        .into_iter()
+        .filter_map(|p| p["targets"].as_array())
+        .flatten()
+        .map(|t| t["expr"].as_str().unwrap().to_owned());
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["type"] == "query")
+        .map(|v| v["query"]["query"].as_str().unwrap().to_owned());
+    targets.chain(variables).collect()
+}
+
+fn rules_of(rule: &Value) -> Vec<&Value> {
+    rule["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect()
+}
+
+/// Every identifier starting with `ticket_authz_` in a PromQL expression.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("ticket_authz_") {
+        let starts_word = rest[..at].chars().next_back().is_none_or(|c| !is_ident(c));
+        let len = rest[at..].find(|c| !is_ident(c)).unwrap_or(rest.len() - at);
+        if starts_word {
+            names.insert(rest[at..at + len].to_owned());
+        }
+        rest = &rest[at + len..];
+    }
+    names
+}
+
+/// An optional object that only the renders of `all-options-values.yaml`
+/// (the sentinel render uses it too) turn on.
+fn off_unless_all_options(charts: &Charts, value: &str, present: impl Fn(&Render) -> bool) {
+    for render in &charts.renders {
+        let all_options =
+            ["all-options-values", "sentinel-secrets"].contains(&render.name.as_str());
+        assert_eq!(
+            present(render),
+            all_options,
+            "{}: rendered exactly when {value}",
+            render.name
+        );
+    }
+}
+
+#[test]
+fn dashboard_config_map_carries_a_valid_dashboard_when_enabled() {
+    let Some(charts) = charts("dashboard_config_map_carries_a_valid_dashboard_when_enabled") else {
+        return;
+    };
+    off_unless_all_options(charts, "metrics.grafanaDashboard.enabled", |r| {
+        dashboard_map(r).is_some()
+    });
+    let map = dashboard_map(charts.render("all-options-values")).unwrap();
+    let meta = &map["metadata"];
+    assert_eq!(meta["labels"]["grafana_dashboard"], "1");
+    assert_eq!(meta["labels"]["example.com/team"], "platform");
+    assert_eq!(meta["annotations"]["grafana_folder"], "Authorization");
+    assert_eq!(meta["namespace"], "monitoring");
+
+    let text = map["data"]["ticket-authz.json"].as_str().unwrap();
+    let dashboard: Value = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("the dashboard in the ConfigMap is not JSON: {e}"));
+    assert_eq!(dashboard, dashboard_file(), "the ConfigMap alters the file");
+    assert!(dashboard["schemaVersion"].as_u64().unwrap() > 0);
+    assert!(!dashboard["uid"].as_str().unwrap().is_empty());
+
+    // A data source variable of type prometheus, and namespace/job/pod
+    // variables that every query is filtered by.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no ${name} variable"))
+    };
+    assert_eq!(variable("datasource")["type"], "datasource");
+    assert_eq!(variable("datasource")["query"], "prometheus");
+    for name in ["namespace", "job", "pod"] {
+        assert_eq!(variable(name)["type"], "query", "${name}");
+        assert_eq!(variable(name)["datasource"]["uid"], "${datasource}");
+    }
+
+    let panels = all_panels(&dashboard);
+    let ids: Vec<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "panel ids repeat: {ids:?}"
+    );
+    // Laid out on Grafana's 24-column grid without overlaps (Grafana would
+    // otherwise move panels about on load).
+    let cells: Vec<[u64; 4]> = panels
+        .iter()
+        .map(|p| ["x", "y", "w", "h"].map(|k| p["gridPos"][k].as_u64().unwrap()))
+        .collect();
+    for (i, [x, y, w, h]) in cells.iter().enumerate() {
+        assert!(
+            x + w <= 24 && *w > 0 && *h > 0,
+            "panel {}: {cells:?}",
+            ids[i]
+        );
+        for [x2, y2, w2, h2] in &cells[i + 1..] {
+            let apart = x + w <= *x2 || x2 + w2 <= *x || y + h <= *y2 || y2 + h2 <= *y;
+            assert!(apart, "panel {} overlaps another: {cells:?}", ids[i]);
+        }
+    }
+    let mut titles = BTreeSet::new();
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let title = panel["title"].as_str().unwrap();
+        titles.insert(title);
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title}: no target");
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap_or("");
+            assert!(!expr.trim().is_empty(), "{title}: a target without expr");
+            for selector in ["namespace=\"$namespace\"", "job=\"$job\"", "pod=~\"$pod\""] {
+                assert!(expr.contains(selector), "{title}: {expr} lacks {selector}");
+            }
+        }
+    }
+    let exprs = dashboard_exprs(&dashboard).join("\n");
+    for (what, metric) in [
+        ("latency", "ticket_authz_rpc_duration_seconds_bucket"),
+        ("decisions", "ticket_authz_decisions_total"),
+        ("revision", "ticket_authz_revision"),
+        ("change lag", "ticket_authz_change_lag_seconds_bucket"),
+        ("caught-up age", "ticket_authz_caught_up_age_seconds"),
+        ("full reloads", "ticket_authz_full_reloads_total"),
+        ("held back", "ticket_authz_held_back"),
+        ("shed requests", "ticket_authz_shed_requests_total"),
+        ("serving", "ticket_authz_serving"),
+    ] {
+        assert!(
+            metric_names(&exprs).contains(metric),
+            "no {what} panel ({metric})"
+        );
+    }
+    for quantile in ["0.5", "0.9", "0.99"] {
+        assert!(
+            exprs.contains(&format!("histogram_quantile({quantile}, sum by (rpc, le)")),
+            "no p{quantile} latency per RPC"
+        );
+    }
+    assert!(titles.contains("Error ratio"), "{titles:?}");
+
+    // Turned on alone: the sidecar's default label, in the release's namespace.
+    let text = charts.template(
+        &chart_dir(),
+        &[
+            "--set".into(),
+            "metrics.grafanaDashboard.enabled=true".into(),
+        ],
+    );
+    let docs = parse_documents(&text);
+    let map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("a dashboard ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["namespace"], NAMESPACE);
+    assert!(map["metadata"].get("annotations").is_none());
+}
+
+/// The alerts the chart defines, each with a section of that name in the
+/// chart's README.
+const ALERTS: [&str; 7] = [
+    "TicketAuthzChangeLagHigh",
+    "TicketAuthzCaughtUpAgeHigh",
+    "TicketAuthzHeldBack",
+    "TicketAuthzShedding",
+    "TicketAuthzErrorRatioHigh",
+    "TicketAuthzNotServing",
+    "TicketAuthzAbsent",
+];
+
+#[test]
+fn prometheus_rule_is_scoped_to_the_release_and_documented() {
+    let Some(charts) = charts("prometheus_rule_is_scoped_to_the_release_and_documented") else {
+        return;
+    };
+    off_unless_all_options(charts, "metrics.prometheusRule.enabled", |r| {
+        !r.of_kind("PrometheusRule").is_empty()
+    });
+    let render = charts.render("all-options-values");
+    let rule = render.one("PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    let rules = rules_of(rule);
+    let names: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    assert_eq!(names, ALERTS);
+
+    // The Prometheus Operator names a ServiceMonitor's job after the Service.
+    let service = render.one("Service")["metadata"]["name"].as_str().unwrap();
+    let selector = format!("{{job=\"{service}\",namespace=\"{NAMESPACE}\"");
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    for r in &rules {
+        let alert = r["alert"].as_str().unwrap();
+        let expr = r["expr"].as_str().unwrap();
+        for metric in metric_names(expr) {
+            assert!(
+                expr.contains(&format!("{metric}{selector}")),
+                "{alert}: {metric} is not scoped by {selector} in {expr}"
+            );
+        }
+        assert!(
+            ["warning", "critical"].contains(&r["labels"]["severity"].as_str().unwrap()),
+            "{alert}"
+        );
+        for annotation in ["summary", "description"] {
+            assert!(
+                !r["annotations"][annotation].as_str().unwrap().is_empty(),
+                "{alert}: {annotation}"
+            );
+        }
+        let runbook = r["annotations"]["runbook_url"].as_str().unwrap();
+        assert_eq!(
+            runbook,
+            format!(
+                "https://git.example.com/platform/ticket-authz/-/blob/main/helm/ticket-authz/README.md#{}",
+                alert.to_lowercase()
+            )
+        );
+        assert!(
+            readme.contains(&format!("\n### {alert}\n")),
+            "the chart README has no section for {alert}"
+        );
+    }
+    // The values' thresholds and durations reach the rules.
+    let find = |alert: &str| *rules.iter().find(|r| r["alert"] == alert).unwrap();
+    for (alert, threshold, duration, severity) in [
+        ("TicketAuthzChangeLagHigh", "> 20", "15m", "warning"),
+        ("TicketAuthzCaughtUpAgeHigh", "> 90", "3m", "critical"),
+        ("TicketAuthzShedding", "> 0.5", "10m", "warning"),
+        ("TicketAuthzErrorRatioHigh", "> 0.02", "5m", "critical"),
+        ("TicketAuthzHeldBack", "== 1", "5m", "warning"),
+        ("TicketAuthzNotServing", "== 0", "10m", "warning"),
+    ] {
+        let r = find(alert);
+        assert!(
+            r["expr"].as_str().unwrap().ends_with(threshold),
+            "{alert}: {}",
+            r["expr"]
+        );
+        assert_eq!(r["for"], duration, "{alert}");
+        assert_eq!(r["labels"]["severity"], severity, "{alert}");
+    }
+    assert!(
+        find("TicketAuthzAbsent")["expr"]
+            .as_str()
+            .unwrap()
+            .starts_with("absent(ticket_authz_serving{")
+    );
+    assert!(
+        find("TicketAuthzErrorRatioHigh")["expr"]
+            .as_str()
+            .unwrap()
+            .contains(",outcome!~\"allowed|denied|ok\"}")
+    );
+
+    // An alert turned off is left out; a selector replaces the default scope.
+    let text = charts.template(
+        &chart_dir(),
+        &[
+            "--set".into(),
+            "metrics.prometheusRule.enabled=true".into(),
+            "--set".into(),
+            "metrics.prometheusRule.alerts.shedding.enabled=false".into(),
+            "--set-string".into(),
+            "metrics.prometheusRule.selector=job=\"helpdesk\"".into(),
+        ],
+    );
+    let docs = parse_documents(&text);
+    let rule = docs.iter().find(|d| d["kind"] == "PrometheusRule").unwrap();
+    let rules = rules_of(rule);
+    assert!(rules.iter().all(|r| r["alert"] != "TicketAuthzShedding"));
+    assert_eq!(rules.len(), ALERTS.len() - 1);
+    for r in rules {
+        assert!(
+            r["expr"].as_str().unwrap().contains("{job=\"helpdesk\""),
+            "{}",
+            r["expr"]
+        );
+    }
+
+    // Alerts on metrics that are not served, or a sidecar without a scope, are refused.
+    let chart = chart_dir();
+    let error = charts.template_error(
+        &chart,
+        &[
+            "--set",
+            "metrics.enabled=false",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+        ],
+    );
+    assert!(error.contains("need metrics.enabled"), "{error}");
+    let error = charts.template_error(
+        &chart,
+        &[
+            "--set",
+            "mode=sidecar",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+        ],
+    );
+    assert!(error.contains("metrics.prometheusRule.selector"), "{error}");
+}
+
+#[test]
+fn promtool_accepts_the_rendered_rules() {
+    let Some(charts) = charts("promtool_accepts_the_rendered_rules") else {
+        return;
+    };
+    let Some(promtool) = required_tool(
+        "promtool_accepts_the_rendered_rules",
+        find_tool("PROMTOOL", "promtool", "target/ci-tools/bin/promtool"),
+        "promtool (PATH, PROMTOOL, or target/ci-tools/bin, from the Debian package prometheus)",
+    ) else {
+        return;
+    };
+    // The values of ci/all-options-values.yaml, and the chart's defaults.
+    let defaults = charts.template(
+        &chart_dir(),
+        &["--set".into(), "metrics.prometheusRule.enabled=true".into()],
+    );
+    let defaults = parse_documents(&defaults);
+    let rendered = [
+        (
+            "all-options",
+            charts.render("all-options-values").one("PrometheusRule"),
+        ),
+        (
+            "defaults",
+            defaults
+                .iter()
+                .find(|d| d["kind"] == "PrometheusRule")
+                .unwrap(),
+        ),
+    ];
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, rule) in rendered {
+        // A rules file is the PrometheusRule's spec; JSON is YAML.
+        let file = dir.join(format!("{name}.rules.yaml"));
+        std::fs::write(&file, serde_json::to_string_pretty(&rule["spec"]).unwrap()).unwrap();
+        let out = stdout_of(Command::new(&promtool).args(["check", "rules"]).arg(&file));
+        assert!(
+            out.contains(&format!("SUCCESS: {} rules found", ALERTS.len())),
+            "{name}: {out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tool this test needs besides helm: `None` (said out loud) when it is
+/// missing outside CI.
+fn required_tool(test: &str, found: Option<PathBuf>, what: &str) -> Option<PathBuf> {
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} is required under CI=true (.ci/run installs it)"
+        );
+        eprintln!("skipped {test}: {what} not found (.ci/run installs it)");
+    }
+    found
+}
+
+/// The body of `GET /metrics` from a metrics listener.
+fn metrics_text(addr: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: prometheus\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(" 200 "), "{head}");
+    body.to_owned()
+}
+
+/// The value of an unlabelled sample.
+fn gauge(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn every_metric_in_the_dashboard_and_the_rules_is_served() {
+    let Some(charts) = charts("every_metric_in_the_dashboard_and_the_rules_is_served") else {
+        return;
+    };
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for expr in dashboard_exprs(&dashboard_file()) {
+        wanted.extend(metric_names(&expr));
+    }
+    let rule = charts.render("all-options-values").one("PrometheusRule");
+    for r in rules_of(rule) {
+        wanted.extend(metric_names(r["expr"].as_str().unwrap()));
+    }
+    assert!(wanted.len() > 5, "{wanted:?}");
+
+    // The demo dataset in a SQLite database the service follows, so that
+    // a change can be applied and the freshness histograms get samples.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scrape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("authz.db").display());
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let served = common::serve(
+        &[
+            "--dataset",
+            "examples/demo.yaml",
+            "--database-url",
+            &url,
+            "--replace",
+            "--notify",
+            "poll",
+            "--poll-interval",
+            "50ms",
+            "--metrics-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    for (user, action) in [("paul", "view"), ("carla", "comment")] {
+        let out = common::bin()
+            .args(["check", "--server", &served.grpc, "--user", user])
+            .args(["--action", action, "--ticket", "1004"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let before = gauge(&metrics_text(&metrics), "ticket_authz_revision").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1004', 'carla')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let started = std::time::Instant::now();
+    let body = loop {
+        let body = metrics_text(&metrics);
+        if gauge(&body, "ticket_authz_revision").unwrap() > before {
+            break body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the change was not applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    served.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Families by `# TYPE`, and the sample names actually present.
+    let mut families: std::collections::BTreeMap<&str, &str> = Default::default();
+    let mut samples: BTreeSet<&str> = BTreeSet::new();
+    for line in body.lines() {
+        if let Some(typed) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = typed.split_once(' ').unwrap();
+            families.insert(name, kind.trim());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            samples.insert(line.split(['{', ' ']).next().unwrap());
+        }
+    }
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|name| {
+            // A histogram's samples carry suffixes its family lacks; so
+            // may a counter's `_total`, as OpenMetrics writes its family.
+            let suffixed = [
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+                ("_sum", "summary"),
+                ("_count", "summary"),
+                ("_total", "counter"),
+            ];
+            let family = suffixed
+                .iter()
+                .find_map(|(suffix, kind)| {
+                    let base = name.strip_suffix(suffix)?;
+                    (families.get(base) == Some(kind)).then_some(base)
+                })
+                .unwrap_or(name);
+            !families.contains_key(family) || !samples.contains(name.as_str())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard or the rules use metrics that /metrics does not serve: {missing:?}\n{body}"
+    );
 }

@@ -68,6 +68,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+PromQL label matchers that pick this release's series out of everything
+Prometheus scrapes: metrics.prometheusRule.selector when set, else the job
+and namespace a ServiceMonitor of this chart gives them (the Prometheus
+Operator names the job after the Service).
+*/}}
+{{- define "ticket-authz.ruleSelector" -}}
+{{- with .Values.metrics.prometheusRule.selector }}
+{{- . }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (include "ticket-authz.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
 Combinations the schema cannot rule out. Rendering stops with a message
 naming the values to change, rather than producing a release that would
 fail at run time (two writers on one SQLite file, a probe-less drain cut
@@ -95,6 +109,12 @@ short by the kubelet, and so on).
 {{- end }}
 {{- if and $v.metrics.serviceMonitor.enabled (eq $v.mode "sidecar") }}
 {{- fail "ticket-authz: metrics.serviceMonitor needs mode deployment; scrape a sidecar through its application's Service or a PodMonitor" }}
+{{- end }}
+{{- if and (or $v.metrics.prometheusRule.enabled $v.metrics.grafanaDashboard.enabled) (not $v.metrics.enabled) }}
+{{- fail "ticket-authz: metrics.prometheusRule.enabled and metrics.grafanaDashboard.enabled need metrics.enabled" }}
+{{- end }}
+{{- if and $v.metrics.prometheusRule.enabled (eq $v.mode "sidecar") (not $v.metrics.prometheusRule.selector) }}
+{{- fail "ticket-authz: metrics.prometheusRule in mode sidecar needs metrics.prometheusRule.selector, e.g. job=\"<the application's Service>\",namespace=\"<its namespace>\" (the sidecar is scraped as part of the application)" }}
 {{- end }}
 {{- if and (eq $v.mode "deployment") $v.autoscaling.enabled }}
 {{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
