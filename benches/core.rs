@@ -300,46 +300,43 @@ fn benches(c: &mut Criterion) {
     let narrow_floor = page_floor(&big_floor, &snap, NARROW_USER, None);
     let narrow_small_floor = page_floor(&small_floor, &small, NARROW_USER, None);
     let mut pages = c.benchmark_group("first_page_100");
-    with_floor(
-        &mut pages,
-        "first_page_100",
-        "wide_user_1m",
-        &mut figures,
-        (Size::OneMillion, wide_floor),
-        |_| {
-            black_box(core::list_visible_tickets(&snap, WIDE_USER, &all, 100, "").unwrap());
-        },
-    );
-    with_floor(
-        &mut pages,
-        "first_page_100",
-        "wide_user_1m_resumed",
-        &mut figures,
-        (Size::OneMillion, resumed_floor),
-        |_| {
-            black_box(core::list_visible_tickets(&snap, WIDE_USER, &all, 100, &token).unwrap());
-        },
-    );
-    with_floor(
-        &mut pages,
-        "first_page_100",
-        "narrow_user_1m",
-        &mut figures,
-        (Size::OneMillion, narrow_floor),
-        |_| {
-            black_box(core::list_visible_tickets(&snap, NARROW_USER, &all, 100, "").unwrap());
-        },
-    );
-    with_floor(
-        &mut pages,
-        "first_page_100",
-        "narrow_user_100k",
-        &mut figures,
-        (Size::HundredThousand, narrow_small_floor),
-        |_| {
-            black_box(core::list_visible_tickets(&small, NARROW_USER, &all, 100, "").unwrap());
-        },
-    );
+    let one_m = Size::OneMillion;
+    for (name, (size, plan), snap, user, token) in [
+        ("wide_user_1m", (one_m, wide_floor), &snap, WIDE_USER, ""),
+        (
+            "wide_user_1m_resumed",
+            (one_m, resumed_floor),
+            &snap,
+            WIDE_USER,
+            token.as_str(),
+        ),
+        (
+            "narrow_user_1m",
+            (one_m, narrow_floor),
+            &snap,
+            NARROW_USER,
+            "",
+        ),
+        (
+            "narrow_user_100k",
+            (Size::HundredThousand, narrow_small_floor),
+            &small,
+            NARROW_USER,
+            "",
+        ),
+    ] {
+        let all = &all;
+        with_floor(
+            &mut pages,
+            "first_page_100",
+            name,
+            &mut figures,
+            (size, plan),
+            move |_| {
+                black_box(core::list_visible_tickets(snap, user, all, 100, token).unwrap());
+            },
+        );
+    }
     // No floor for these two: which rows a viewer list reads depends on
     // the filters of each of its merged lists, which a plan would have to
     // replicate rule by rule; the visibility filter reads small tables.

@@ -88,17 +88,20 @@ fn check_pairs(data: &Dataset, n: usize, seed: u64) -> Vec<(String, Action, Stri
         .collect()
 }
 
-fn check_p50(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)]) -> Duration {
-    let run = |i: usize| {
-        let (user, action, ticket) = &pairs[i % pairs.len()];
-        let request = CheckRequest {
-            user,
-            action: ActionInput::Known(*action),
-            ticket,
-            ..CheckRequest::default()
-        };
-        black_box(core::check(snap, &request, ctx).unwrap());
+/// The check of pair `i` (modulo the pairs).
+fn check_pair(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)], i: usize) {
+    let (user, action, ticket) = &pairs[i % pairs.len()];
+    let request = CheckRequest {
+        user,
+        action: ActionInput::Known(*action),
+        ticket,
+        ..CheckRequest::default()
     };
+    black_box(core::check(snap, &request, ctx).unwrap());
+}
+
+fn check_p50(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)]) -> Duration {
+    let run = |i: usize| check_pair(snap, ctx, pairs, i);
     // One pass over the pairs to warm what can be warmed, then batches of
     // 1,000 checks: at least 1,000 batches and two passes over the pairs.
     median_per_call(1, pairs.len(), run);
@@ -115,16 +118,7 @@ fn check_ratio(
     (floors, arena, rounds): (&DataFloor<'_>, &Arena, usize),
 ) -> Ratio {
     let plan = floors.ticket_checks(pairs.iter().map(|(u, _, t)| (u.as_str(), t.as_str())), None);
-    let mut run = |i: usize| {
-        let (user, action, ticket) = &pairs[i % pairs.len()];
-        let request = CheckRequest {
-            user,
-            action: ActionInput::Known(*action),
-            ticket,
-            ..CheckRequest::default()
-        };
-        black_box(core::check(snap, &request, ctx).unwrap());
-    };
+    let mut run = |i: usize| check_pair(snap, ctx, pairs, i);
     floor::alternate(rounds, arena, &plan, &mut run)
 }
 
@@ -468,7 +462,10 @@ fn main() {
             r.get(&format!("{name}_ratio")),
             r.get(&format!("{name}_floor_ns")),
         ) {
-            (Some(ratio), Some(floor_ns)) => format!("**{ratio}** (floor {floor_ns} ns)"),
+            (Some(ratio), Some(floor_ns)) => format!(
+                "**{ratio}** (floor {})",
+                floor::format_ns(floor_ns.parse().unwrap_or(f64::NAN))
+            ),
             _ => "–".to_owned(),
         };
         ratio_rows.push(format!(

@@ -511,11 +511,18 @@ impl<'d> DataFloor<'d> {
 
     /// `has_flag` on a group: the user's lookup and the group's.
     pub fn has_flag(&self, user: &str, group: &str) -> Plan {
+        let mut plan = self.user_beside(user, Table::Group, group);
+        plan.end_op();
+        plan
+    }
+
+    /// A plan whose first operation starts with the user's lookup beside
+    /// another table's.
+    fn user_beside(&self, user: &str, table: Table, id: &str) -> Plan {
         let mut plan = Plan::new();
         self.lookup(&mut plan, Table::User, user);
         plan.fork();
-        self.lookup(&mut plan, Table::Group, group);
-        plan.end_op();
+        self.lookup(&mut plan, table, id);
         plan
     }
 
@@ -531,10 +538,7 @@ impl<'d> DataFloor<'d> {
         let region = self
             .layout
             .region(&format!("{org} access managers"), managers, 4);
-        let mut plan = Plan::new();
-        self.lookup(&mut plan, Table::User, user);
-        plan.fork();
-        self.lookup(&mut plan, Table::Org, org);
+        let mut plan = self.user_beside(user, Table::Org, org);
         plan.read(region, managers / 2);
         plan.end_op();
         plan
@@ -544,10 +548,7 @@ impl<'d> DataFloor<'d> {
     /// row per step up the company's parents until one is the user's
     /// company or is owned by the user (`in_reach`).
     pub fn company_view(&self, user: &str, company: &str) -> Plan {
-        let mut plan = Plan::new();
-        self.lookup(&mut plan, Table::User, user);
-        plan.fork();
-        self.lookup(&mut plan, Table::Company, company);
+        let mut plan = self.user_beside(user, Table::Company, company);
         let mine = self.users_by_handle[self.user_ix[user]].company.as_deref();
         let mut current = self.data.companies.iter().find(|c| c.id == company);
         let mut budget = self.data.companies.len();
