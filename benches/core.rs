@@ -1,17 +1,28 @@
 //! Criterion benchmarks of the decision core on the generated dataset
 //! (100k users, 2k organisations, 200 groups, 50 profiles, 1M tickets):
 //! one check per action, first pages of visible tickets, snapshot build.
+//!
+//! After criterion's groups, each check and page figure that ran is timed
+//! again in alternating rounds with its floor (`support/floor.rs`: the same
+//! dependent random reads into tables of the snapshot's sizes), and the
+//! ratio is printed and written to `target/criterion/floor-ratios.json`.
+//! `FLOOR_ROUNDS` sets the rounds (default 101; 0 skips the ratio pass).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};
 use ticket_authz::generate::{AGENT_USER, NARROW_USER, Spec, WIDE_USER, generate};
 use ticket_authz::model::Dataset;
 use ticket_authz::snapshot::Snapshot;
 use ticket_authz::time::Timestamp;
+
+mod support;
+
+use support::floor::{self, Arena, DataFloor, Plan};
 
 /// Pairs of (user, ticket) a check rotates through, so that one benchmark
 /// does not measure one cached path: agents with grants on the ticket's
@@ -42,6 +53,111 @@ fn request<'a>(user: &'a str, action: Action, ticket: &'a str, group: &'a str) -
     }
 }
 
+/// The dataset a figure's floor reads tables the size of.
+#[derive(Clone, Copy)]
+enum Size {
+    OneMillion,
+    HundredThousand,
+}
+
+/// A criterion figure that ran, with its floor, for the ratio pass.
+struct Figure<'a> {
+    id: String,
+    size: Size,
+    plan: Plan,
+    op: Box<dyn FnMut(usize) + 'a>,
+}
+
+/// Benchmarks `op` (given a running call number) under criterion and, if
+/// criterion ran it (its filter can skip it), keeps it with its floor.
+fn with_floor<'a>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    group_name: &str,
+    name: &str,
+    figures: &mut Vec<Figure<'a>>,
+    (size, plan): (Size, Plan),
+    mut op: impl FnMut(usize) + 'a,
+) {
+    let mut ran = false;
+    let mut i = 0usize;
+    group.bench_function(name, |b| {
+        ran = true;
+        b.iter(|| {
+            op(i);
+            i += 1;
+        })
+    });
+    if ran {
+        figures.push(Figure {
+            id: format!("{group_name}/{name}"),
+            size,
+            plan,
+            op: Box::new(op),
+        });
+    }
+}
+
+/// criterion's median of a figure in this run, in nanoseconds.
+fn criterion_median(id: &str) -> Option<f64> {
+    let path = floor::criterion_dir().join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// Times each figure against its floor in alternating rounds, prints the
+/// table and writes `floor-ratios.json` beside criterion's results.
+fn ratio_pass(figures: &mut [Figure<'_>], big: &DataFloor<'_>, small: &DataFloor<'_>) {
+    let rounds = floor::rounds_from_env();
+    if figures.is_empty() || rounds == 0 || !floor::benchmarking() {
+        return;
+    }
+    eprintln!(
+        "floor: allocating {:.0} MiB (1M-ticket tables) and {:.0} MiB (100k) for the floor",
+        big.layout.mib(),
+        small.layout.mib()
+    );
+    let arenas: [Arena; 2] = [big.layout.allocate(), small.layout.allocate()];
+    let mut rows = Vec::new();
+    println!();
+    println!("Ratios to the floor ({rounds} alternating rounds per figure, medians):");
+    println!(
+        "| figure | criterion median | this pass: operation | floor | reads per op (deep) | ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for f in figures.iter_mut() {
+        let arena = match f.size {
+            Size::OneMillion => &arenas[0],
+            Size::HundredThousand => &arenas[1],
+        };
+        let r = floor::alternate(rounds, arena, &f.plan, &mut f.op);
+        let median = criterion_median(&f.id);
+        println!(
+            "| `{}` | {} | {} | {} | {:.1} ({:.1}) | **{:.2}** |",
+            f.id,
+            median.map_or("–".to_owned(), floor::format_ns),
+            floor::format_ns(r.op_ns),
+            floor::format_ns(r.floor_ns),
+            f.plan.reads_per_op(),
+            f.plan.depth_per_op(),
+            r.ratio
+        );
+        rows.push(serde_json::json!({
+            "id": f.id,
+            "criterion_median_ns": median,
+            "op_ns": r.op_ns,
+            "floor_ns": r.floor_ns,
+            "ratio": r.ratio,
+            "reads_per_op": f.plan.reads_per_op(),
+            "dependent_reads_per_op": f.plan.depth_per_op(),
+            "floor_ops": f.plan.ops(),
+            "rounds": r.rounds,
+            "batch": r.batch,
+        }));
+    }
+    floor::write_summary("floor-ratios.json", rows);
+}
+
 fn benches(c: &mut Criterion) {
     let data = generate(&Spec::scaled(1_000_000));
     let snap = Snapshot::build(&data).unwrap();
@@ -49,6 +165,39 @@ fn benches(c: &mut Criterion) {
     let small = Snapshot::build(&small_data).unwrap();
     let ctx = Context::at(snap.fixed_now().unwrap_or_else(Timestamp::now));
     let pairs = pairs(&data, 4096);
+    let mut big_floor = DataFloor::new(&data);
+    let small_floor = DataFloor::new(&small_data);
+    let by_pair = |group| {
+        let iter = pairs.iter().map(|(u, t)| (u.as_str(), t.as_str()));
+        (Size::OneMillion, big_floor.ticket_checks(iter, group))
+    };
+    let ticket_floor = by_pair(None);
+    let reassign_floor = by_pair(Some("g-001"));
+    // Declared before `figures`, whose closures borrow them.
+    let has_flag = CheckRequest {
+        user: AGENT_USER,
+        action: ActionInput::Known(Action::HasFlag),
+        flag: "IW",
+        group: "g-150",
+        ..CheckRequest::default()
+    };
+    let company_view = CheckRequest {
+        user: AGENT_USER,
+        action: ActionInput::Known(Action::CompanyView),
+        company: "co-00500",
+        ..CheckRequest::default()
+    };
+    let manage_access = CheckRequest {
+        user: "u-0000000",
+        action: ActionInput::Known(Action::ManageAccess),
+        organisation: "org-00000",
+        ..CheckRequest::default()
+    };
+    let all = TicketFilter::default();
+    let wide_first = core::list_visible_tickets(&snap, WIDE_USER, &all, 100, "").unwrap();
+    let token = wide_first.next_page_token.clone().unwrap();
+    let after = wide_first.ids.last().cloned();
+    let mut figures: Vec<Figure<'_>> = Vec::new();
 
     let mut checks = c.benchmark_group("check_1m");
     for action in [
@@ -59,90 +208,138 @@ fn benches(c: &mut Criterion) {
         Action::Delete,
         Action::Reassign,
     ] {
-        let mut i = 0usize;
-        checks.bench_function(action.name(), |b| {
-            b.iter(|| {
+        let (group, plan) = if action == Action::Reassign {
+            ("g-001", reassign_floor.clone())
+        } else {
+            ("", ticket_floor.clone())
+        };
+        let (snap, pairs) = (&snap, &pairs);
+        with_floor(
+            &mut checks,
+            "check_1m",
+            action.name(),
+            &mut figures,
+            plan,
+            move |i| {
                 let (user, ticket) = &pairs[i % pairs.len()];
-                i += 1;
-                let group = if action == Action::Reassign {
-                    "g-001"
-                } else {
-                    ""
-                };
-                black_box(core::check(&snap, &request(user, action, ticket, group), ctx).unwrap())
-            })
-        });
+                black_box(core::check(snap, &request(user, action, ticket, group), ctx).unwrap());
+            },
+        );
     }
-    checks.bench_function("create_with_limits_end_user", |b| {
-        let mut i = 0usize;
-        b.iter(|| {
+    let end_users = pairs.iter().step_by(3).map(|(u, _)| u.as_str());
+    let floor = big_floor.create(end_users, "g-000", ctx.now);
+    with_floor(
+        &mut checks,
+        "check_1m",
+        "create_with_limits_end_user",
+        &mut figures,
+        (Size::OneMillion, floor),
+        |i| {
+            // Every third pair: the requesters, end-users.
             let (user, _) = &pairs[(i * 3) % pairs.len()];
-            i += 1;
-            black_box(core::check(&snap, &request(user, Action::Create, "", "g-000"), ctx).unwrap())
-        })
-    });
-    checks.bench_function("create_with_limits_agent", |b| {
-        b.iter(|| {
             black_box(
-                core::check(
-                    &snap,
-                    &request(AGENT_USER, Action::Create, "", "g-000"),
-                    ctx,
-                )
-                .unwrap(),
-            )
-        })
-    });
-    checks.bench_function("has_flag", |b| {
-        let req = CheckRequest {
-            user: AGENT_USER,
-            action: ActionInput::Known(Action::HasFlag),
-            flag: "IW",
-            group: "g-150",
-            ..CheckRequest::default()
-        };
-        b.iter(|| black_box(core::check(&snap, &req, ctx).unwrap()))
-    });
-    checks.bench_function("company_view", |b| {
-        let req = CheckRequest {
-            user: AGENT_USER,
-            action: ActionInput::Known(Action::CompanyView),
-            company: "co-00500",
-            ..CheckRequest::default()
-        };
-        b.iter(|| black_box(core::check(&snap, &req, ctx).unwrap()))
-    });
-    checks.bench_function("manage_access", |b| {
-        let req = CheckRequest {
-            user: "u-0000000",
-            action: ActionInput::Known(Action::ManageAccess),
-            organisation: "org-00000",
-            ..CheckRequest::default()
-        };
-        b.iter(|| black_box(core::check(&snap, &req, ctx).unwrap()))
-    });
+                core::check(&snap, &request(user, Action::Create, "", "g-000"), ctx).unwrap(),
+            );
+        },
+    );
+    let floor = big_floor.create(std::iter::once(AGENT_USER), "g-000", ctx.now);
+    with_floor(
+        &mut checks,
+        "check_1m",
+        "create_with_limits_agent",
+        &mut figures,
+        (Size::OneMillion, floor),
+        |_| {
+            let req = request(AGENT_USER, Action::Create, "", "g-000");
+            black_box(core::check(&snap, &req, ctx).unwrap());
+        },
+    );
+    with_floor(
+        &mut checks,
+        "check_1m",
+        "has_flag",
+        &mut figures,
+        (Size::OneMillion, big_floor.has_flag(AGENT_USER, "g-150")),
+        |_| {
+            black_box(core::check(&snap, &has_flag, ctx).unwrap());
+        },
+    );
+    with_floor(
+        &mut checks,
+        "check_1m",
+        "company_view",
+        &mut figures,
+        (
+            Size::OneMillion,
+            big_floor.company_view(AGENT_USER, "co-00500"),
+        ),
+        |_| {
+            black_box(core::check(&snap, &company_view, ctx).unwrap());
+        },
+    );
+    let floor = big_floor.manage_access("u-0000000", "org-00000");
+    with_floor(
+        &mut checks,
+        "check_1m",
+        "manage_access",
+        &mut figures,
+        (Size::OneMillion, floor),
+        |_| {
+            black_box(core::check(&snap, &manage_access, ctx).unwrap());
+        },
+    );
     checks.finish();
 
-    let all = TicketFilter::default();
+    let page_floor = |floor: &DataFloor<'_>, snap: &Snapshot, user: &str, after: Option<&str>| {
+        floor
+            .page(snap, user, after, 100)
+            .expect("the bench users' visibility needs no company scope")
+    };
+    let wide_floor = page_floor(&big_floor, &snap, WIDE_USER, None);
+    let resumed_floor = page_floor(&big_floor, &snap, WIDE_USER, after.as_deref());
+    let narrow_floor = page_floor(&big_floor, &snap, NARROW_USER, None);
+    let narrow_small_floor = page_floor(&small_floor, &small, NARROW_USER, None);
     let mut pages = c.benchmark_group("first_page_100");
-    pages.bench_function("wide_user_1m", |b| {
-        b.iter(|| black_box(core::list_visible_tickets(&snap, WIDE_USER, &all, 100, "").unwrap()))
-    });
-    let wide_first = core::list_visible_tickets(&snap, WIDE_USER, &all, 100, "").unwrap();
-    let token = wide_first.next_page_token.unwrap();
-    pages.bench_function("wide_user_1m_resumed", |b| {
-        b.iter(|| {
-            black_box(core::list_visible_tickets(&snap, WIDE_USER, &all, 100, &token).unwrap())
-        })
-    });
-    pages.bench_function("narrow_user_1m", |b| {
-        b.iter(|| black_box(core::list_visible_tickets(&snap, NARROW_USER, &all, 100, "").unwrap()))
-    });
-    pages.bench_function("narrow_user_100k", |b| {
-        b.iter(|| {
-            black_box(core::list_visible_tickets(&small, NARROW_USER, &all, 100, "").unwrap())
-        })
-    });
+    let one_m = Size::OneMillion;
+    for (name, (size, plan), snap, user, token) in [
+        ("wide_user_1m", (one_m, wide_floor), &snap, WIDE_USER, ""),
+        (
+            "wide_user_1m_resumed",
+            (one_m, resumed_floor),
+            &snap,
+            WIDE_USER,
+            token.as_str(),
+        ),
+        (
+            "narrow_user_1m",
+            (one_m, narrow_floor),
+            &snap,
+            NARROW_USER,
+            "",
+        ),
+        (
+            "narrow_user_100k",
+            (Size::HundredThousand, narrow_small_floor),
+            &small,
+            NARROW_USER,
+            "",
+        ),
+    ] {
+        let all = &all;
+        with_floor(
+            &mut pages,
+            "first_page_100",
+            name,
+            &mut figures,
+            (size, plan),
+            move |_| {
+                black_box(core::list_visible_tickets(snap, user, all, 100, token).unwrap());
+            },
+        );
+    }
+    // No floor for these two: which rows a viewer list reads depends on
+    // the filters of each of its merged lists, which a plan would have to
+    // replicate rule by rule; the visibility filter reads small tables.
     pages.bench_function("viewers_1m", |b| {
         let mut i = 0usize;
         b.iter(|| {
@@ -290,6 +487,8 @@ fn benches(c: &mut Criterion) {
         )
     });
     build.finish();
+
+    ratio_pass(&mut figures, &big_floor, &small_floor);
 }
 
 criterion_group!(core_benches, benches);

@@ -12,7 +12,12 @@
 //! * `DATABASE_URL`: enables the PostgreSQL column; each size imports into
 //!   its own database `ta_scaling_<n>`, dropped afterwards;
 //! * `SCALING_PG_MAX`: the largest size that gets the PostgreSQL column
-//!   (default: every size).
+//!   (default: every size);
+//! * `FLOOR_ROUNDS`: rounds of the ratio of checks and first pages to their
+//!   memory-latency floor (`support/floor.rs`, default 101; 0 skips it).
+//!
+//! The ratios are printed as a third table and written to
+//! `target/criterion/scaling-floor-ratios.json`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -28,6 +33,8 @@ use ticket_authz::snapshot::{Role, Snapshot, TicketFields};
 use ticket_authz::time::Timestamp;
 
 mod support;
+
+use support::floor::{self, Arena, DataFloor, Ratio};
 
 // The same allocator as the service binary.
 #[global_allocator]
@@ -81,22 +88,62 @@ fn check_pairs(data: &Dataset, n: usize, seed: u64) -> Vec<(String, Action, Stri
         .collect()
 }
 
-fn check_p50(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)]) -> Duration {
-    let run = |i: usize| {
-        let (user, action, ticket) = &pairs[i % pairs.len()];
-        let request = CheckRequest {
-            user,
-            action: ActionInput::Known(*action),
-            ticket,
-            ..CheckRequest::default()
-        };
-        black_box(core::check(snap, &request, ctx).unwrap());
+/// The check of pair `i` (modulo the pairs).
+fn check_pair(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)], i: usize) {
+    let (user, action, ticket) = &pairs[i % pairs.len()];
+    let request = CheckRequest {
+        user,
+        action: ActionInput::Known(*action),
+        ticket,
+        ..CheckRequest::default()
     };
+    black_box(core::check(snap, &request, ctx).unwrap());
+}
+
+fn check_p50(snap: &Snapshot, ctx: Context, pairs: &[(String, Action, String)]) -> Duration {
+    let run = |i: usize| check_pair(snap, ctx, pairs, i);
     // One pass over the pairs to warm what can be warmed, then batches of
     // 1,000 checks: at least 1,000 batches and two passes over the pairs.
     median_per_call(1, pairs.len(), run);
     let samples = (2 * pairs.len() / 1000).max(1000);
     median_per_call(samples, 1000, run)
+}
+
+/// The check of `check_p50` against its floor (`DataFloor::ticket_checks`
+/// on the same pairs), in alternating rounds.
+fn check_ratio(
+    snap: &Snapshot,
+    ctx: Context,
+    pairs: &[(String, Action, String)],
+    (floors, arena, rounds): (&DataFloor<'_>, &Arena, usize),
+) -> Ratio {
+    let plan = floors.ticket_checks(pairs.iter().map(|(u, _, t)| (u.as_str(), t.as_str())), None);
+    let mut run = |i: usize| check_pair(snap, ctx, pairs, i);
+    floor::alternate(rounds, arena, &plan, &mut run)
+}
+
+/// A user's first page of 100 against its floor (`DataFloor::page`).
+fn page_ratio(
+    snap: &Snapshot,
+    user: &str,
+    (floors, arena, rounds): (&DataFloor<'_>, &Arena, usize),
+) -> Option<Ratio> {
+    let plan = floors.page(snap, user, None, 100)?;
+    let all = TicketFilter::default();
+    let mut run = |_| {
+        black_box(core::list_visible_tickets(snap, user, &all, 100, "").unwrap());
+    };
+    Some(floor::alternate(rounds, arena, &plan, &mut run))
+}
+
+/// Key=value fields of a ratio: `<name>_floor_ns` and `<name>_ratio`.
+fn ratio_fields(name: &str, r: Option<Ratio>) -> Vec<(String, String)> {
+    r.map_or_else(Vec::new, |r| {
+        vec![
+            (format!("{name}_floor_ns"), format!("{:.1}", r.floor_ns)),
+            (format!("{name}_ratio"), format!("{:.2}", r.ratio)),
+        ]
+    })
 }
 
 /// Pages through every ticket the user sees, 1,000 at a time: (tickets,
@@ -189,18 +236,39 @@ fn child_timing(tickets: usize, pg: Option<&str>) {
     put("orgs", stats.organisations.to_string());
     assert_eq!(stats.tickets, tickets);
     let ctx = Context::at(snap.fixed_now().unwrap_or_else(Timestamp::now));
+    let rounds = floor::rounds_from_env();
+    let floors = (rounds > 0).then(|| DataFloor::new(&data));
+    let arena = floors.as_ref().map(|f| f.layout.allocate());
+    let with_floor = floors
+        .as_ref()
+        .zip(arena.as_ref())
+        .map(|(f, a)| (f, a, rounds));
+    let mut ratios: Vec<(String, String)> = Vec::new();
     let hot = check_pairs(&data, 4096, 99);
     put(
         "check_hot_ns",
         format!("{:.1}", nanos(check_p50(&snap, ctx, &hot))),
     );
+    let r = with_floor.map(|f| check_ratio(&snap, ctx, &hot, f));
+    ratios.extend(ratio_fields("check_hot", r));
     drop(hot);
     let cold = check_pairs(&data, 1 << 20, 101);
     put(
         "check_cold_ns",
         format!("{:.1}", nanos(check_p50(&snap, ctx, &cold))),
     );
+    let r = with_floor.map(|f| check_ratio(&snap, ctx, &cold, f));
+    ratios.extend(ratio_fields("check_cold", r));
     drop(cold);
+    let r = with_floor.and_then(|f| page_ratio(&snap, WIDE_USER, f));
+    ratios.extend(ratio_fields("wide_first", r));
+    let r = with_floor.and_then(|f| page_ratio(&snap, NARROW_USER, f));
+    ratios.extend(ratio_fields("narrow_first", r));
+    drop(arena);
+    drop(floors);
+    row.extend(ratios);
+    let mut put = |k: &str, v: String| row.push((k.to_owned(), v));
+    eprintln!("scaling/{tickets}: ratios to the floor done");
 
     let all = TicketFilter::default();
     let wide = median_per_call(300, 1, |_| {
@@ -348,6 +416,8 @@ fn main() {
 
     let mut rows = Vec::new();
     let mut context = Vec::new();
+    let mut ratio_rows = Vec::new();
+    let mut ratio_json = Vec::new();
     for &tickets in &sizes {
         let pg = database && tickets <= pg_max;
         eprintln!("scaling/{tickets}: starting (PostgreSQL: {pg})");
@@ -388,6 +458,38 @@ fn main() {
         );
         eprintln!("{row}");
         rows.push(row);
+        let ratio = |name: &str| match (
+            r.get(&format!("{name}_ratio")),
+            r.get(&format!("{name}_floor_ns")),
+        ) {
+            (Some(ratio), Some(floor_ns)) => format!(
+                "**{ratio}** (floor {})",
+                floor::format_ns(floor_ns.parse().unwrap_or(f64::NAN))
+            ),
+            _ => "–".to_owned(),
+        };
+        ratio_rows.push(format!(
+            "| {} | {} | {} | {} | {} |",
+            thousands(tickets as u64),
+            ratio("check_hot"),
+            ratio("check_cold"),
+            ratio("wide_first"),
+            ratio("narrow_first"),
+        ));
+        let number = |k: &str| r.get(k).and_then(|v| v.parse::<f64>().ok());
+        for (name, op) in [
+            ("check_hot", "check_hot_ns"),
+            ("check_cold", "check_cold_ns"),
+            ("wide_first", "wide_first_ns"),
+            ("narrow_first", "narrow_first_ns"),
+        ] {
+            ratio_json.push(serde_json::json!({
+                "id": format!("scaling/{tickets}/{name}"),
+                "op_ns": number(op),
+                "floor_ns": number(&format!("{name}_floor_ns")),
+                "ratio": number(&format!("{name}_ratio")),
+            }));
+        }
         context.push(format!(
             "| {} | {} | {} | {} | {} | {:.0} s |",
             thousands(tickets as u64),
@@ -412,5 +514,16 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for row in &context {
         println!("{row}");
+    }
+    if ratio_rows.iter().any(|r| r.contains("floor")) {
+        println!();
+        println!(
+            "| tickets | check, 4,096 pairs: ratio to floor | check, 1,048,576 pairs | first page of 100, wide user | first page, narrow user |"
+        );
+        println!("|---|---|---|---|---|");
+        for row in &ratio_rows {
+            println!("{row}");
+        }
+        floor::write_summary("scaling-floor-ratios.json", ratio_json);
     }
 }

@@ -1,7 +1,10 @@
 //! What the benchmark binaries share: resident memory read from `/proc`,
-//! and scratch PostgreSQL databases beside the one an admin URL names.
+//! scratch PostgreSQL databases beside the one an admin URL names, and the
+//! memory-latency floor check and page figures are divided by.
 // Each bench includes this module and uses a part of it.
 #![allow(dead_code)]
+
+pub mod floor;
 
 /// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).
 pub fn proc_status_bytes(field: &str) -> u64 {
