@@ -8,12 +8,15 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::snapshot::Snapshot;
-use crate::telemetry::metrics::{FULL_RELOADS, HELD_BACK, REVISION, SNAPSHOT_ENTITIES};
+use crate::telemetry::metrics::metrics;
 
 /// Sets the gauges that describe the served snapshot.
 fn export_gauges(snapshot: &Snapshot) {
     let stats = snapshot.stats();
-    metrics::gauge!(REVISION).set(snapshot.revision() as f64);
+    let metrics = metrics();
+    metrics
+        .revision
+        .set(i64::try_from(snapshot.revision()).unwrap_or(i64::MAX));
     for (kind, n) in [
         ("organisations", stats.organisations),
         ("companies", stats.companies),
@@ -22,7 +25,9 @@ fn export_gauges(snapshot: &Snapshot) {
         ("users", stats.users),
         ("tickets", stats.tickets),
     ] {
-        metrics::gauge!(SNAPSHOT_ENTITIES, "kind" => kind).set(n as f64);
+        metrics
+            .snapshot_entities(kind)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 
@@ -90,7 +95,7 @@ impl Store {
             .is_some_and(|h| h.revision <= revision)
         {
             self.held.store(None);
-            metrics::gauge!(HELD_BACK).set(0.0);
+            metrics().held_back.set(0);
         }
         self.revision.send_replace(revision);
     }
@@ -101,14 +106,14 @@ impl Store {
     pub fn hold_back(&self, revision: u64, cause: String) {
         self.held
             .store(Some(Arc::new(HeldBack { revision, cause })));
-        metrics::gauge!(HELD_BACK).set(1.0);
+        metrics().held_back.set(1);
     }
 
     /// Counts a full reload (as opposed to a row-by-row apply).
     pub fn note_full_load(&self) {
         self.full_loads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!(FULL_RELOADS).increment(1);
+        metrics().full_reloads.inc();
     }
 
     /// Full reloads since start, the first load excluded.

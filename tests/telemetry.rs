@@ -1,7 +1,10 @@
 //! What SREs rely on, through the real binary: spans reach an OTLP collector
 //! as children of the caller's `traceparent`; `/metrics` shows the latency
-//! histograms after real calls; the decision log writes JSON lines and,
-//! when its writer stalls, drops records instead of blocking.
+//! histograms after real calls, every counter and gauge from start, in the
+//! Prometheus text format that `promtool` accepts or in OpenMetrics with
+//! the trace ids of sampled calls as exemplars; the decision log writes
+//! JSON lines and, when its writer stalls, drops records instead of
+//! blocking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -182,6 +185,24 @@ async fn wait_for_span(collector: &Collector, name: &str) -> (String, Span) {
     }
 }
 
+/// Waits until a span of trace `trace_id` has reached the collector.
+async fn wait_for_trace(collector: &Collector, trace_id: &[u8]) {
+    let started = Instant::now();
+    while !collector
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, s)| s.trace_id == trace_id)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no span of trace {trace_id:02x?} reached the collector"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn otel_env(collector: SocketAddr) -> Vec<(&'static str, String)> {
     vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
@@ -249,10 +270,16 @@ async fn an_absent_collector_does_not_fail_decisions() {
 }
 
 fn scrape(addr: SocketAddr, path: &str) -> (String, String) {
+    scrape_accepting(addr, path, None)
+}
+
+/// A scrape with `accept` as its `Accept` header.
+fn scrape_accepting(addr: SocketAddr, path: &str, accept: Option<&str>) -> (String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
+    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: metrics\r\n{accept}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -346,10 +373,11 @@ async fn metrics_show_latency_by_rpc_and_outcome_after_real_calls() {
         count(&["rpc=\"ListVisibleTickets\"", "outcome=\"ok\""]),
         Some(1.0)
     );
-    // Fine buckets, from one microsecond, all the way to +Inf.
+    // Fine buckets, from one microsecond (written as Go's client writes
+    // it), all the way to +Inf.
     let bucket = format!("{duration}_bucket");
     let labels = ["rpc=\"CheckAccess\"", "outcome=\"allowed\""];
-    assert!(sample(&body, &bucket, &[labels[0], labels[1], "le=\"0.000001\""]).is_some());
+    assert!(sample(&body, &bucket, &[labels[0], labels[1], "le=\"1e-06\""]).is_some());
     assert_eq!(
         sample(&body, &bucket, &[labels[0], labels[1], "le=\"+Inf\""]),
         Some(3.0)
@@ -505,9 +533,10 @@ fn decision_log_sampling_keeps_about_the_ratio() {
     assert!(DecisionLog::with_writer(Box::new(std::io::sink()), 1.5, 16).is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_follow_database_changes() {
-    let dir = std::env::temp_dir().join(format!("ticket-authz-metrics-{}", free_port()));
+/// The demo in a fresh SQLite database, followed by polling every 50 ms:
+/// the service, the database's directory and its URL.
+fn serve_followed_sqlite(name: &str) -> (Served, std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("ticket-authz-{name}-{}", free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("authz.db").display());
     let served = serve(
@@ -522,6 +551,12 @@ async fn metrics_follow_database_changes() {
         ],
         &[],
     );
+    (served, dir, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_database_changes() {
+    let (served, dir, url) = serve_followed_sqlite("metrics");
     let (_, body) = scrape(served.metrics, "/metrics");
     let before = sample(&body, "ticket_authz_revision", &[]).unwrap();
 
@@ -609,4 +644,384 @@ async fn shed_requests_are_counted_by_rpc() {
         Some(1.0)
     );
     served.terminate();
+}
+
+/// What Prometheus 2.x sends when it scrapes.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Every counter of the service with each label set known up front.
+fn counters_at_start() -> Vec<String> {
+    let mut series = vec![
+        "ticket_authz_full_reloads_total".to_owned(),
+        "ticket_authz_decision_log_dropped_total".to_owned(),
+    ];
+    for action in ticket_authz::core::Action::ALL {
+        for outcome in ["allowed", "denied"] {
+            series.push(format!(
+                "ticket_authz_decisions_total{{action=\"{}\",outcome=\"{outcome}\"}}",
+                action.name()
+            ));
+        }
+    }
+    for (_, rpc) in ticket_authz::grpc::server::paths()
+        .into_iter()
+        .chain([("", "other")])
+    {
+        series.push(format!("ticket_authz_shed_requests_total{{rpc=\"{rpc}\"}}"));
+    }
+    for kind in ["read", "apply", "held_back"] {
+        series.push(format!(
+            "ticket_authz_refresh_errors_total{{kind=\"{kind}\"}}"
+        ));
+    }
+    for task in ["follower", "health_server", "metrics_server"] {
+        series.push(format!(
+            "ticket_authz_task_failures_total{{task=\"{task}\"}}"
+        ));
+    }
+    series
+}
+
+/// The value of the sample written exactly as `series` (name and labels).
+fn exact(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_service_exports_every_counter_and_gauge_at_zero() {
+    let served = serve(&[], &[]);
+    let (_, body) = scrape(served.metrics, "/metrics");
+    for series in counters_at_start() {
+        assert_eq!(exact(&body, &series), Some(0.0), "{series}: {body}");
+    }
+    for kind in ticket_authz::telemetry::metrics::ENTITY_KINDS {
+        let series = format!("ticket_authz_snapshot_entities{{kind=\"{kind}\"}}");
+        assert!(exact(&body, &series).is_some(), "{series}: {body}");
+    }
+    assert_eq!(exact(&body, "ticket_authz_held_back"), Some(0.0));
+    assert_eq!(exact(&body, "ticket_authz_revision"), Some(1.0));
+    assert_eq!(exact(&body, "ticket_authz_serving"), Some(1.0), "{body}");
+    // A dataset file never changes: always caught up.
+    assert_eq!(
+        exact(&body, "ticket_authz_caught_up_age_seconds"),
+        Some(0.0)
+    );
+    served.terminate();
+}
+
+/// Calls of each outcome, traced ones among them, so that the histogram
+/// has exemplars to show (or leave out).
+async fn some_calls(grpc: &str) {
+    let mut client = client(grpc).await;
+    for _ in 0..3 {
+        traced_check(&mut client, check("paul", VIEW, "1004")).await;
+    }
+    client
+        .check_access(check("carla", COMMENT, "1004"))
+        .await
+        .unwrap();
+    client
+        .check_access(check("", VIEW, "1004"))
+        .await
+        .unwrap_err();
+    client
+        .list_visible_tickets(pb::ListVisibleTicketsRequest {
+            user_id: "carla".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// A tool from `env_var`, else the first of `candidates` (relative to the
+/// repository, or a bare name looked up in `PATH`) that `works` accepts;
+/// `None` (said out loud) outside CI, a failure under `CI=true`.
+fn tool(
+    test: &str,
+    env_var: &str,
+    candidates: &[&str],
+    works: impl Fn(&std::path::Path) -> bool,
+) -> Option<std::path::PathBuf> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let from_env = std::env::var_os(env_var)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    let found = from_env.or_else(|| {
+        candidates.iter().find_map(|c| {
+            let path = if c.contains('/') {
+                repo.join(c)
+            } else {
+                std::env::var_os("PATH").and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|d| d.join(c))
+                        .find(|p| p.is_file())
+                })?
+            };
+            (path.is_file() && works(&path)).then_some(path)
+        })
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: {env_var} or one of {candidates:?} is required under CI=true (.ci/run installs it)"
+        );
+        eprintln!("skipped {test}: none of {env_var}, {candidates:?} found (.ci/run installs it)");
+    }
+    found
+}
+
+/// Runs `program ARGS` with `input` on stdin: (success, stdout, stderr).
+fn run_with_input(program: &std::path::Path, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_the_text_format_of_a_service_that_served_calls() {
+    let test = "promtool_accepts_the_text_format";
+    let Some(promtool) = tool(
+        test,
+        "PROMTOOL",
+        &["target/ci-tools/prometheus/usr/bin/promtool", "promtool"],
+        |_| true,
+    ) else {
+        return;
+    };
+    let (collector_addr, collector) = start_collector().await;
+    let served = serve(&[], &otel_env(collector_addr));
+    some_calls(&served.grpc).await;
+    wait_for_span(&collector, "ticketauthz.v1.TicketAuthz/CheckAccess").await;
+    for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
+        let (head, body) = scrape_accepting(served.metrics, "/metrics", accept);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+            "{head}"
+        );
+        // The calls are in it; the exemplars of the traced ones are not.
+        assert!(
+            sample(
+                &body,
+                "ticket_authz_rpc_duration_seconds_count",
+                &["outcome=\"allowed\""]
+            ) >= Some(3.0),
+            "{body}"
+        );
+        assert!(
+            !body.contains("trace_id") && !body.contains("# EOF"),
+            "{body}"
+        );
+        let (ok, out, err) = run_with_input(&promtool, &["check", "metrics"], &body);
+        assert!(ok, "promtool check metrics: {out}{err}\n{body}");
+    }
+    served.terminate();
+}
+
+/// Parses OpenMetrics text with the Python `prometheus_client` parser and
+/// prints its families and exemplars as JSON.
+const PARSE_OPENMETRICS: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families, exemplars = [], []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    families.append([family.name, family.type, family.unit])
+    for s in family.samples:
+        if s.exemplar is not None:
+            exemplars.append({"sample": s.name, "labels": s.labels,
+                              "exemplar": s.exemplar.labels, "value": s.exemplar.value})
+print(json.dumps({"families": families, "exemplars": exemplars}))
+"#;
+
+fn python_with_prometheus_client(python: &std::path::Path) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", "import prometheus_client.openmetrics.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_parses_and_links_latency_buckets_to_traces() {
+    let test = "openmetrics_parses_and_links_latency_buckets_to_traces";
+    let Some(python) = tool(
+        test,
+        "PROMETHEUS_CLIENT_PYTHON",
+        &["target/ci-tools/venv/bin/python3", "python3"],
+        python_with_prometheus_client,
+    ) else {
+        return;
+    };
+    let (collector_addr, collector) = start_collector().await;
+    let served = serve(&[], &otel_env(collector_addr));
+    some_calls(&served.grpc).await;
+    wait_for_span(&collector, "ticketauthz.v1.TicketAuthz/CheckAccess").await;
+    for accept in [
+        PROMETHEUS_ACCEPT,
+        "application/openmetrics-text; version=0.0.1",
+    ] {
+        let (head, body) = scrape_accepting(served.metrics, "/metrics", Some(accept));
+        assert!(
+            head.to_ascii_lowercase().contains(
+                "content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+            ),
+            "{head}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        let (ok, out, err) = run_with_input(&python, &["-c", PARSE_OPENMETRICS], &body);
+        assert!(
+            ok,
+            "the OpenMetrics parser refused the scrape: {err}\n{body}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let families = parsed["families"].as_array().unwrap();
+        assert!(
+            families
+                .iter()
+                .any(|f| f[0] == "ticket_authz_rpc_duration_seconds"
+                    && f[1] == "histogram"
+                    && f[2] == "seconds"),
+            "{families:?}"
+        );
+        assert!(
+            families
+                .iter()
+                .any(|f| f[0] == "ticket_authz_decisions" && f[1] == "counter"),
+            "{families:?}"
+        );
+        // The allowed checks (all sent in the caller's trace) lead to it;
+        // every other exemplar leads to a trace that reached the collector
+        // (the calls without a caller's trace are sampled roots).
+        let exemplars = parsed["exemplars"].as_array().unwrap();
+        assert!(
+            exemplars
+                .iter()
+                .all(|e| e["sample"] == "ticket_authz_rpc_duration_seconds_bucket"),
+            "{exemplars:?}"
+        );
+        let allowed: Vec<_> = exemplars
+            .iter()
+            .filter(|e| e["labels"]["rpc"] == "CheckAccess" && e["labels"]["outcome"] == "allowed")
+            .collect();
+        assert!(!allowed.is_empty(), "no exemplar in {body}");
+        for e in &allowed {
+            assert_eq!(e["exemplar"]["trace_id"], TRACE_ID, "{e}");
+        }
+        for e in exemplars {
+            let trace_id = e["exemplar"]["trace_id"].as_str().unwrap();
+            wait_for_trace(&collector, &hex(trace_id)).await;
+        }
+    }
+    served.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tracing_no_exemplar_is_kept() {
+    let served = serve(&[], &[]);
+    let mut client = client(&served.grpc).await;
+    // A caller's trace context alone does not make an exported span.
+    traced_check(&mut client, check("paul", VIEW, "1004")).await;
+    let (_, body) = scrape_accepting(served.metrics, "/metrics", Some(PROMETHEUS_ACCEPT));
+    assert!(
+        body.contains(
+            "ticket_authz_rpc_duration_seconds_count{rpc=\"CheckAccess\",outcome=\"allowed\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("trace_id"), "{body}");
+    served.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_followed_database_stays_caught_up() {
+    let (served, dir, _) = serve_followed_sqlite("caught-up");
+    // Nothing is committed while the service idles, for many poll
+    // intervals: every poll that finds nothing newer confirms it is
+    // caught up, so the age stays below the idle time. A follower that
+    // stopped confirming would show at least the idle time.
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, body) = scrape(served.metrics, "/metrics");
+    let idled = idle.elapsed().as_secs_f64();
+    let age = exact(&body, "ticket_authz_caught_up_age_seconds").unwrap();
+    assert!(
+        age < idled,
+        "caught-up age {age} after idling {idled} s: {body}"
+    );
+    assert_eq!(exact(&body, "ticket_authz_serving"), Some(1.0));
+    served.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In this process (the only service of this test binary that runs in
+/// it): health's status as the `ticket_authz_serving` gauge shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_gauge_follows_health() {
+    use ticket_authz::serve::{self as server, Listeners, Loader, ServeConfig};
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let loader: Loader = Box::pin(async move {
+        released.await.map_err(|e| e.to_string())?;
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml");
+        let loaded = ticket_authz::dataset::load_file(&file).map_err(|e| e.to_string())?;
+        ticket_authz::snapshot::Snapshot::build(&loaded.dataset).map_err(|e| e.to_string())
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server::run(
+        ServeConfig::default(),
+        Listeners {
+            grpc,
+            health: None,
+            metrics: Some(metrics),
+        },
+        async move {
+            let _ = stopped.await;
+        },
+        loader,
+        None,
+    ));
+    let gauge = |addr| {
+        tokio::task::spawn_blocking(move || {
+            let (_, body) = scrape(addr, "/metrics");
+            exact(&body, "ticket_authz_serving")
+        })
+    };
+    // The port is bound already: a scrape waits for its server to start.
+    assert_eq!(
+        gauge(metrics_addr).await.unwrap(),
+        Some(0.0),
+        "not serving before the first load"
+    );
+    release.send(()).unwrap();
+    let started = Instant::now();
+    while gauge(metrics_addr).await.unwrap() != Some(1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gauge did not turn 1 once the data was loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
 }

@@ -1,19 +1,20 @@
 //! One call as SREs see it, whatever the transport: a span (a child of the
 //! caller's W3C `traceparent`, following OpenTelemetry's RPC conventions)
 //! and the latency histogram by operation and outcome, with the metric
-//! handles built once per operation.
+//! handles built once per operation and, for sampled traces, the trace id
+//! as the bucket's exemplar.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use http::HeaderMap;
-use metrics::Histogram;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry::metrics::RPC_DURATION;
+use crate::telemetry::metrics::{LatencyHistogram, TraceExemplar, metrics};
 
 /// What a transport calls one of its operations: bounded names only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,17 +74,15 @@ pub enum StatusCode {
 }
 
 /// An operation's latency histograms, one per outcome, each made at its
-/// first use and then kept: a handle is a pointer to its series, where
-/// `metrics::histogram!` on every call would look the series up in the
-/// registry. Made lazily, a series appears once it has a sample (as with
-/// the macro) rather than as one zero-count histogram per status code, and
-/// never before the recorder is installed (a handle made earlier would
-/// record nothing, ever).
+/// first use and then kept: a handle is a pointer to its series, where a
+/// family lookup on every call would hash the labels and take the
+/// family's lock. Made lazily, a series appears once it has a sample
+/// rather than as one zero-count histogram per status code.
 #[derive(Debug)]
 pub struct CallMetrics {
     operation: Operation,
-    answered: [OnceLock<Histogram>; 3],
-    failed: Vec<(&'static str, OnceLock<Histogram>)>,
+    answered: [OnceLock<LatencyHistogram>; 3],
+    failed: Vec<(&'static str, OnceLock<LatencyHistogram>)>,
 }
 
 impl CallMetrics {
@@ -97,11 +96,11 @@ impl CallMetrics {
         }
     }
 
-    fn histogram(&self, outcome: &'static str) -> Histogram {
-        metrics::histogram!(RPC_DURATION, "rpc" => self.operation.method, "outcome" => outcome)
+    fn histogram(&self, outcome: &'static str) -> LatencyHistogram {
+        metrics().rpc_duration(self.operation.method, outcome)
     }
 
-    fn record(&self, outcome: &Outcome<'_>, seconds: f64) {
+    fn record(&self, outcome: &Outcome<'_>, seconds: f64, exemplar: Option<TraceExemplar>) {
         let (label, slot) = match outcome {
             Outcome::Answered(answer) => (answer.label(), self.answered.get(*answer as usize)),
             Outcome::Failed { label, .. } => (
@@ -113,9 +112,11 @@ impl CallMetrics {
             ),
         };
         match slot {
-            Some(slot) => slot.get_or_init(|| self.histogram(label)).record(seconds),
+            Some(slot) => slot
+                .get_or_init(|| self.histogram(label))
+                .observe(seconds, exemplar, None),
             // A label the transport did not announce: rare, so looked up.
-            None => self.histogram(label).record(seconds),
+            None => self.histogram(label).observe(seconds, exemplar, None),
         }
     }
 }
@@ -190,10 +191,26 @@ impl<'m> Call<'m> {
         self.metrics.operation.method
     }
 
-    /// Closes the call: its latency under the outcome, the status on the span.
+    /// The trace id of the call's span when it is sampled (exported), for
+    /// the latency exemplar. Without a trace exporter the span is disabled
+    /// and this allocates nothing.
+    fn exemplar(&self) -> Option<TraceExemplar> {
+        if self.span.is_disabled() {
+            return None;
+        }
+        let context = self.span.context();
+        let span = context.span();
+        let span_context = span.span_context();
+        (span_context.is_valid() && span_context.is_sampled()).then(|| TraceExemplar {
+            trace_id: span_context.trace_id().to_string(),
+        })
+    }
+
+    /// Closes the call: its latency under the outcome (with the trace id
+    /// of a sampled span as exemplar), the status on the span.
     pub fn finish(self, outcome: Outcome<'_>, status: StatusCode) {
-        self.metrics
-            .record(&outcome, self.started.elapsed().as_secs_f64());
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.record(&outcome, seconds, self.exemplar());
         if self.span.is_disabled() {
             return;
         }

@@ -2,7 +2,8 @@
 //! transactions after the served revision, apply them on a clone of the
 //! served snapshot (or reload in full), publish once per batch, and hold
 //! back what does not validate without reading it again until something
-//! newer is committed.
+//! newer is committed. A read that finds nothing newer confirms that the
+//! served data is caught up with the source.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use tokio::sync::watch;
 use super::source::{Batch, ChangeSource, Reload, SourceError};
 use crate::snapshot::{Change, Snapshot};
 use crate::store::Store;
-use crate::telemetry::metrics::{APPLY_DURATION, CHANGE_LAG, REFRESH_ERRORS};
+use crate::telemetry::metrics::{RefreshError, metrics};
 
 /// Follows `source` into `store` (which holds the first load) until `stop`
 /// turns true.
@@ -34,7 +35,7 @@ pub async fn follow<S: ChangeSource>(
 }
 
 fn read_failed(error: &SourceError) {
-    metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+    metrics().refresh_error(RefreshError::Read);
     tracing::warn!(error = %error, "reading the changes failed; retrying on the next wake-up");
 }
 
@@ -54,6 +55,13 @@ async fn next_batch<S: ChangeSource>(source: &mut S, store: &Store, applied: u64
         }
     }
     match source.changes_after(applied).await {
+        Ok(None) => {
+            // The source has nothing newer than what is served: caught up
+            // (an idle source confirms this on every wake-up). A held-back
+            // revision never gets here, as its answers lag the source.
+            metrics().caught_up.confirm();
+            None
+        }
         Ok(batch) => batch,
         Err(e) => {
             read_failed(&e);
@@ -98,13 +106,13 @@ async fn build_next<S: ChangeSource>(
         None => match apply(base, std::mem::take(&mut batch.changes), batch.revision).await {
             Ok(next) => Ok(next),
             Err(e) => {
-                metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
+                metrics().refresh_error(RefreshError::Apply);
                 tracing::warn!(error = %e, revision = batch.revision, "row-by-row apply failed; reloading");
                 reload(source, store).await
             }
         },
         Some(why @ Reload::Undecodable(_)) => {
-            metrics::counter!(REFRESH_ERRORS, "kind" => "apply").increment(1);
+            metrics().refresh_error(RefreshError::Apply);
             tracing::warn!(error = %why, revision = batch.revision, "a change could not be decoded; reloading");
             reload(source, store).await
         }
@@ -125,7 +133,7 @@ fn record_lag(committed_at: Option<f64>) {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         // Clocks of two machines: a negative lag is skew, not speed.
-        metrics::histogram!(CHANGE_LAG).record((now - committed).max(0.0));
+        metrics().change_lag.observe((now - committed).max(0.0));
     }
 }
 
@@ -143,7 +151,7 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
         // A batch that brings nothing newer would be asked for again at
         // once, forever: a source breaking the seam's contract.
         if batch.revision <= applied {
-            metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+            metrics().refresh_error(RefreshError::Read);
             tracing::warn!(
                 revision = batch.revision,
                 applied,
@@ -157,7 +165,7 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
             // Revisions only grow: an older snapshot would undo what
             // readers have already seen.
             Ok(next) if next.revision() < applied => {
-                metrics::counter!(REFRESH_ERRORS, "kind" => "read").increment(1);
+                metrics().refresh_error(RefreshError::Read);
                 tracing::warn!(
                     loaded = next.revision(),
                     applied,
@@ -167,7 +175,9 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
             }
             Ok(next) => {
                 let revision = next.revision();
-                metrics::histogram!(APPLY_DURATION).record(started.elapsed().as_secs_f64());
+                metrics()
+                    .apply_duration
+                    .observe(started.elapsed().as_secs_f64());
                 store.publish(next);
                 record_lag(batch.committed_at);
                 tracing::debug!(
@@ -180,7 +190,7 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
             }
             Err(SourceError::Invalid { revision, cause }) => {
                 let held = revision.max(batch.revision);
-                metrics::counter!(REFRESH_ERRORS, "kind" => "held_back").increment(1);
+                metrics().refresh_error(RefreshError::HeldBack);
                 tracing::error!(revision = held, error = %cause, "changes held back: serving the last valid revision");
                 store.hold_back(held, cause);
                 return;

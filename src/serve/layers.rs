@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use futures_util::future::{Either, Join, Map, Ready, join, ready};
 use http::{HeaderValue, Request, Response, header};
-use metrics::{Counter, Histogram};
+use prometheus_client::metrics::counter::Counter;
 use subtle::ConstantTimeEq as _;
 use tonic::Status;
 use tower::{Layer, Service};
 
-use crate::telemetry::metrics::{RPC_DURATION, SHED};
+use crate::telemetry::metrics::{LatencyHistogram, metrics};
 
 /// Paths that no layer here touches: the health service.
 const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -127,14 +127,16 @@ where
     }
 }
 
-/// What is counted when a request of one route is shed: the handles are
-/// made at the first refusal (see [`crate::app::CallMetrics`] for why lazily).
+/// What is counted when a request of one route is shed: the counter is
+/// made with the layer (so it shows at zero from start), the latency
+/// series at the first refusal (see [`crate::app::CallMetrics`] for why
+/// lazily).
 #[derive(Debug)]
 struct ShedMetrics {
     path: &'static str,
     label: &'static str,
-    requests: OnceLock<Counter>,
-    latency: OnceLock<Histogram>,
+    requests: Counter,
+    latency: OnceLock<LatencyHistogram>,
 }
 
 impl ShedMetrics {
@@ -142,19 +144,16 @@ impl ShedMetrics {
         Self {
             path,
             label,
-            requests: OnceLock::new(),
+            requests: metrics().shed(label),
             latency: OnceLock::new(),
         }
     }
 
     fn record(&self, seconds: f64) {
-        let label = self.label;
-        self.requests
-            .get_or_init(|| metrics::counter!(SHED, "rpc" => label))
-            .increment(1);
+        self.requests.inc();
         self.latency
-            .get_or_init(|| metrics::histogram!(RPC_DURATION, "rpc" => label, "outcome" => "resource_exhausted"))
-            .record(seconds);
+            .get_or_init(|| metrics().rpc_duration(self.label, "resource_exhausted"))
+            .observe(seconds, None, None);
     }
 }
 

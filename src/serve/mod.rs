@@ -159,6 +159,14 @@ async fn first_load(
     let stats = snapshot.stats();
     let revision = snapshot.revision();
     store.publish(snapshot);
+    // A load reads the source as it stands; without a follower (a file)
+    // nothing will ever be newer.
+    let caught_up = &telemetry::metrics::metrics().caught_up;
+    if follow.is_some() {
+        caught_up.confirm();
+    } else {
+        caught_up.settle();
+    }
     if stop.is_triggered() {
         return Ok(());
     }
@@ -197,12 +205,11 @@ pub async fn run(
         health: health_listener,
         metrics: metrics_listener,
     } = listeners;
-    // Installed before anything records or builds a metric handle, so that
-    // no early metric is lost.
-    let metrics_handle = metrics_listener
-        .as_ref()
-        .map(|_| telemetry::metrics::install())
-        .transpose()?;
+    // Registered now, so that the caught-up age counts from start.
+    telemetry::metrics::metrics();
+    // Made before the metrics port opens, so that every route's shed
+    // counter is in the first scrape.
+    let shed = ShedLayer::new(config.max_concurrent_requests, &grpc_server::paths());
     let store = Arc::new(Store::default());
     let reporter = HealthReporter::new();
     let health = Arc::new(Health::new(reporter.clone()));
@@ -234,10 +241,10 @@ pub async fn run(
                 .map_err(|e| e.to_string())
         });
     }
-    if let (Some(handle), Some(l)) = (metrics_handle, metrics_listener) {
+    if let Some(l) = metrics_listener {
         let stopped = stop.stopped();
         supervisor.spawn("metrics_server", async move {
-            telemetry::metrics::serve(handle, l, stopped).await;
+            telemetry::exposition::serve(l, stopped).await;
             Ok(())
         });
     }
@@ -277,10 +284,7 @@ pub async fn run(
     // admission permit; health passes both.
     let serving = builder
         .layer(AuthLayer::new(config.auth_token.as_deref()))
-        .layer(ShedLayer::new(
-            config.max_concurrent_requests,
-            &grpc_server::paths(),
-        ))
+        .layer(shed)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), on_stop);
     let grace = config.shutdown_grace;

@@ -15,7 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::grpc::server::SERVICE_NAME;
-use crate::telemetry::metrics::TASK_FAILURES;
+use crate::telemetry::metrics::metrics;
 
 /// The health both names report ("" and the service), where a failure and
 /// shutdown are final: nothing reports SERVING after a supervised task
@@ -44,6 +44,10 @@ impl Health {
         for name in ["", SERVICE_NAME] {
             self.reporter.set_service_status(name, status).await;
         }
+        // Under the same lock as the report, so the gauge ends as health does.
+        metrics()
+            .serving
+            .set(i64::from(status == ServingStatus::Serving));
     }
 
     /// SERVING, unless a task has failed or shutdown has begun.
@@ -175,6 +179,8 @@ impl Supervisor {
     where
         F: Future<Output = Result<(), String>> + Send + 'static,
     {
+        // Made now, so that the task's failures show at zero from its start.
+        let failures = metrics().task_failures(name);
         let child = tokio::spawn(task);
         let abort = child.abort_handle();
         let stop = self.stop.clone();
@@ -197,7 +203,7 @@ impl Supervisor {
                 problem,
                 "task failed; health is NOT_SERVING from now on"
             );
-            metrics::counter!(TASK_FAILURES, "task" => name).increment(1);
+            failures.inc();
             health.fail().await;
         });
         if let Ok(mut tasks) = self.tasks.lock() {

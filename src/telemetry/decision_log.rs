@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::TelemetryError;
-use super::metrics::DECISION_LOG_DROPPED;
+use super::metrics::metrics;
 
 /// Records waiting for the writer; beyond this they are dropped.
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -139,7 +139,7 @@ impl DecisionLog {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(DECISION_LOG_DROPPED).increment(1);
+                metrics().decision_log_dropped.inc();
             }
         }
     }

@@ -1,18 +1,22 @@
-//! Prometheus metrics: their names, the recorder, and the `/metrics`
-//! endpoint. Labels are bounded sets (RPC names, actions, outcomes, kinds);
-//! no user or ticket id ever becomes a label.
+//! The service's metrics: their names, their typed families in one
+//! process-wide registry, and the series that exist from start at zero.
+//! Labels are bounded sets (RPC names, actions, outcomes, kinds); no user
+//! or ticket id ever becomes a label. `exposition` serves them.
 
-use std::convert::Infallible;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Method, Request, Response, StatusCode};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
-use super::TelemetryError;
+use crate::core::Action;
 
 /// Time spent answering one RPC, by `rpc` and `outcome` (`allowed`,
 /// `denied`, `ok`, or the gRPC status in snake case).
@@ -31,9 +35,7 @@ pub const CHANGE_LAG: &str = "ticket_authz_change_lag_seconds";
 pub const APPLY_DURATION: &str = "ticket_authz_apply_duration_seconds";
 /// Entities in the served snapshot, by `kind`.
 pub const SNAPSHOT_ENTITIES: &str = "ticket_authz_snapshot_entities";
-/// Refresh problems, by `kind`: `read` (the change log could not be read),
-/// `apply` (a row-by-row apply failed and fell back to a reload),
-/// `held_back` (the data would be invalid; the last valid revision stays).
+/// Refresh problems, by `kind` (see [`RefreshError`]).
 pub const REFRESH_ERRORS: &str = "ticket_authz_refresh_errors_total";
 /// Full reloads after the first load (bulk imports, wide changes).
 pub const FULL_RELOADS: &str = "ticket_authz_full_reloads_total";
@@ -41,9 +43,27 @@ pub const FULL_RELOADS: &str = "ticket_authz_full_reloads_total";
 pub const HELD_BACK: &str = "ticket_authz_held_back";
 /// Decision-log records dropped because the writer fell behind.
 pub const DECISION_LOG_DROPPED: &str = "ticket_authz_decision_log_dropped_total";
-/// Background tasks (`follower`, `health_server`, `metrics_server`) that
-/// ended before shutdown, by `task`; health is NOT_SERVING after any.
+/// Background tasks that ended before shutdown, by `task`; health is
+/// NOT_SERVING after any.
 pub const TASK_FAILURES: &str = "ticket_authz_task_failures_total";
+/// 1 while health reports SERVING, else 0.
+pub const SERVING: &str = "ticket_authz_serving";
+/// Seconds since the follower last confirmed that it is caught up with its
+/// source (see [`CaughtUp`]).
+pub const CAUGHT_UP_AGE: &str = "ticket_authz_caught_up_age_seconds";
+
+/// The supervised tasks `serve::run` starts, counted from start at zero.
+pub const TASKS: [&str; 3] = ["follower", "health_server", "metrics_server"];
+
+/// The entity kinds of `ticket_authz_snapshot_entities`.
+pub const ENTITY_KINDS: [&str; 6] = [
+    "organisations",
+    "companies",
+    "groups",
+    "profiles",
+    "users",
+    "tickets",
+];
 
 /// Latency buckets from 1 µs: in-process decisions take well under one.
 const FINE_BUCKETS: [f64; 20] = [
@@ -56,129 +76,422 @@ const LAG_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
-static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
-
-fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_histogram!(RPC_DURATION, Unit::Seconds, "Time spent answering one RPC.");
-    describe_counter!(DECISIONS, "Access decisions made.");
-    describe_counter!(SHED, "Requests refused because too many were in progress.");
-    describe_gauge!(REVISION, "The database revision being served.");
-    describe_histogram!(
-        CHANGE_LAG,
-        Unit::Seconds,
-        "Commit in the database to change applied here."
-    );
-    describe_histogram!(
-        APPLY_DURATION,
-        Unit::Seconds,
-        "Time to build the next snapshot from a batch of changes."
-    );
-    describe_gauge!(SNAPSHOT_ENTITIES, "Entities in the served snapshot.");
-    describe_counter!(REFRESH_ERRORS, "Problems following the database.");
-    describe_counter!(FULL_RELOADS, "Full reloads after the first load.");
-    describe_gauge!(HELD_BACK, "1 while invalid changes are held back.");
-    describe_counter!(
-        DECISION_LOG_DROPPED,
-        "Decision-log records dropped because the writer fell behind."
-    );
-    describe_counter!(
-        TASK_FAILURES,
-        "Background tasks that ended before shutdown."
-    );
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RpcOutcome {
+    rpc: &'static str,
+    outcome: &'static str,
 }
 
-/// Installs the process-wide recorder once; later calls share it. Until it
-/// is installed every metric call is a no-op, so a service without
-/// `--metrics-listen` pays nothing.
-pub fn install() -> Result<PrometheusHandle, TelemetryError> {
-    HANDLE
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), &FINE_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full(APPLY_DURATION.into()), &FINE_BUCKETS)
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full(CHANGE_LAG.into()), &LAG_BUCKETS)
-                })
-                .and_then(PrometheusBuilder::install_recorder)
-                .map_err(|e| e.to_string())?;
-            describe();
-            Ok(handle)
-        })
-        .clone()
-        .map_err(TelemetryError::Metrics)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ActionOutcome {
+    action: &'static str,
+    outcome: &'static str,
 }
 
-fn respond(
-    handle: &PrometheusHandle,
-    request: &Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            handle.render(),
-        ),
-        (_, "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use GET\n".to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "metrics are at /metrics\n".to_owned(),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, value);
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RpcLabel {
+    rpc: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TaskLabel {
+    task: &'static str,
+}
+
+/// The exemplar of a traced call: its trace id, so that a slow bucket
+/// leads to its trace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TraceExemplar {
+    pub trace_id: String,
+}
+
+/// One series of the RPC latency histogram; a cheap clone of a shared
+/// handle, so callers keep one instead of looking the series up per call.
+pub type LatencyHistogram = HistogramWithExemplars<TraceExemplar>;
+
+fn latency_histogram() -> LatencyHistogram {
+    HistogramWithExemplars::new(FINE_BUCKETS.into_iter())
+}
+
+/// The refresh problems of `ticket_authz_refresh_errors_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshError {
+    /// The change log could not be read.
+    Read,
+    /// A row-by-row apply failed and fell back to a full reload.
+    Apply,
+    /// The data would be invalid; the last valid revision stays.
+    HeldBack,
+}
+
+impl RefreshError {
+    const ALL: [RefreshError; 3] = [
+        RefreshError::Read,
+        RefreshError::Apply,
+        RefreshError::HeldBack,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            RefreshError::Read => "read",
+            RefreshError::Apply => "apply",
+            RefreshError::HeldBack => "held_back",
+        }
     }
-    response
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` resolves. Also drains
-/// histogram samples into buckets now and then, so that memory stays flat
-/// between scrapes.
-pub async fn serve(
-    handle: PrometheusHandle,
-    listener: TcpListener,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = upkeep.tick() => handle.run_upkeep(),
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: accept failed");
-                        continue;
-                    }
-                };
-                let handle = handle.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let response = respond(&handle, &request);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "metrics: connection ended");
-                    }
-                });
+/// When the follower last confirmed it is caught up with its source, as
+/// nanoseconds after the registry was made; the age is computed at scrape
+/// time, so a follower that stops confirming shows a growing age without
+/// anything having to run. Without a follower (a dataset file, which never
+/// changes) the age is 0 once the data is loaded.
+#[derive(Debug)]
+pub struct CaughtUp {
+    base: Instant,
+    /// 0 until the first confirmation: the age then counts from start.
+    confirmed_nanos: AtomicU64,
+    fixed: AtomicBool,
+}
+
+impl CaughtUp {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            confirmed_nanos: AtomicU64::new(0),
+            fixed: AtomicBool::new(false),
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The served data is as new as the source's, as of now.
+    pub fn confirm(&self) {
+        self.confirm_at(Instant::now());
+    }
+
+    fn confirm_at(&self, at: Instant) {
+        self.confirmed_nanos
+            .fetch_max(self.nanos(at), Ordering::Relaxed);
+    }
+
+    /// Nothing will ever be newer than what is served (no follower).
+    pub fn settle(&self) {
+        self.fixed.store(true, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last confirmation (since start before the first).
+    pub fn age_seconds(&self) -> f64 {
+        self.age_at(Instant::now())
+    }
+
+    fn age_at(&self, now: Instant) -> f64 {
+        if self.fixed.load(Ordering::Relaxed) {
+            return 0.0;
+        }
+        let confirmed = self.confirmed_nanos.load(Ordering::Relaxed);
+        self.nanos(now).saturating_sub(confirmed) as f64 / 1e9
+    }
+}
+
+/// The caught-up age as a gauge read at scrape time.
+#[derive(Debug)]
+struct CaughtUpAge;
+
+impl EncodeMetric for CaughtUpAge {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&metrics().caught_up.age_seconds())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// Every metric of the service, registered once in `registry`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    rpc_duration: Family<RpcOutcome, LatencyHistogram, fn() -> LatencyHistogram>,
+    decisions: Family<ActionOutcome, Counter>,
+    shed: Family<RpcLabel, Counter>,
+    /// The revision being served.
+    pub revision: Gauge,
+    /// Commit to applied, per batch.
+    pub change_lag: Histogram,
+    /// Time to build the next snapshot from a batch.
+    pub apply_duration: Histogram,
+    snapshot_entities: Family<KindLabel, Gauge>,
+    refresh_errors: Family<KindLabel, Counter>,
+    /// Full reloads after the first load.
+    pub full_reloads: Counter,
+    /// 1 while changes are held back.
+    pub held_back: Gauge,
+    /// Decision-log records dropped.
+    pub decision_log_dropped: Counter,
+    task_failures: Family<TaskLabel, Counter>,
+    /// 1 while health reports SERVING.
+    pub serving: Gauge,
+    /// When the follower last confirmed it is caught up.
+    pub caught_up: CaughtUp,
+}
+
+/// Drops the suffix the encoder adds back (`_total` for counters, the
+/// unit for metrics registered with one), so that [`Registry`] exports
+/// exactly the names above.
+fn base(name: &'static str, suffix: &str) -> &'static str {
+    name.strip_suffix(suffix).unwrap_or(name)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let metrics = Self {
+            registry: Registry::default(),
+            rpc_duration: Family::new_with_constructor(latency_histogram),
+            decisions: Family::default(),
+            shed: Family::default(),
+            revision: Gauge::default(),
+            change_lag: Histogram::new(LAG_BUCKETS),
+            apply_duration: Histogram::new(FINE_BUCKETS),
+            snapshot_entities: Family::default(),
+            refresh_errors: Family::default(),
+            full_reloads: Counter::default(),
+            held_back: Gauge::default(),
+            decision_log_dropped: Counter::default(),
+            task_failures: Family::default(),
+            serving: Gauge::default(),
+            caught_up: CaughtUp::new(),
+        };
+        // Label sets known up front exist at zero from start, so that
+        // `rate()` and absent-series alerts work on a fresh service.
+        for action in Action::ALL {
+            for outcome in ["allowed", "denied"] {
+                metrics.decisions(action.name(), outcome);
             }
         }
+        for kind in RefreshError::ALL {
+            metrics
+                .refresh_errors
+                .get_or_create_owned(&KindLabel { kind: kind.label() });
+        }
+        for kind in ENTITY_KINDS {
+            metrics.snapshot_entities(kind);
+        }
+        for task in TASKS {
+            metrics.task_failures(task);
+        }
+        metrics.register()
+    }
+
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        let seconds = "_seconds";
+        r.register_with_unit(
+            base(RPC_DURATION, seconds),
+            "Time spent answering one RPC",
+            Unit::Seconds,
+            self.rpc_duration.clone(),
+        );
+        r.register(
+            base(DECISIONS, "_total"),
+            "Access decisions made",
+            self.decisions.clone(),
+        );
+        r.register(
+            base(SHED, "_total"),
+            "Requests refused because too many were in progress",
+            self.shed.clone(),
+        );
+        r.register(
+            REVISION,
+            "The database revision being served",
+            self.revision.clone(),
+        );
+        r.register_with_unit(
+            base(CHANGE_LAG, seconds),
+            "Commit in the database to change applied here",
+            Unit::Seconds,
+            self.change_lag.clone(),
+        );
+        r.register_with_unit(
+            base(APPLY_DURATION, seconds),
+            "Time to build the next snapshot from a batch of changes",
+            Unit::Seconds,
+            self.apply_duration.clone(),
+        );
+        r.register(
+            SNAPSHOT_ENTITIES,
+            "Entities in the served snapshot",
+            self.snapshot_entities.clone(),
+        );
+        r.register(
+            base(REFRESH_ERRORS, "_total"),
+            "Problems following the database",
+            self.refresh_errors.clone(),
+        );
+        r.register(
+            base(FULL_RELOADS, "_total"),
+            "Full reloads after the first load",
+            self.full_reloads.clone(),
+        );
+        r.register(
+            HELD_BACK,
+            "1 while invalid changes are held back",
+            self.held_back.clone(),
+        );
+        r.register(
+            base(DECISION_LOG_DROPPED, "_total"),
+            "Decision-log records dropped because the writer fell behind",
+            self.decision_log_dropped.clone(),
+        );
+        r.register(
+            base(TASK_FAILURES, "_total"),
+            "Background tasks that ended before shutdown",
+            self.task_failures.clone(),
+        );
+        r.register(
+            SERVING,
+            "1 while health reports SERVING, else 0",
+            self.serving.clone(),
+        );
+        r.register_with_unit(
+            base(CAUGHT_UP_AGE, seconds),
+            "Seconds since the follower last confirmed it is caught up with its source",
+            Unit::Seconds,
+            CaughtUpAge,
+        );
+        self
+    }
+
+    /// The registry every metric is in, for the exposition.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The latency series of `rpc` ending in `outcome`: a handle to keep.
+    pub fn rpc_duration(&self, rpc: &'static str, outcome: &'static str) -> LatencyHistogram {
+        self.rpc_duration
+            .get_or_create_owned(&RpcOutcome { rpc, outcome })
+    }
+
+    /// The decision counter of `action` ending in `outcome`: a handle to keep.
+    pub fn decisions(&self, action: &'static str, outcome: &'static str) -> Counter {
+        self.decisions
+            .get_or_create_owned(&ActionOutcome { action, outcome })
+    }
+
+    /// The shed counter of `rpc` (made now, so it shows at zero): a handle
+    /// to keep.
+    pub fn shed(&self, rpc: &'static str) -> Counter {
+        self.shed.get_or_create_owned(&RpcLabel { rpc })
+    }
+
+    /// The entity gauge of `kind`.
+    pub fn snapshot_entities(&self, kind: &'static str) -> Gauge {
+        self.snapshot_entities
+            .get_or_create_owned(&KindLabel { kind })
+    }
+
+    /// Counts one refresh problem.
+    pub fn refresh_error(&self, kind: RefreshError) {
+        self.refresh_errors
+            .get_or_create(&KindLabel { kind: kind.label() })
+            .inc();
+    }
+
+    /// The failure counter of the task `task` (made now, so that a task
+    /// not listed in [`TASKS`] shows at zero from its start too).
+    pub fn task_failures(&self, task: &'static str) -> Counter {
+        self.task_failures.get_or_create_owned(&TaskLabel { task })
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics, registered at first use.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The whole registry in OpenMetrics. A family without series is left
+    /// out, so the two made at first use get one here.
+    fn openmetrics() -> String {
+        metrics().rpc_duration("CheckAccess", "allowed");
+        metrics().shed("other");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, metrics().registry()).unwrap();
+        text
+    }
+
+    #[test]
+    fn every_name_is_exported_as_written_here() {
+        let text = openmetrics();
+        for (name, kind) in [
+            (RPC_DURATION, "histogram"),
+            (DECISIONS, "counter"),
+            (SHED, "counter"),
+            (REVISION, "gauge"),
+            (CHANGE_LAG, "histogram"),
+            (APPLY_DURATION, "histogram"),
+            (SNAPSHOT_ENTITIES, "gauge"),
+            (REFRESH_ERRORS, "counter"),
+            (FULL_RELOADS, "counter"),
+            (HELD_BACK, "gauge"),
+            (DECISION_LOG_DROPPED, "counter"),
+            (TASK_FAILURES, "counter"),
+            (SERVING, "gauge"),
+            (CAUGHT_UP_AGE, "gauge"),
+        ] {
+            // OpenMetrics names a counter family without `_total`.
+            let family = if kind == "counter" {
+                base(name, "_total")
+            } else {
+                name
+            };
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "{name}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn known_label_sets_start_at_zero() {
+        let text = openmetrics();
+        for line in [
+            "ticket_authz_decisions_total{action=\"has_flag\",outcome=\"denied\"} 0",
+            "ticket_authz_refresh_errors_total{kind=\"held_back\"} 0",
+            "ticket_authz_task_failures_total{task=\"follower\"} 0",
+            "ticket_authz_snapshot_entities{kind=\"tickets\"} 0",
+            "ticket_authz_full_reloads_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing: {text}");
+        }
+    }
+
+    #[test]
+    fn caught_up_age_grows_until_confirmed_and_is_zero_when_settled() {
+        use std::time::Duration;
+        let clock = CaughtUp::new();
+        let start = clock.base;
+        assert_eq!(clock.age_at(start + Duration::from_secs(3)), 3.0);
+        clock.confirm_at(start + Duration::from_secs(10));
+        assert_eq!(clock.age_at(start + Duration::from_secs(12)), 2.0);
+        // A late report of an older confirmation does not turn time back.
+        clock.confirm_at(start + Duration::from_secs(4));
+        assert_eq!(clock.age_at(start + Duration::from_secs(12)), 2.0);
+        clock.settle();
+        assert_eq!(clock.age_at(start + Duration::from_secs(100)), 0.0);
     }
 }

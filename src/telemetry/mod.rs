@@ -6,6 +6,7 @@
 //! or absent collector drops spans instead of slowing decisions.
 
 pub mod decision_log;
+pub mod exposition;
 pub mod metrics;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -34,8 +35,6 @@ pub enum TelemetryError {
     Exporter(String),
     #[error("logging was already set up in this process")]
     AlreadySet,
-    #[error("--metrics-listen: {0}")]
-    Metrics(String),
     #[error("--decision-log: {0}")]
     DecisionLog(String),
 }
