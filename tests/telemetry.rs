@@ -803,7 +803,7 @@ async fn promtool_accepts_the_text_format_of_a_service_that_served_calls() {
     let Some(promtool) = tool(
         test,
         "PROMTOOL",
-        &["target/ci-tools/prometheus/usr/bin/promtool", "promtool"],
+        &["target/ci-tools/bin/promtool", "promtool"],
         |_| true,
     ) else {
         return;
