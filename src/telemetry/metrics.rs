@@ -41,7 +41,14 @@ pub const FULL_RELOADS: &str = "ticket_authz_full_reloads_total";
 pub const HELD_BACK: &str = "ticket_authz_held_back";
 /// Decision-log records dropped because the writer fell behind.
 pub const DECISION_LOG_DROPPED: &str = "ticket_authz_decision_log_dropped_total";
-/// Background tasks (`follower`, `health_server`, `metrics_server`) that
+/// Credential files (`credential`: `certificate`, `client_ca`, `token`)
+/// re-read after a change and put into use for new connections and requests.
+pub const CREDENTIAL_RELOADS: &str = "ticket_authz_credential_reloads_total";
+/// Changed credential files that were not usable (unreadable, unparsable, a
+/// key not matching its certificate, no token), by `credential`; the
+/// previous material stays in use.
+pub const CREDENTIAL_RELOAD_ERRORS: &str = "ticket_authz_credential_reload_errors_total";
+/// Background tasks (`follower`, `credentials`, `health_server`, `metrics_server`) that
 /// ended before shutdown, by `task`; health is NOT_SERVING after any.
 pub const TASK_FAILURES: &str = "ticket_authz_task_failures_total";
 
@@ -81,6 +88,14 @@ fn describe() {
     describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision-log records dropped because the writer fell behind."
+    );
+    describe_counter!(
+        CREDENTIAL_RELOADS,
+        "Changed credential files re-read and put into use."
+    );
+    describe_counter!(
+        CREDENTIAL_RELOAD_ERRORS,
+        "Changed credential files that were not usable; the previous ones stay."
     );
     describe_counter!(
         TASK_FAILURES,
