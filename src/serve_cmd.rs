@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::dataset;
 use crate::db::{self, Database};
-use crate::serve::{self as server, Listeners, Loader, ServeConfig, TlsPem};
+use crate::serve::{self as server, Listeners, Loader, ServeConfig, TlsFiles, TokenSource};
 use crate::snapshot::Snapshot;
 use crate::telemetry::decision_log::Destination;
 use crate::telemetry::{self, DecisionLog, LogFormat, TelemetrySettings};
@@ -50,18 +50,26 @@ pub struct ServeArgs {
     /// Kubernetes probes).
     #[arg(long, env = "TICKET_AUTHZ_HEALTH_LISTEN")]
     pub health_listen: Option<String>,
-    /// Server certificate chain (PEM); turns on TLS.
+    /// Server certificate chain (PEM); turns on TLS. Re-read with the key
+    /// when either changes; new connections use the new pair.
     #[arg(long, env = "TICKET_AUTHZ_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// Server private key (PEM).
     #[arg(long, env = "TICKET_AUTHZ_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// CA (PEM) that must have signed every caller's certificate (mutual TLS).
+    /// CA (PEM) that must have signed every caller's certificate (mutual
+    /// TLS). Re-read when it changes.
     #[arg(long, env = "TICKET_AUTHZ_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
-    /// File holding the shared token callers send as `authorization: Bearer <token>`.
+    /// File of the tokens callers send as `authorization: Bearer <token>`:
+    /// one per line (any is accepted, so a rotation can overlap old and
+    /// new). Re-read when it changes.
     #[arg(long, env = "TICKET_AUTHZ_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// How often the TLS and token files are compared with what is in use,
+    /// besides reacting to change events (a safety net for a missed event).
+    #[arg(long, env = "TICKET_AUTHZ_CREDENTIALS_CHECK_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub credentials_check_interval: Duration,
     /// Requests in progress at once; more are refused with RESOURCE_EXHAUSTED.
     #[arg(
         long,
@@ -212,16 +220,40 @@ impl ServeArgs {
                 ),
             ));
         }
+        // Read and checked once here so that a bad file stops the start
+        // naming its flag; `run` re-reads them and keeps them current.
         let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsPem {
-                cert: read("--tls-cert", cert)?,
-                key: read("--tls-key", key)?,
-                client_ca: self
+            (Some(cert), Some(key)) => {
+                let cert_pem = read("--tls-cert", cert)?;
+                let key_pem = read("--tls-key", key)?;
+                let ca = self
                     .client_ca
                     .as_deref()
-                    .map(|p| read("--client-ca", p))
-                    .transpose()?,
-            }),
+                    .map(|p| read("--client-ca", p).map(|pem| (p.display().to_string(), pem)))
+                    .transpose()?;
+                server::check_tls(
+                    (&cert.display().to_string(), &cert_pem),
+                    (&key.display().to_string(), &key_pem),
+                    ca.as_ref()
+                        .map(|(name, pem)| (name.as_str(), pem.as_slice())),
+                )
+                .map_err(|e| {
+                    let flag = match e {
+                        server::CredentialError::ClientCa { .. } => "--client-ca",
+                        server::CredentialError::NoKey { .. } => "--tls-key",
+                        _ => "--tls-cert",
+                    };
+                    config_error(flag, e.to_string())
+                })?;
+                Some(
+                    TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: self.client_ca.clone(),
+                    }
+                    .into(),
+                )
+            }
             (Some(_), None) => return Err(config_error("--tls-key", "required with --tls-cert")),
             (None, Some(_)) => return Err(config_error("--tls-cert", "required with --tls-key")),
             (None, None) => {
@@ -238,19 +270,17 @@ impl ServeArgs {
             None => None,
             Some(path) => {
                 let bytes = read("--auth-token-file", path)?;
-                let token = String::from_utf8(bytes).map_err(|_| {
-                    config_error("--auth-token-file", "the token is not UTF-8 text")
-                })?;
-                let token = token.trim().to_owned();
-                if token.is_empty() {
-                    return Err(config_error(
-                        "--auth-token-file",
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Some(token)
+                server::parse_tokens(&path.display().to_string(), &bytes)
+                    .map_err(|e| config_error("--auth-token-file", e.to_string()))?;
+                Some(TokenSource::File(path.clone()))
             }
         };
+        if self.credentials_check_interval.is_zero() {
+            return Err(config_error(
+                "--credentials-check-interval",
+                "must be more than 0",
+            ));
+        }
         if self.max_concurrent_requests == 0 {
             return Err(config_error(
                 "--max-concurrent-requests",
@@ -311,6 +341,7 @@ impl ServeArgs {
                 revision_wait: self.revision_wait,
                 tls,
                 auth_token,
+                credentials_check_interval: self.credentials_check_interval,
                 max_concurrent_requests: self.max_concurrent_requests,
                 max_message_bytes: self.max_message_bytes,
                 shutdown_grace: self.shutdown_grace,
@@ -475,7 +506,7 @@ async fn serve(plan: Plan) -> ExitCode {
             traces = plan.telemetry.export_traces,
             decision_log = plan.config.decision_log.is_some(),
             tls = plan.config.tls.is_some(),
-            mutual_tls = plan.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            mutual_tls = plan.config.tls.as_ref().is_some_and(|t| t.mutual()),
             token_auth = plan.config.auth_token.is_some(),
             source = %match &plan.source {
                 DataSource::File(f) => format!("file {}", f.display()),

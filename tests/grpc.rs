@@ -930,7 +930,7 @@ async fn tls_and_mutual_tls() {
     };
     let running = start(
         ServeConfig {
-            tls: Some(tls),
+            tls: Some(tls.into()),
             ..ServeConfig::default()
         },
         dataset_loader(demo()),
@@ -960,7 +960,7 @@ async fn tls_and_mutual_tls() {
     };
     let running = start(
         ServeConfig {
-            tls: Some(mtls),
+            tls: Some(mtls.into()),
             ..ServeConfig::default()
         },
         dataset_loader(demo()),

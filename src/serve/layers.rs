@@ -6,15 +6,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures_util::future::{Either, Join, Map, Ready, join, ready};
 use http::{HeaderValue, Request, Response, header};
 use prometheus_client::metrics::counter::Counter;
-use subtle::ConstantTimeEq as _;
 use tonic::Status;
 use tower::{Layer, Service};
 
+use super::credentials::Tokens;
 use crate::telemetry::metrics::{LatencyHistogram, metrics};
 
 /// Paths that no layer here touches: the health service.
@@ -51,18 +52,24 @@ fn bearer_token(value: &HeaderValue) -> Option<&[u8]> {
         .then(|| token.trim_start_matches(' ').as_bytes())
 }
 
-/// Requires `authorization: Bearer <token>` (compared in constant time)
-/// when a token is configured; lets everything through when none is.
+/// Requires `authorization: Bearer <token>` with one of the current tokens
+/// (each compared in constant time) when tokens are configured; lets
+/// everything through when none are. The set is read per request without a
+/// lock, so a rotated token file applies to the next request.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    token: Option<Arc<[u8]>>,
+    tokens: Option<Arc<ArcSwap<Tokens>>>,
 }
 
 impl AuthLayer {
+    /// One fixed token, or none.
     pub fn new(token: Option<&str>) -> Self {
-        Self {
-            token: token.map(|t| Arc::from(t.as_bytes())),
-        }
+        Self::rotating(token.map(|t| Arc::new(ArcSwap::from_pointee(Tokens::new([t])))))
+    }
+
+    /// The tokens in `tokens` at the time of each request.
+    pub fn rotating(tokens: Option<Arc<ArcSwap<Tokens>>>) -> Self {
+        Self { tokens }
     }
 }
 
@@ -72,7 +79,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Auth<S> {
         Auth {
             inner,
-            token: self.token.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -80,12 +87,12 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    token: Option<Arc<[u8]>>,
+    tokens: Option<Arc<ArcSwap<Tokens>>>,
 }
 
 impl<S> Auth<S> {
     fn admits<B>(&self, request: &Request<B>) -> bool {
-        let Some(expected) = &self.token else {
+        let Some(tokens) = &self.tokens else {
             return true;
         };
         let presented = request
@@ -93,7 +100,7 @@ impl<S> Auth<S> {
             .get(header::AUTHORIZATION)
             .and_then(bearer_token)
             .unwrap_or_default();
-        bool::from(presented.ct_eq(expected))
+        tokens.load().admits(presented)
     }
 }
 
@@ -124,6 +131,79 @@ where
             response
         };
         Either::Left(ready(Ok(response)))
+    }
+}
+
+/// Bounds each gRPC call by the deadline its caller sent (`grpc-timeout`),
+/// as tonic's own server did: past it the call is dropped and answered
+/// `DEADLINE_EXCEEDED`. Calls without the header are passed through as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadlineLayer;
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+}
+
+/// The `grpc-timeout` header (up to 8 digits and a unit, per the gRPC HTTP/2
+/// protocol); anything else is ignored, as tonic ignores it.
+fn grpc_timeout<B>(request: &Request<B>) -> Option<Duration> {
+    let value = request.headers().get("grpc-timeout")?.to_str().ok()?;
+    let unit = value.chars().last()?;
+    let digits = value.get(..value.len() - unit.len_utf8())?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+type Bounded<F, T> = Map<tokio::time::Timeout<F>, fn(Result<T, tokio::time::error::Elapsed>) -> T>;
+
+fn expired<R: Default, E>(
+    result: Result<Result<Response<R>, E>, tokio::time::error::Elapsed>,
+) -> Result<Response<R>, E> {
+    result.unwrap_or_else(|_| Ok(Status::deadline_exceeded("deadline exceeded").into_http()))
+}
+
+impl<S, B, R> Service<Request<B>> for Deadline<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    R: Default,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Bounded<S::Future, Result<Response<R>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match grpc_timeout(&request).filter(|_| is_grpc(&request)) {
+            None => Either::Left(self.inner.call(request)),
+            Some(deadline) => {
+                let expired: fn(_) -> _ = expired;
+                let bounded = tokio::time::timeout(deadline, self.inner.call(request));
+                Either::Right(futures_util::FutureExt::map(bounded, expired))
+            }
+        }
     }
 }
 
@@ -355,6 +435,35 @@ mod tests {
         assert_eq!(grpc.headers()["grpc-status"], "16");
         let health = send(&mut auth, request("/grpc.health.v1.Health/Check", &[])).await;
         assert_eq!(health.body(), "answered");
+    }
+
+    #[tokio::test]
+    async fn a_grpc_call_past_its_deadline_is_answered_deadline_exceeded() {
+        let mut bounded = DeadlineLayer.layer(Pending);
+        let grpc = [
+            ("content-type", "application/grpc"),
+            ("grpc-timeout", "50m"),
+        ];
+        let late = send(&mut bounded, request("/a.B/C", &grpc)).await;
+        assert_eq!(late.headers()["grpc-status"], "4");
+        let mut fast = DeadlineLayer.layer(Ok200);
+        let ok = send(&mut fast, request("/a.B/C", &grpc)).await;
+        assert_eq!(ok.body(), "answered");
+        for (value, expected) in [
+            ("1H", Some(Duration::from_secs(3600))),
+            ("250u", Some(Duration::from_micros(250))),
+            ("99999999n", Some(Duration::from_nanos(99_999_999))),
+            ("123456789S", None),
+            ("5x", None),
+            ("m", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                grpc_timeout(&request("/", &[("grpc-timeout", value)])),
+                expected,
+                "{value}"
+            );
+        }
     }
 
     /// Never answers, so that its callers hold their permits.

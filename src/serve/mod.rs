@@ -4,7 +4,9 @@
 //! shutdown deadline. `run` takes its listeners and shutdown signal so
 //! tests drive it on `127.0.0.1:0`.
 
+mod credentials;
 mod layers;
+mod listen;
 mod supervise;
 
 use std::future::Future;
@@ -13,42 +15,34 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
+use tower::Layer as _;
 
-pub use layers::{Auth, AuthLayer, Shed, ShedLayer};
+pub use credentials::{
+    CredentialError, TlsFiles, TlsPem, TlsSource, TokenSource, Tokens, check_tls, parse_tokens,
+};
+pub use layers::{Auth, AuthLayer, Deadline, DeadlineLayer, Shed, ShedLayer};
 pub use supervise::{Health, Stop, Supervisor};
 
 use crate::app::{Authz, Observe};
-use crate::grpc::server::{self as grpc_server, incoming};
+use crate::grpc::server as grpc_server;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::telemetry::{self, DecisionLog};
-
-/// PEM material for TLS, read when the configuration is built.
-#[derive(Clone)]
-pub struct TlsPem {
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
-    /// Require client certificates signed by this CA (mutual TLS).
-    pub client_ca: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for TlsPem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsPem")
-            .field("client_ca", &self.client_ca.is_some())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Everything `run` needs besides listeners.
 #[derive(Clone)]
 pub struct ServeConfig {
     pub revision_wait: Duration,
-    pub tls: Option<TlsPem>,
-    /// Callers must send `authorization: Bearer <token>`.
-    pub auth_token: Option<String>,
+    /// TLS on the main port (mutual with a client CA); files are re-read
+    /// when they change.
+    pub tls: Option<TlsSource>,
+    /// Callers must send `authorization: Bearer <token>` with one of these
+    /// tokens; a file is re-read when it changes.
+    pub auth_token: Option<TokenSource>,
+    /// How often credential files are compared with what is in use, in case
+    /// a change event was missed.
+    pub credentials_check_interval: Duration,
     pub max_concurrent_requests: usize,
     pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight calls, open health watches
@@ -84,9 +78,10 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("revision_wait", &self.revision_wait)
             .field("tls", &self.tls)
+            .field("auth_token", &self.auth_token)
             .field(
-                "auth_token",
-                &self.auth_token.as_ref().map(|_| "<redacted>"),
+                "credentials_check_interval",
+                &self.credentials_check_interval,
             )
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("max_message_bytes", &self.max_message_bytes)
@@ -103,6 +98,7 @@ impl Default for ServeConfig {
             revision_wait: Duration::from_secs(1),
             tls: None,
             auth_token: None,
+            credentials_check_interval: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
@@ -116,8 +112,8 @@ impl Default for ServeConfig {
 pub enum ServeError {
     #[error("loading the data failed: {0}")]
     Load(String),
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error("credentials: {0}")]
+    Credentials(#[from] CredentialError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("{0}")]
@@ -210,6 +206,9 @@ pub async fn run(
     // Made before the metrics port opens, so that every route's shed
     // counter is in the first scrape.
     let shed = ShedLayer::new(config.max_concurrent_requests, &grpc_server::paths());
+    // Bad material at start is fatal: there is nothing older to keep.
+    let mut credentials =
+        credentials::Credentials::load(config.tls.as_ref(), config.auth_token.as_ref()).await?;
     let store = Arc::new(Store::default());
     let reporter = HealthReporter::new();
     let health = Arc::new(Health::new(reporter.clone()));
@@ -249,6 +248,11 @@ pub async fn run(
         });
     }
 
+    if let Some(reloader) = credentials.reloader.take() {
+        let (interval, stopped) = (config.credentials_check_interval, stop.stopped());
+        supervisor.spawn("credentials", reloader.run(interval, stopped));
+    }
+
     let app = Authz::new(
         store,
         config.revision_wait,
@@ -262,15 +266,6 @@ pub async fn run(
         grpc_server::health(&reporter),
         config.max_message_bytes,
     )?;
-    let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
-        let mut tls_config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
-        if let Some(ca) = &tls.client_ca {
-            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
-        }
-        builder = builder.tls_config(tls_config)?;
-    }
     let on_stop = {
         let health = Arc::clone(&health);
         let stopped = stop.stopped();
@@ -280,19 +275,17 @@ pub async fn run(
             tracing::info!("shutting down: draining in-flight calls");
         }
     };
-    // Authentication first, so that unauthenticated callers take no
-    // admission permit; health passes both.
-    let serving = builder
-        .layer(AuthLayer::new(config.auth_token.as_deref()))
-        .layer(shed)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming(listener), on_stop);
+    // The caller's deadline bounds everything; then authentication, so
+    // that unauthenticated callers take no admission permit; health passes
+    // both.
+    let auth = AuthLayer::rotating(credentials.tokens);
+    let service = DeadlineLayer.layer(auth.layer(shed.layer(routes.prepare())));
+    let serving = listen::serve(listener, credentials.tls, service, on_stop);
     let grace = config.shutdown_grace;
-    let served = tokio::select! {
-        served = serving => served,
+    tokio::select! {
+        () = serving => {},
         () = stop.deadline(grace) => {
             tracing::warn!(?grace, "calls still open after the grace period; closing them");
-            Ok(())
         }
     };
     // A server that failed stops everything else too.
@@ -307,7 +300,6 @@ pub async fn run(
             None
         }
     };
-    served?;
     match loaded {
         Some(Err(e)) => Err(ServeError::Load(e)),
         _ => Ok(()),

@@ -43,6 +43,15 @@ pub const FULL_RELOADS: &str = "ticket_authz_full_reloads_total";
 pub const HELD_BACK: &str = "ticket_authz_held_back";
 /// Decision-log records dropped because the writer fell behind.
 pub const DECISION_LOG_DROPPED: &str = "ticket_authz_decision_log_dropped_total";
+/// Credential files (`credential`: `certificate`, `client_ca`, `token`)
+/// re-read after a change and put into use for new connections and requests.
+pub const CREDENTIAL_RELOADS: &str = "ticket_authz_credential_reloads_total";
+/// Changed credential files that were not usable (unreadable, unparsable, a
+/// key not matching its certificate, no token), by `credential`; the
+/// previous material stays in use.
+pub const CREDENTIAL_RELOAD_ERRORS: &str = "ticket_authz_credential_reload_errors_total";
+/// The `credential` labels of the two counters above.
+pub const CREDENTIALS: [&str; 3] = ["certificate", "client_ca", "token"];
 /// Background tasks that ended before shutdown, by `task`; health is
 /// NOT_SERVING after any.
 pub const TASK_FAILURES: &str = "ticket_authz_task_failures_total";
@@ -53,7 +62,7 @@ pub const SERVING: &str = "ticket_authz_serving";
 pub const CAUGHT_UP_AGE: &str = "ticket_authz_caught_up_age_seconds";
 
 /// The supervised tasks `serve::run` starts, counted from start at zero.
-pub const TASKS: [&str; 3] = ["follower", "health_server", "metrics_server"];
+pub const TASKS: [&str; 4] = ["follower", "credentials", "health_server", "metrics_server"];
 
 /// The entity kinds of `ticket_authz_snapshot_entities`.
 pub const ENTITY_KINDS: [&str; 6] = [
@@ -101,6 +110,11 @@ struct KindLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TaskLabel {
     task: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CredentialLabel {
+    credential: &'static str,
 }
 
 /// The exemplar of a traced call: its trace id, so that a slow bucket
@@ -236,6 +250,8 @@ pub struct Metrics {
     /// Decision-log records dropped.
     pub decision_log_dropped: Counter,
     task_failures: Family<TaskLabel, Counter>,
+    credential_reloads: Family<CredentialLabel, Counter>,
+    credential_reload_errors: Family<CredentialLabel, Counter>,
     /// 1 while health reports SERVING.
     pub serving: Gauge,
     /// When the follower last confirmed it is caught up.
@@ -265,6 +281,8 @@ impl Metrics {
             held_back: Gauge::default(),
             decision_log_dropped: Counter::default(),
             task_failures: Family::default(),
+            credential_reloads: Family::default(),
+            credential_reload_errors: Family::default(),
             serving: Gauge::default(),
             caught_up: CaughtUp::new(),
         };
@@ -285,6 +303,11 @@ impl Metrics {
         }
         for task in TASKS {
             metrics.task_failures(task);
+        }
+        for credential in CREDENTIALS {
+            let label = CredentialLabel { credential };
+            metrics.credential_reloads.get_or_create_owned(&label);
+            metrics.credential_reload_errors.get_or_create_owned(&label);
         }
         metrics.register()
     }
@@ -356,6 +379,16 @@ impl Metrics {
             self.task_failures.clone(),
         );
         r.register(
+            base(CREDENTIAL_RELOADS, "_total"),
+            "Credential files re-read after a change and put into use",
+            self.credential_reloads.clone(),
+        );
+        r.register(
+            base(CREDENTIAL_RELOAD_ERRORS, "_total"),
+            "Changed credential files that were not usable; the previous material stays",
+            self.credential_reload_errors.clone(),
+        );
+        r.register(
             SERVING,
             "1 while health reports SERVING, else 0",
             self.serving.clone(),
@@ -409,6 +442,16 @@ impl Metrics {
     /// not listed in [`TASKS`] shows at zero from its start too).
     pub fn task_failures(&self, task: &'static str) -> Counter {
         self.task_failures.get_or_create_owned(&TaskLabel { task })
+    }
+
+    /// Counts a credential file put into use (`reloaded`) or refused.
+    pub fn credential_reload(&self, credential: &'static str, reloaded: bool) {
+        let family = if reloaded {
+            &self.credential_reloads
+        } else {
+            &self.credential_reload_errors
+        };
+        family.get_or_create(&CredentialLabel { credential }).inc();
     }
 }
 
