@@ -974,3 +974,28 @@ fn the_examples_import_into_the_demo_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--group: unknown group `nope`"), "{stderr}");
 }
+
+/// `read_rows` is the import's read-and-check half on bytes, without a
+/// database: what the fuzz target drives. It resolves names against the
+/// given organisations and reports problems as a file import does.
+#[test]
+fn rows_are_read_and_checked_from_memory_as_from_a_file() {
+    let known = csv_import::Known::new(
+        [
+            ("acme-us", "Acme"),
+            ("acme-eu", "Acme"),
+            ("initech", "Initech"),
+        ],
+        [],
+    );
+    let options = Options::new(Format::PortalUsers);
+    let read = |bytes: &'static [u8]| csv_import::read_rows(bytes, "mem.csv", &options, &known);
+    let (rows, _) =
+        read(b"\xEF\xBB\xBFexternal_id;organization\r\nann;INITECH\r\nbob;acme-eu\r\n").unwrap();
+    assert_eq!(rows.ids(), ["ann", "bob"]);
+    let text = problems(read(b"external_id,organization\nann,Initech\nbob,Acme\n").unwrap_err());
+    assert!(
+        text.contains("mem.csv:3:2 (organization): organisation name `Acme` is ambiguous"),
+        "{text}"
+    );
+}

@@ -12,7 +12,7 @@ use crate::model::ALL_GROUPS;
 
 /// What rows may refer to, read from the database before the file.
 #[derive(Debug, Default)]
-pub(crate) struct Known {
+pub struct Known {
     organisation_ids: HashSet<String>,
     /// Lower-cased name → ids (names need not be unique).
     organisation_names: HashMap<String, Vec<String>>,
@@ -33,6 +33,28 @@ where
 }
 
 impl Known {
+    /// What the database would hold: organisations as (id, name), and
+    /// company ids.
+    pub fn new<'a>(
+        organisations: impl IntoIterator<Item = (&'a str, &'a str)>,
+        companies: impl IntoIterator<Item = &'a str>,
+    ) -> Known {
+        let mut known = Known::default();
+        for (id, name) in organisations {
+            known.add_organisation(id.to_owned(), name);
+        }
+        known.companies = companies.into_iter().map(str::to_owned).collect();
+        known
+    }
+
+    fn add_organisation(&mut self, id: String, name: &str) {
+        self.organisation_names
+            .entry(name.trim().to_lowercase())
+            .or_default()
+            .push(id.clone());
+        self.organisation_ids.insert(id);
+    }
+
     pub(crate) async fn read(db: &Database, options: &Options) -> Result<Known, CsvError> {
         match db {
             Database::Postgres(pool) => Known::read_from(pool, options).await,
@@ -59,12 +81,7 @@ impl Known {
                         .await
                         .map_err(DbError::from)?;
                 for (id, name) in rows {
-                    known
-                        .organisation_names
-                        .entry(name.trim().to_lowercase())
-                        .or_default()
-                        .push(id.clone());
-                    known.organisation_ids.insert(id);
+                    known.add_organisation(id, &name);
                 }
             }
             Format::ItsmUsers => {

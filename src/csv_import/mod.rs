@@ -24,6 +24,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use command::{ImportCsvArgs, main};
+pub use known::Known;
 pub use progress::Progress;
 
 use crate::db::{Database, DbError};
@@ -215,7 +216,7 @@ pub struct Report {
 /// schema's default); whether `email`, `name`, `suspended` and `company`
 /// are written at all depends on the format (see `write.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct UserRow {
+pub struct UserRow {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -230,7 +231,7 @@ pub(crate) struct UserRow {
 
 /// An organisation row; `ticket_access` `None` keeps what is stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct OrgRow {
+pub struct OrgRow {
     pub id: String,
     pub name: String,
     pub ticket_access: Option<OrgAccess>,
@@ -240,16 +241,28 @@ pub(crate) struct OrgRow {
 
 /// The rows of a checked file.
 #[derive(Debug)]
-pub(crate) enum Rows {
+pub enum Rows {
     Users(Vec<UserRow>),
     Organisations(Vec<OrgRow>),
 }
 
 impl Rows {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Rows::Users(rows) => rows.len(),
             Rows::Organisations(rows) => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows' ids, in file order.
+    pub fn ids(&self) -> Vec<&str> {
+        match self {
+            Rows::Users(rows) => rows.iter().map(|r| r.id.as_str()).collect(),
+            Rows::Organisations(rows) => rows.iter().map(|r| r.id.as_str()).collect(),
         }
     }
 }
@@ -283,12 +296,8 @@ pub async fn import_file(
         );
         // Parsing is CPU work proportional to the file: off the async threads.
         tokio::task::spawn_blocking(move || {
-            let mut source = read::Source::open(&path, &name, progress)?;
-            match options.format {
-                Format::PortalUsers => portal::users(&mut source, &known),
-                Format::PortalOrganisations => portal::organisations(&mut source),
-                Format::ItsmUsers => itsm::users(&mut source, &known, &options),
-            }
+            let source = read::Source::open(&path, &name, progress)?;
+            check_rows(source, &options, &known)
         })
         .await
         .map_err(|e| CsvError::Read {
@@ -308,6 +317,32 @@ pub async fn import_file(
         bulk: outcome.bulk,
         revision: outcome.revision,
     })
+}
+
+/// Reads and checks every row of an export held in `input` (`file` names
+/// it in messages) against what the database holds (`known`), as
+/// [`import_file`] does before it writes: the rows, or every problem.
+pub fn read_rows(
+    input: impl std::io::Read + Send + 'static,
+    file: &str,
+    options: &Options,
+    known: &Known,
+) -> Result<(Rows, Vec<Note>), CsvError> {
+    check_options(options)?;
+    let source = read::Source::from_reader(Box::new(input), 0, file, Progress::hidden())?;
+    check_rows(source, options, known)
+}
+
+fn check_rows(
+    mut source: read::Source,
+    options: &Options,
+    known: &Known,
+) -> Result<(Rows, Vec<Note>), CsvError> {
+    match options.format {
+        Format::PortalUsers => portal::users(&mut source, known),
+        Format::PortalOrganisations => portal::organisations(&mut source),
+        Format::ItsmUsers => itsm::users(&mut source, known, options),
+    }
 }
 
 /// The import form's fields belong to the service-desk format only.

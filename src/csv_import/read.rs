@@ -21,6 +21,13 @@ const PROGRESS_EVERY: u64 = 4096;
 /// this many bytes of it when it is longer.
 const PEEK: usize = 64 * 1024;
 
+fn read_error(file: &str, e: &std::io::Error) -> CsvError {
+    CsvError::Read {
+        file: file.to_owned(),
+        message: e.to_string().to_lowercase(),
+    }
+}
+
 /// Picks `;` when the first line holds more unquoted semicolons than
 /// unquoted commas (as spreadsheet programs write CSV in locales whose
 /// decimal mark is a comma), `,` otherwise.
@@ -109,10 +116,14 @@ impl<R: Read> Read for UnixLineEnds<R> {
     }
 }
 
+/// The bytes of an export: a file, or any reader (the fuzz targets read
+/// from memory).
+type Input = Box<dyn Read + Send>;
+
 /// An open export, read one record at a time into one reused buffer (so a
 /// field such as a password lives only until the next record is read).
 pub(crate) struct Source {
-    reader: csv::Reader<UnixLineEnds<BufReader<File>>>,
+    reader: csv::Reader<UnixLineEnds<BufReader<Input>>>,
     record: ByteRecord,
     file: String,
     progress: Progress,
@@ -129,17 +140,28 @@ impl Source {
     /// Opens `path` (named `file` in messages) and starts `progress` on
     /// its size.
     pub(crate) fn open(path: &Path, file: &str, progress: Progress) -> Result<Source, CsvError> {
-        let read_error = |e: std::io::Error| CsvError::Read {
-            file: file.to_owned(),
-            message: e.to_string().to_lowercase(),
-        };
-        let handle = File::open(path).map_err(read_error)?;
-        let total = handle.metadata().map_err(read_error)?.len();
-        let mut buffered = BufReader::with_capacity(PEEK, handle);
-        if buffered.fill_buf().map_err(read_error)?.starts_with(BOM) {
+        let handle = File::open(path).map_err(|e| read_error(file, &e))?;
+        let total = handle.metadata().map_err(|e| read_error(file, &e))?.len();
+        Source::from_reader(Box::new(handle), total, file, progress)
+    }
+
+    /// Reads `input` (`total` bytes long, for progress) as the export
+    /// `file`.
+    pub(crate) fn from_reader(
+        input: Input,
+        total: u64,
+        file: &str,
+        progress: Progress,
+    ) -> Result<Source, CsvError> {
+        let mut buffered = BufReader::with_capacity(PEEK, input);
+        if buffered
+            .fill_buf()
+            .map_err(|e| read_error(file, &e))?
+            .starts_with(BOM)
+        {
             buffered.consume(BOM.len());
         }
-        let delimiter = detect_delimiter(buffered.fill_buf().map_err(read_error)?);
+        let delimiter = detect_delimiter(buffered.fill_buf().map_err(|e| read_error(file, &e))?);
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             // Field counts are checked per format, with a message that says
