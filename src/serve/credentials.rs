@@ -347,21 +347,36 @@ pub(crate) struct Credentials {
     pub reloader: Option<Reloader>,
 }
 
-fn bytes_of(seen: &Seen) -> &[u8] {
+/// What `path` held when it was read, or why it could not be read.
+fn contents<'s>(path: &Path, seen: &'s Seen) -> Result<&'s [u8], CredentialError> {
     match seen {
-        Seen::Bytes(b) => b,
-        Seen::Unreadable(_) => &[],
-    }
-}
-
-fn readable(path: &Path, seen: &Seen) -> Result<(), CredentialError> {
-    match seen {
-        Seen::Bytes(_) => Ok(()),
+        Seen::Bytes(bytes) => Ok(bytes),
         Seen::Unreadable(e) => Err(CredentialError::Read {
             file: display(path),
             source: std::io::Error::other(e.clone()),
         }),
     }
+}
+
+/// The certificate and key as read from `files`: what the first load and
+/// every reload parse alike.
+fn seen_identity(files: &TlsFiles, cert: &Seen, key: &Seen) -> Result<Identity, CredentialError> {
+    identity(
+        &display(&files.cert),
+        contents(&files.cert, cert)?,
+        &display(&files.key),
+        contents(&files.key, key)?,
+    )
+}
+
+/// The client CA as read from `path`.
+fn seen_verifier(path: &Path, ca: &Seen) -> Result<Arc<dyn ClientCertVerifier>, CredentialError> {
+    client_verifier(&display(path), contents(path, ca)?)
+}
+
+/// The tokens as read from `path`.
+fn seen_tokens(path: &Path, seen: &Seen) -> Result<Tokens, CredentialError> {
+    parse_tokens(&display(path), contents(path, seen)?)
 }
 
 impl Credentials {
@@ -391,20 +406,12 @@ impl Credentials {
             Some(TlsSource::Files(files)) => {
                 let cert = look(&files.cert).await;
                 let key = look(&files.key).await;
-                readable(&files.cert, &cert)?;
-                readable(&files.key, &key)?;
-                let id = identity(
-                    &display(&files.cert),
-                    bytes_of(&cert),
-                    &display(&files.key),
-                    bytes_of(&key),
-                )?;
+                let id = seen_identity(files, &cert, &key)?;
                 let (ca, verifier) = match &files.client_ca {
                     None => (None, None),
                     Some(path) => {
                         let ca = look(path).await;
-                        readable(path, &ca)?;
-                        let verifier = client_verifier(&display(path), bytes_of(&ca))?;
+                        let verifier = seen_verifier(path, &ca)?;
                         (Some(ca), Some(verifier))
                     }
                 };
@@ -438,8 +445,7 @@ impl Credentials {
             }
             Some(TokenSource::File(path)) => {
                 let seen = look(path).await;
-                readable(path, &seen)?;
-                let tokens = parse_tokens(&display(path), bytes_of(&seen))?;
+                let tokens = seen_tokens(path, &seen)?;
                 let current = Arc::new(ArcSwap::from_pointee(tokens));
                 token_state = Some(TokenState {
                     file: path.clone(),
@@ -517,9 +523,7 @@ impl Reloader {
             let seen = look(&token.file).await;
             if seen != token.seen {
                 let file = display(&token.file);
-                let parsed = readable(&token.file, &seen)
-                    .and_then(|()| parse_tokens(&file, bytes_of(&seen)));
-                match parsed {
+                match seen_tokens(&token.file, &seen) {
                     Ok(tokens) => {
                         token.current.store(Arc::new(tokens));
                         reloaded("token", &file);
@@ -609,12 +613,9 @@ impl TlsState {
         // Cert and key change together in a Secret: both are read, and
         // only a pair that goes together is used.
         if cert != self.seen.0 || key != self.seen.1 {
-            let attempt = readable(&self.files.cert, &cert)
-                .and_then(|()| readable(&self.files.key, &key))
-                .and_then(|()| identity(&cert_name, bytes_of(&cert), &key_name, bytes_of(&key)))
-                .and_then(|id| {
-                    server_config((&cert_name, &key_name), &id, self.verifier.as_ref()).map(|_| id)
-                });
+            let attempt = seen_identity(&self.files, &cert, &key).and_then(|id| {
+                server_config((&cert_name, &key_name), &id, self.verifier.as_ref()).map(|_| id)
+            });
             match attempt {
                 Ok(id) => {
                     self.identity = id;
@@ -630,7 +631,7 @@ impl TlsState {
             && Some(&ca) != self.seen.2.as_ref()
         {
             let name = display(path);
-            match readable(path, &ca).and_then(|()| client_verifier(&name, bytes_of(&ca))) {
+            match seen_verifier(path, &ca) {
                 Ok(verifier) => {
                     self.verifier = Some(verifier);
                     changed = true;
