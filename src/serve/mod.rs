@@ -243,7 +243,7 @@ pub async fn run(
     if let Some(l) = metrics_listener {
         let stopped = stop.stopped();
         supervisor.spawn("metrics_server", async move {
-            telemetry::exposition::serve(l, stopped).await;
+            listen::serve(l, None, telemetry::exposition::MetricsEndpoint, stopped).await;
             Ok(())
         });
     }

@@ -5,13 +5,13 @@
 //! metrics` accepts.
 
 use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::{prometheus_text, text};
-use tokio::net::TcpListener;
 
 use super::metrics::metrics;
 
@@ -128,35 +128,23 @@ fn respond<B>(request: &Request<B>) -> Response<Full<Bytes>> {
     response
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` resolves.
-pub async fn serve(listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: accept failed");
-                        continue;
-                    }
-                };
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|request| {
-                        let response = respond(&request);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "metrics: connection ended");
-                    }
-                });
-            }
-        }
+/// The `/metrics` endpoint as a service, served by the main port's
+/// acceptor (`serve::listen`, without TLS), so that the metrics port backs
+/// off on accept errors and drains on shutdown as the main port does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsEndpoint;
+
+impl<B> tower::Service<Request<B>> for MetricsEndpoint {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        std::future::ready(Ok(respond(&request)))
     }
 }
 
