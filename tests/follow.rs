@@ -30,15 +30,27 @@ impl Drop for Following {
     }
 }
 
+/// The demo file, without a database.
+fn demo() -> dataset::Loaded {
+    dataset::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"))
+        .unwrap()
+}
+
+/// The demo file in a store at revision 1, for sources that are not a
+/// database.
+fn demo_store_at_one() -> Arc<Store> {
+    let mut snap = Snapshot::build(&demo().dataset).unwrap();
+    snap.set_revision(1);
+    let store = Arc::new(Store::default());
+    store.publish(snap);
+    store
+}
+
 /// The demo imported into `url`, loaded into a store at its revision.
 async fn demo_store(url: &str) -> (Database, Arc<Store>) {
     let db = Database::connect(url).await.unwrap();
     db.migrate().await.unwrap();
-    let demo = dataset::load_file(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
-    )
-    .unwrap();
-    db.import(&demo.dataset, true).await.unwrap();
+    db.import(&demo().dataset, true).await.unwrap();
     let loaded = db.load().await.unwrap();
     let mut snap = Snapshot::build(&loaded.dataset).unwrap();
     snap.set_revision(loaded.revision);
@@ -689,14 +701,7 @@ impl ChangeSource for WideBatch {
 /// wide change.
 #[tokio::test(flavor = "current_thread")]
 async fn a_wide_batch_is_applied_off_the_async_worker() {
-    let demo = dataset::load_file(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
-    )
-    .unwrap();
-    let mut snap = Snapshot::build(&demo.dataset).unwrap();
-    snap.set_revision(1);
-    let store = Arc::new(Store::default());
-    store.publish(snap);
+    let store = demo_store_at_one();
     let handed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(follow::follow(
@@ -758,14 +763,7 @@ impl ChangeSource for NotNewer {
 /// not asked for again at once in a loop that never waits.
 #[tokio::test]
 async fn a_batch_that_is_not_newer_does_not_spin_the_follower() {
-    let demo = dataset::load_file(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"),
-    )
-    .unwrap();
-    let mut snap = Snapshot::build(&demo.dataset).unwrap();
-    snap.set_revision(1);
-    let store = Arc::new(Store::default());
-    store.publish(snap);
+    let store = demo_store_at_one();
     let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
     let following = tokio::spawn(follow::follow(
