@@ -13,6 +13,7 @@
 //!   [`db`]: our SQL schema, one such source.
 
 pub mod app;
+pub mod authzen;
 pub mod cli;
 pub mod core;
 pub mod csv_import;

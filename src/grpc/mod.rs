@@ -2,6 +2,7 @@
 //! domain, and the `TicketAuthz` service. Only this module knows prost types.
 
 pub mod client;
+pub mod connect;
 pub mod convert;
 pub mod observe;
 pub mod server;

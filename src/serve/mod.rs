@@ -7,6 +7,7 @@
 mod credentials;
 mod layers;
 mod listen;
+mod router;
 mod supervise;
 
 use std::future::Future;
@@ -262,10 +263,15 @@ pub async fn run(
         },
     );
     let routes = grpc_server::routes(
-        app,
+        app.clone(),
         grpc_server::health(&reporter),
         config.max_message_bytes,
     )?;
+    let edges = router::HttpEdges {
+        connect: crate::grpc::connect::Connect::new(app.clone(), config.max_message_bytes),
+        authzen: crate::authzen::Endpoints::new(app),
+    };
+    let routes = router::MainRouter::new(routes.prepare(), edges);
     let on_stop = {
         let health = Arc::clone(&health);
         let stopped = stop.stopped();
@@ -279,7 +285,7 @@ pub async fn run(
     // that unauthenticated callers take no admission permit; health passes
     // both.
     let auth = AuthLayer::rotating(credentials.tokens);
-    let service = DeadlineLayer.layer(auth.layer(shed.layer(routes.prepare())));
+    let service = DeadlineLayer.layer(auth.layer(shed.layer(routes)));
     let serving = listen::serve(listener, credentials.tls, service, on_stop);
     let grace = config.shutdown_grace;
     tokio::select! {
