@@ -1011,3 +1011,65 @@ fn the_php_example_client_checks_and_lists() {
         }
     }
 }
+
+#[tokio::test]
+async fn connect_calls_count_and_log_as_their_rpc_as_grpc_calls_do() {
+    let dir = tempdir("observe");
+    let log = dir.join("decisions.jsonl");
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let served = serve_demo(&[
+        "--metrics-listen",
+        &metrics,
+        "--decision-log",
+        log.to_str().unwrap(),
+    ]);
+    let body = json!({"userId": "nils", "action": "ACTION_VIEW", "ticketId": "1001"});
+    let request: pb::CheckAccessRequest = serde_json::from_value(body.clone()).unwrap();
+    assert!(
+        grpc(&served)
+            .await
+            .check_access(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+    let http = Http::new(&served, false);
+    let answer: pb::CheckAccessResponse = http.call("CheckAccess", &body).await;
+    assert!(answer.allowed);
+    let _: pb::ListVisibleTicketsResponse = http
+        .call("ListVisibleTickets", &json!({"userId": "nils"}))
+        .await;
+
+    let scrape = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{metrics}"),
+    };
+    let text = scrape.send("GET", "/metrics", &[], vec![]).await;
+    let text = String::from_utf8_lossy(&text.body);
+    let count = |rpc: &str, outcome: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("ticket_authz_rpc_duration_seconds_count{")
+                    && l.contains(&format!("rpc=\"{rpc}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.parse::<f64>().unwrap())
+    };
+    // One series per RPC, whichever encoding the call came in.
+    assert_eq!(count("CheckAccess", "allowed"), Some(2.0), "{text}");
+    assert_eq!(count("ListVisibleTickets", "ok"), Some(1.0), "{text}");
+    assert!(served.terminate().success());
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["rpc"] == "CheckAccess" && l["allowed"] == true)
+    );
+}
