@@ -337,8 +337,11 @@ fn curl(args: &[&str]) -> (String, u16, String) {
     (body.to_owned(), status.parse().unwrap(), version.to_owned())
 }
 
-/// The five RPCs, each as (method, body, a check of its answer).
-fn five_calls() -> Vec<(&'static str, Value, fn(&Value) -> bool)> {
+/// An RPC's method name, a request body and a check of its answer.
+type Call = (&'static str, Value, fn(&Value) -> bool);
+
+/// The five RPCs.
+fn five_calls() -> Vec<Call> {
     vec![
         (
             "CheckAccess",
@@ -695,7 +698,16 @@ async fn protocol_refusals_have_their_status_and_connect_code() {
             .to_string()
             .into_bytes()
     };
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // HTTP method, RPC, headers, body; the status and Connect code wanted.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         ("GET", "CheckAccess", vec![], vec![], 405, "unimplemented"),
         ("POST", "Nope", json_ct.to_vec(), body(), 404, "unimplemented"),
         (

@@ -109,7 +109,7 @@ impl ConnectError {
 }
 
 /// The Connect name of a gRPC code.
-pub fn code_name(code: Code) -> &'static str {
+fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "ok",
         Code::Cancelled => "canceled",
