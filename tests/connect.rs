@@ -1085,3 +1085,106 @@ async fn connect_calls_count_and_log_as_their_rpc_as_grpc_calls_do() {
             .all(|l| l["rpc"] == "CheckAccess" && l["allowed"] == true)
     );
 }
+
+/// A collector keeping the spans it is sent.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut kept = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                kept.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_call_joins_the_callers_trace_as_the_rpc_span() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    let collector = Collector::default();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let demo = demo();
+    let served = serve(
+        &["--dataset", demo.to_str().unwrap()],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{collector_addr}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ],
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace}-{parent}-01");
+    let answer = Http::new(&served, false)
+        .send(
+            "POST",
+            &format!("{RPC}CheckAccess"),
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent),
+            ],
+            json!({"userId": "nils", "action": "ACTION_VIEW", "ticketId": "1001"})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let hex = |text: &str| -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    let span = loop {
+        let found = collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.name == "ticketauthz.v1.TicketAuthz/CheckAccess")
+            .cloned();
+        if let Some(span) = found {
+            break span;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no CheckAccess span reached the collector"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(span.trace_id, hex(trace), "joins the caller's trace");
+    assert_eq!(
+        span.parent_span_id,
+        hex(parent),
+        "child of the caller's span"
+    );
+    served.terminate();
+}
