@@ -1,6 +1,7 @@
 //! Generates the gRPC code from `proto/` at build time with the `protoc`
 //! shipped by the `protoc-bin-vendored` crate (unless `PROTOC` is set), so a
-//! fresh machine needs nothing installed.
+//! fresh machine needs nothing installed, and the messages' proto3 JSON
+//! mapping (pbjson) from the same descriptor set, for Connect callers.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &["proto/ticketauthz/v1/ticketauthz.proto"],
             &["proto"],
         )?;
+    let descriptors = std::fs::read(out.join("ticketauthz_descriptor.bin"))?;
+    // Every field written, defaults too: JSON callers (PHP's arrays) index
+    // `allowed` and `revision` directly instead of testing for absence.
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .ignore_unknown_fields()
+        .emit_fields()
+        .build(&[".ticketauthz.v1"])?;
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=PROTOC");
     Ok(())

@@ -17,6 +17,8 @@ pub mod service;
 )]
 pub mod pb {
     tonic::include_proto!("ticketauthz.v1");
+    // The proto3 JSON mapping of the same messages (pbjson), for Connect.
+    include!(concat!(env!("OUT_DIR"), "/ticketauthz.v1.serde.rs"));
 
     /// The encoded descriptor set, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

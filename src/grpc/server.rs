@@ -2,6 +2,8 @@
 //! reflection, health), the plaintext health-only server, and accepted
 //! connections with `TCP_NODELAY`. The composition root is [`crate::serve`].
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -9,7 +11,6 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::app::Authz;
 use crate::grpc::observe::{self, Rpc};
 use crate::grpc::pb;
 use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
@@ -44,13 +45,14 @@ pub fn health(reporter: &HealthReporter) -> HealthServer<HealthService> {
     HealthServer::new(HealthService::from_health_reporter(reporter.clone()))
 }
 
-/// The gRPC services of the main port.
+/// The gRPC services of the main port; `service` is shared with the
+/// Connect edge, so both count and trace the same RPCs alike.
 pub fn routes(
-    app: Authz,
+    service: Arc<AuthzService>,
     health: HealthServer<HealthService>,
     max_message_bytes: usize,
 ) -> Result<Routes, tonic_reflection::server::Error> {
-    let authz = TicketAuthzServer::new(AuthzService::new(app))
+    let authz = TicketAuthzServer::from_arc(service)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let reflection = tonic_reflection::server::Builder::configure()

@@ -1,7 +1,9 @@
 //! The layers in front of everything on the main port, whatever the
 //! protocol: caller authentication, then admission (load shedding). gRPC
-//! callers get gRPC statuses; any other request gets HTTP 401 / 429. Health
-//! checks pass both untouched, so probes work without a token and under load.
+//! callers get gRPC statuses; any other request gets HTTP 401 / 429 with a
+//! JSON body (the Connect error shape on Connect paths, `{"error": ...}`
+//! elsewhere). Health checks pass both untouched, so probes work without a
+//! token and under load; the AuthZEN configuration document needs no token.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,6 +17,8 @@ use prometheus_client::metrics::counter::Counter;
 use tonic::Status;
 use tower::{Layer, Service};
 
+use crate::grpc::connect;
+
 use super::credentials::Tokens;
 use crate::telemetry::metrics::{LatencyHistogram, metrics};
 
@@ -24,8 +28,18 @@ const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
 /// The `rpc` label of a path no route names.
 const OTHER: &str = "other";
 
+/// The AuthZEN discovery document, which its spec says needs no token.
+const AUTHZEN_CONFIGURATION: &str = "/.well-known/authzen-configuration";
+
 fn exempt<B>(request: &Request<B>) -> bool {
     request.uri().path().starts_with(EXEMPT_PREFIX)
+}
+
+/// What needs no token: health, and exactly `GET` of the AuthZEN
+/// configuration document.
+fn exempt_from_token<B>(request: &Request<B>) -> bool {
+    exempt(request)
+        || (request.method() == http::Method::GET && request.uri().path() == AUTHZEN_CONFIGURATION)
 }
 
 fn is_grpc<B>(request: &Request<B>) -> bool {
@@ -35,10 +49,50 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// An empty HTTP answer with `status`.
-fn http_refusal<R: Default>(status: http::StatusCode) -> Response<R> {
-    let mut response = Response::new(R::default());
-    *response.status_mut() = status;
+/// A response body a refusal can be written into.
+pub trait RefusalBody {
+    fn from_static(bytes: &'static [u8]) -> Self;
+}
+
+impl RefusalBody for tonic::body::Body {
+    fn from_static(bytes: &'static [u8]) -> Self {
+        tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from_static(bytes)))
+    }
+}
+
+/// A refusal's JSON bodies: the Connect error for the RPC paths, the
+/// `{"error": ...}` of the other HTTP forms elsewhere.
+struct Refusal {
+    status: http::StatusCode,
+    connect: &'static [u8],
+    other: &'static [u8],
+}
+
+const UNAUTHENTICATED: Refusal = Refusal {
+    status: http::StatusCode::UNAUTHORIZED,
+    connect: br#"{"code":"unauthenticated","message":"missing or wrong bearer token"}"#,
+    other: br#"{"error":"missing or wrong bearer token"}"#,
+};
+
+const SHED: Refusal = Refusal {
+    status: http::StatusCode::TOO_MANY_REQUESTS,
+    connect: br#"{"code":"resource_exhausted","message":"too many requests in progress; retry with backoff"}"#,
+    other: br#"{"error":"too many requests in progress; retry with backoff"}"#,
+};
+
+/// The HTTP answer of `refusal` to `request`.
+fn http_refusal<B, R: RefusalBody>(request: &Request<B>, refusal: &Refusal) -> Response<R> {
+    let body = if connect::serves(request.uri().path()) {
+        refusal.connect
+    } else {
+        refusal.other
+    };
+    let mut response = Response::new(R::from_static(body));
+    *response.status_mut() = refusal.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -107,7 +161,7 @@ impl<S> Auth<S> {
 impl<S, B, R> Service<Request<B>> for Auth<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    R: Default,
+    R: Default + RefusalBody,
 {
     type Response = Response<R>;
     type Error = S::Error;
@@ -118,13 +172,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if exempt(&request) || self.admits(&request) {
+        if exempt_from_token(&request) || self.admits(&request) {
             return Either::Right(self.inner.call(request));
         }
         let response = if is_grpc(&request) {
             Status::unauthenticated("missing or wrong bearer token").into_http()
         } else {
-            let mut response = http_refusal(http::StatusCode::UNAUTHORIZED);
+            let mut response = http_refusal(&request, &UNAUTHENTICATED);
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -320,7 +374,7 @@ fn release<T>((result, _place): (T, Admitted)) -> T {
 impl<S, B, R> Service<Request<B>> for Shed<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    R: Default,
+    R: Default + RefusalBody,
 {
     type Response = Response<R>;
     type Error = S::Error;
@@ -356,7 +410,7 @@ where
             Status::resource_exhausted("too many requests in progress; retry with backoff")
                 .into_http()
         } else {
-            http_refusal(http::StatusCode::TOO_MANY_REQUESTS)
+            http_refusal(&request, &SHED)
         };
         metrics.record(started.elapsed().as_secs_f64());
         Either::Left(ready(Ok(response)))
@@ -371,6 +425,12 @@ mod tests {
     use std::future::poll_fn;
 
     use super::*;
+
+    impl RefusalBody for String {
+        fn from_static(bytes: &'static [u8]) -> Self {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
 
     /// Answers 200 with an empty body.
     #[derive(Clone)]
@@ -435,6 +495,60 @@ mod tests {
         assert_eq!(grpc.headers()["grpc-status"], "16");
         let health = send(&mut auth, request("/grpc.health.v1.Health/Check", &[])).await;
         assert_eq!(health.body(), "answered");
+    }
+
+    #[tokio::test]
+    async fn http_refusals_are_json_in_the_shape_of_their_form() {
+        let mut auth = AuthLayer::new(Some("t0ken")).layer(Ok200);
+        let connect = send(
+            &mut auth,
+            request("/ticketauthz.v1.TicketAuthz/CheckAccess", &[]),
+        )
+        .await;
+        assert_eq!(connect.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(connect.headers()[header::CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = serde_json::from_str(connect.body()).unwrap();
+        assert_eq!(body["code"], "unauthenticated");
+        let other = send(&mut auth, request("/access/v1/evaluation", &[])).await;
+        let body: serde_json::Value = serde_json::from_str(other.body()).unwrap();
+        assert_eq!(body["error"], "missing or wrong bearer token");
+
+        let layer = ShedLayer::new(1, &[]);
+        let mut busy = layer.layer(Pending);
+        poll_fn(|cx| busy.poll_ready(cx)).await.unwrap();
+        let _held = busy.call(request("/x", &[]));
+        let mut shed = layer.layer(Ok200);
+        let connect = send(
+            &mut shed,
+            request("/ticketauthz.v1.TicketAuthz/ListVisibleTickets", &[]),
+        )
+        .await;
+        assert_eq!(connect.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        let body: serde_json::Value = serde_json::from_str(connect.body()).unwrap();
+        assert_eq!(body["code"], "resource_exhausted");
+        let other = send(&mut shed, request("/access/v1/evaluation", &[])).await;
+        let body: serde_json::Value = serde_json::from_str(other.body()).unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn only_get_of_the_authzen_configuration_needs_no_token() {
+        let mut auth = AuthLayer::new(Some("t0ken")).layer(Ok200);
+        let get = send(&mut auth, request(AUTHZEN_CONFIGURATION, &[])).await;
+        assert_eq!(get.body(), "answered");
+        let post = Request::builder()
+            .method(http::Method::POST)
+            .uri(AUTHZEN_CONFIGURATION)
+            .body(())
+            .unwrap();
+        let post = send(&mut auth, post).await;
+        assert_eq!(post.status(), http::StatusCode::UNAUTHORIZED);
+        let below = send(
+            &mut auth,
+            request("/.well-known/authzen-configuration/x", &[]),
+        )
+        .await;
+        assert_eq!(below.status(), http::StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]

@@ -262,13 +262,16 @@ pub async fn run(
             decision_log: config.decision_log.clone(),
         },
     );
+    // One service for gRPC and Connect: the same metric handles, spans
+    // and `rpc` labels whichever encoding a call came in.
+    let authz = Arc::new(crate::grpc::service::AuthzService::new(app.clone()));
     let routes = grpc_server::routes(
-        app.clone(),
+        Arc::clone(&authz),
         grpc_server::health(&reporter),
         config.max_message_bytes,
     )?;
     let edges = router::HttpEdges {
-        connect: crate::grpc::connect::Connect::new(app.clone(), config.max_message_bytes),
+        connect: crate::grpc::connect::Connect::new(authz, config.max_message_bytes),
         authzen: crate::authzen::Endpoints::new(app),
     };
     let routes = router::MainRouter::new(routes.prepare(), edges);
