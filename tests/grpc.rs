@@ -18,7 +18,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use ticket_authz::core::Action;
+use ticket_authz::core::{Action, Reason};
 use ticket_authz::dataset::{self, Assertion, Expect, OwnedRequest};
 use ticket_authz::grpc::convert::{action_code, reason_code};
 use ticket_authz::grpc::pb;
@@ -149,6 +149,22 @@ fn wire(r: &OwnedRequest) -> pb::CheckAccessRequest {
         flag: r.flag.clone(),
         min_revision: 0,
         explain: false,
+        ticket: None,
+    }
+}
+
+/// A stored ticket's attributes, as a ticketing system that keeps the
+/// ticket itself would send them.
+fn attributes(t: &ticket_authz::model::Ticket) -> pb::TicketAttributes {
+    pb::TicketAttributes {
+        requester_id: t.requester.clone(),
+        organisation_id: t.organisation.clone().unwrap_or_default(),
+        group_id: t.group.clone().unwrap_or_default(),
+        assignee_id: t.assignee.clone().unwrap_or_default(),
+        cc_ids: t.ccs.clone(),
+        participant_ids: t.participants.clone(),
+        status: t.status.name().to_owned(),
+        created_at: t.created_at.to_string(),
     }
 }
 
@@ -255,6 +271,7 @@ async fn every_shared_scenario_passes_through_the_wire() {
         let mut c = client(running.addr).await;
         let mut batch = Vec::new();
         let mut answers = Vec::new();
+        let (mut inline_batch, mut inline_answers) = (Vec::new(), Vec::new());
         for assertion in &loaded.assertions {
             match assertion {
                 Assertion::Check {
@@ -279,6 +296,35 @@ async fn every_shared_scenario_passes_through_the_wire() {
                             }
                             assert_eq!(r.warning, warning.map_or(0, reason_code), "{at}: {r:?}");
                             assert_eq!(r.revision, 1, "{at}");
+                            // The same question with the stored ticket's
+                            // attributes inline, without its id and under an
+                            // id nothing stores, gets the same answer.
+                            let stored = loaded
+                                .dataset
+                                .tickets
+                                .iter()
+                                .find(|t| t.id == msg.ticket_id);
+                            let ticket_action =
+                                Action::parse(request.action.as_deref().unwrap_or(""))
+                                    .is_some_and(Action::is_ticket_action);
+                            if let Some(t) = stored.filter(|_| ticket_action) {
+                                for id in ["", "not-stored-anywhere"] {
+                                    let inline = pb::CheckAccessRequest {
+                                        ticket_id: id.to_owned(),
+                                        ticket: Some(attributes(t)),
+                                        ..msg.clone()
+                                    };
+                                    let i =
+                                        c.check_access(inline.clone()).await.unwrap().into_inner();
+                                    assert_eq!(
+                                        (i.allowed, i.reason, i.warning),
+                                        (r.allowed, r.reason, r.warning),
+                                        "{at}: inline as `{id}`"
+                                    );
+                                    inline_batch.push(inline);
+                                    inline_answers.push(i);
+                                }
+                            }
                             batch.push(msg);
                             answers.push(r);
                         }
@@ -335,8 +381,120 @@ async fn every_shared_scenario_passes_through_the_wire() {
             "{}: batch answers differ from single checks",
             file.display()
         );
+        if !inline_batch.is_empty() {
+            let batched = c
+                .check_access_batch(pb::CheckAccessBatchRequest {
+                    checks: inline_batch,
+                    min_revision: 1,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                batched.results,
+                inline_answers,
+                "{}: inline batch",
+                file.display()
+            );
+        }
         running.stop().await.unwrap();
     }
+}
+
+/// Valid inline attributes of a northwind hardware ticket, changed by `f`.
+fn inline(f: &dyn Fn(&mut pb::TicketAttributes)) -> pb::TicketAttributes {
+    let mut t = pb::TicketAttributes {
+        requester_id: "nina".into(),
+        organisation_id: "northwind".into(),
+        group_id: "hardware".into(),
+        status: "open".into(),
+        ..Default::default()
+    };
+    f(&mut t);
+    t
+}
+
+#[tokio::test]
+async fn inline_tickets_are_decided_on_their_attributes() {
+    let running = start(ServeConfig::default(), dataset_loader(demo())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let ask = |user: &str, action: Action, t: pb::TicketAttributes| pb::CheckAccessRequest {
+        ticket: Some(t),
+        ..check(user, action, "")
+    };
+    // nils is in northwind and sees its tickets; carla (contoso) does not.
+    let northwind = inline(&|_| {});
+    let nils = c
+        .check_access(ask("nils", Action::View, northwind.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(nils.allowed, "{nils:?}");
+    assert_eq!(nils.revision, 1);
+    let carla = c
+        .check_access(ask("carla", Action::View, northwind.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!carla.allowed, "{carla:?}");
+    // The attributes win over a stored ticket of the same id: 1003 is
+    // carla's own ticket, but these attributes make it northwind's.
+    let over = c
+        .check_access(pb::CheckAccessRequest {
+            ticket: Some(northwind.clone()),
+            ..check("carla", Action::View, "1003")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((over.allowed, over.reason), (carla.allowed, carla.reason));
+    // Ids the data does not know match nothing: not UNKNOWN_RESOURCE.
+    let strange = inline(&|t| {
+        t.requester_id = "someone-else".into();
+        t.organisation_id = "no-such-org".into();
+        t.group_id = "no-such-group".into();
+        t.cc_ids = vec!["nobody".into(), "nils".into()];
+    });
+    let r = c
+        .check_access(ask("nils", Action::View, strange.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.allowed, "a CC'd user sees the ticket: {r:?}");
+    assert_eq!(r.reason, reason_code(Reason::Cc));
+    let r = c
+        .check_access(ask("carla", Action::View, strange))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.allowed);
+    assert_ne!(r.reason, reason_code(Reason::UnknownResource), "{r:?}");
+    // The requester of an inline ticket comments on it as on a stored one.
+    let own = c
+        .check_access(ask(
+            "carla",
+            Action::Comment,
+            inline(&|t| t.requester_id = "carla".into()),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.allowed, "{own:?}");
+    // Actions on no ticket ignore the attributes, even malformed ones.
+    let r = c
+        .check_access(pb::CheckAccessRequest {
+            ticket: Some(pb::TicketAttributes {
+                status: "done".into(),
+                ..Default::default()
+            }),
+            group_id: "hardware".into(),
+            flag: "IR".into(),
+            ..check("alex", Action::HasFlag, "")
+        })
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    running.stop().await.unwrap();
 }
 
 fn check(user: &str, action: Action, ticket: &str) -> pb::CheckAccessRequest {
@@ -452,6 +610,51 @@ async fn bad_input_on_every_field_is_invalid_argument_and_changes_nothing() {
                 m.group_id = "*".into()
             }),
             "group_id",
+        ),
+        (
+            "inline without requester",
+            with(&|m| m.ticket = Some(pb::TicketAttributes::default())),
+            "ticket.requester_id",
+        ),
+        (
+            "inline unknown status",
+            with(&|m| m.ticket = Some(inline(&|t| t.status = "done".into()))),
+            "ticket.status: unknown status `done`",
+        ),
+        (
+            "inline bad created_at",
+            with(&|m| m.ticket = Some(inline(&|t| t.created_at = "yesterday".into()))),
+            "ticket.created_at",
+        ),
+        (
+            "inline group *",
+            with(&|m| m.ticket = Some(inline(&|t| t.group_id = "*".into()))),
+            "ticket.group_id",
+        ),
+        (
+            "inline long requester",
+            with(&|m| m.ticket = Some(inline(&|t| t.requester_id = long.clone()))),
+            "ticket.requester_id",
+        ),
+        (
+            "inline long organisation",
+            with(&|m| m.ticket = Some(inline(&|t| t.organisation_id = long.clone()))),
+            "ticket.organisation_id",
+        ),
+        (
+            "inline long assignee",
+            with(&|m| m.ticket = Some(inline(&|t| t.assignee_id = long.clone()))),
+            "ticket.assignee_id",
+        ),
+        (
+            "inline long cc",
+            with(&|m| m.ticket = Some(inline(&|t| t.cc_ids = vec!["a".into(), long.clone()]))),
+            "ticket.cc_ids",
+        ),
+        (
+            "inline long participant",
+            with(&|m| m.ticket = Some(inline(&|t| t.participant_ids = vec![long.clone()]))),
+            "ticket.participant_ids",
         ),
     ];
     for (what, msg, field) in cases {

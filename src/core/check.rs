@@ -2,7 +2,7 @@
 
 use crate::flags::{Flag, FlagSet};
 use crate::model::{OrgAccess, UserAccess, UserKind};
-use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketRow, UNKNOWN, UserRow};
+use crate::snapshot::{ALL, Idx, NONE, Snapshot, TicketFacts, TicketRow, UNKNOWN, UserRow};
 use crate::time::Timestamp;
 
 use super::decision::{Decision, Explain, Reason};
@@ -28,6 +28,9 @@ impl Context {
         }
     }
 }
+
+/// The id an explanation gives a ticket sent inline without one.
+const INLINE_ID: &str = "(inline)";
 
 /// Validates and decides one access question.
 pub fn check(
@@ -61,8 +64,14 @@ fn resolve<'s, 'r>(
         group: NONE,
         company: NONE,
     };
-    if let Some(id) = req.ticket.filter(|_| req.action.is_ticket_action()) {
-        out.ticket = Some(ticket.ok_or(("ticket", id))?);
+    if req.action.is_ticket_action() {
+        // A row the caller found (stored, cached or sent inline) decides;
+        // without one, the ticket named is unknown.
+        match (ticket, req.ticket) {
+            (Some(row), _) => out.ticket = Some(row),
+            (None, Some(id)) => return Err(("ticket", id)),
+            (None, None) => {}
+        }
     }
     if matches!(
         req.action,
@@ -88,6 +97,20 @@ fn resolve<'s, 'r>(
 
 /// Decides a validated question. Pure: reads only the snapshot and context.
 pub fn decide(snap: &Snapshot, req: &ValidRequest<'_>, ctx: Context) -> Decision {
+    if let Some(inline) = req.inline.filter(|_| req.action.is_ticket_action()) {
+        let row = snap.detached_ticket(&TicketFacts {
+            id: req.ticket.unwrap_or(INLINE_ID),
+            created_at: inline.created_at,
+            requester: inline.requester,
+            organisation: inline.organisation,
+            group: inline.group,
+            assignee: inline.assignee,
+            status: inline.status,
+            ccs: inline.ccs,
+            participants: inline.participants,
+        });
+        return decide_with(snap, req, Some(&row), ctx);
+    }
     let ticket = req
         .ticket
         .filter(|_| req.action.is_ticket_action())

@@ -17,7 +17,10 @@ pub use lists::{
     list_ticket_viewers, list_visible_tickets, ticket_viewers_after, ticket_viewers_page,
     visible_tickets_after, visible_tickets_page,
 };
-pub use request::{Action, ActionInput, CheckRequest, GroupArg, RequestError, ValidRequest};
+pub use request::{
+    Action, ActionInput, CheckRequest, GroupArg, InlineTicket, RequestError, ValidInline,
+    ValidRequest,
+};
 
 use crate::snapshot::Snapshot;
 

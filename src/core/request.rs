@@ -1,7 +1,8 @@
 //! Access questions as callers ask them, and their validation (access model §6).
 
 use crate::flags::Flag;
-use crate::model::{ALL_GROUPS, MAX_ID_BYTES};
+use crate::model::{ALL_GROUPS, MAX_ID_BYTES, Status};
+use crate::time::{Timestamp, TimestampError};
 
 /// The twelve actions of the access model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +108,100 @@ pub struct CheckRequest<'a> {
     pub group: &'a str,
     pub company: &'a str,
     pub flag: &'a str,
+    /// The ticket's attributes sent with the question (`api.md` §
+    /// Additions): a ticket action is then decided on these, and `ticket`
+    /// may be empty.
+    pub inline: Option<InlineTicket<'a>>,
+}
+
+/// A ticket's attributes as a caller sends them; empty strings mean "not
+/// given", as on the wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InlineTicket<'a> {
+    pub requester: &'a str,
+    pub organisation: &'a str,
+    pub group: &'a str,
+    pub assignee: &'a str,
+    pub ccs: &'a [String],
+    pub participants: &'a [String],
+    /// Empty is `new`.
+    pub status: &'a str,
+    /// RFC 3339; empty is unknown.
+    pub created_at: &'a str,
+}
+
+/// Inline attributes that passed validation.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidInline<'a> {
+    pub requester: &'a str,
+    pub organisation: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub assignee: Option<&'a str>,
+    pub ccs: &'a [String],
+    pub participants: &'a [String],
+    pub status: Status,
+    pub created_at: Option<Timestamp>,
+}
+
+impl<'a> InlineTicket<'a> {
+    /// Checks every attribute, naming it as `ticket.<field>`.
+    fn validate(&self) -> Result<ValidInline<'a>, RequestError> {
+        if self.requester.is_empty() {
+            return Err(RequestError::MissingInlineRequester);
+        }
+        for (field, value) in [
+            ("ticket.requester_id", self.requester),
+            ("ticket.organisation_id", self.organisation),
+            ("ticket.group_id", self.group),
+            ("ticket.assignee_id", self.assignee),
+        ] {
+            long_id(field, value)?;
+        }
+        for (field, ids) in [
+            ("ticket.cc_ids", self.ccs),
+            ("ticket.participant_ids", self.participants),
+        ] {
+            for id in ids {
+                long_id(field, id)?;
+            }
+        }
+        if self.group == ALL_GROUPS {
+            return Err(RequestError::InlineAllGroups);
+        }
+        let status = match self.status {
+            "" => Status::New,
+            name => {
+                Status::parse(name).ok_or_else(|| RequestError::UnknownStatus(name.to_owned()))?
+            }
+        };
+        let created_at = match self.created_at {
+            "" => None,
+            text => Some(
+                text.parse()
+                    .map_err(|e: TimestampError| RequestError::BadCreatedAt(e.to_string()))?,
+            ),
+        };
+        Ok(ValidInline {
+            requester: self.requester,
+            organisation: given(self.organisation),
+            group: given(self.group),
+            assignee: given(self.assignee),
+            ccs: self.ccs,
+            participants: self.participants,
+            status,
+            created_at,
+        })
+    }
+}
+
+fn long_id(field: &'static str, value: &str) -> Result<(), RequestError> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(RequestError::IdTooLong {
+            field,
+            len: value.len(),
+        });
+    }
+    Ok(())
 }
 
 /// A malformed request: answered with an error naming the field, never with
@@ -127,6 +222,17 @@ pub enum RequestError {
     UnknownFlag(String),
     #[error("group_id: `*` is only allowed with has_flag")]
     AllGroupsNotAllowed,
+    #[error("ticket.requester_id: must not be empty")]
+    MissingInlineRequester,
+    #[error("ticket.group_id: `*` names every group, not the group of a ticket")]
+    InlineAllGroups,
+    #[error(
+        "ticket.status: unknown status `{0}`, expected one of {names}",
+        names = Status::NAMES.join(", ")
+    )]
+    UnknownStatus(String),
+    #[error("ticket.created_at: {0}")]
+    BadCreatedAt(String),
 }
 
 impl RequestError {
@@ -140,6 +246,20 @@ impl RequestError {
             }
             RequestError::UnknownFlag(_) => "flag",
             RequestError::AllGroupsNotAllowed => "group_id",
+            RequestError::MissingInlineRequester => "ticket.requester_id",
+            RequestError::InlineAllGroups => "ticket.group_id",
+            RequestError::UnknownStatus(_) => "ticket.status",
+            RequestError::BadCreatedAt(_) => "ticket.created_at",
+        }
+    }
+
+    /// What is wrong, without the field: for an edge that names the field
+    /// in its own terms (`resource.properties.status` in AuthZEN).
+    pub fn problem(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(self.field()) {
+            Some(rest) => rest.trim_start_matches(": ").to_owned(),
+            None => text,
         }
     }
 }
@@ -161,6 +281,8 @@ pub struct ValidRequest<'a> {
     pub group: Option<GroupArg<'a>>,
     pub company: Option<&'a str>,
     pub flag: Option<Flag>,
+    /// Only for ticket actions.
+    pub inline: Option<ValidInline<'a>>,
 }
 
 fn given(value: &str) -> Option<&str> {
@@ -198,9 +320,17 @@ impl<'a> CheckRequest<'a> {
         let need = |field: &'static str, value: &'a str| {
             given(value).ok_or(RequestError::MissingField { field, action })
         };
-        if action.is_ticket_action() {
-            need("ticket_id", self.ticket)?;
-        }
+        // Attributes sent inline stand in for the stored ticket; other
+        // actions ignore them, whatever they hold.
+        let inline = match self.inline.filter(|_| action.is_ticket_action()) {
+            Some(inline) => Some(inline.validate()?),
+            None => {
+                if action.is_ticket_action() {
+                    need("ticket_id", self.ticket)?;
+                }
+                None
+            }
+        };
         match action {
             Action::Reassign => {
                 need("group_id", self.group)?;
@@ -237,6 +367,7 @@ impl<'a> CheckRequest<'a> {
             group,
             company: given(self.company),
             flag,
+            inline,
         })
     }
 }

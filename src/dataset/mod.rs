@@ -98,6 +98,7 @@ impl OwnedRequest {
             group: &self.group,
             company: &self.company,
             flag: &self.flag,
+            inline: None,
         }
     }
 }

@@ -227,6 +227,7 @@ async fn check(args: CheckArgs) -> Result<serde_json::Value, String> {
             flag: args.flag,
             min_revision: args.min_revision,
             explain: args.explain,
+            ticket: None,
         })
         .await
         .map_err(|s| status_text(&s))?

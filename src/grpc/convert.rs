@@ -6,7 +6,8 @@ use tonic::Status;
 use super::pb;
 use crate::app::{AppError, BatchCheck, CheckOptions, optional_id, required_id};
 use crate::core::{
-    Action, ActionInput, CheckRequest, Decision, Reason, TicketFilter, VisibilityFilter,
+    Action, ActionInput, CheckRequest, Decision, InlineTicket, Reason, TicketFilter,
+    VisibilityFilter,
 };
 use crate::model::Status as TicketStatus;
 
@@ -57,6 +58,16 @@ impl<'a> From<&'a pb::CheckAccessRequest> for CheckRequest<'a> {
             group: &m.group_id,
             company: &m.company_id,
             flag: &m.flag,
+            inline: m.ticket.as_ref().map(|t| InlineTicket {
+                requester: &t.requester_id,
+                organisation: &t.organisation_id,
+                group: &t.group_id,
+                assignee: &t.assignee_id,
+                ccs: &t.cc_ids,
+                participants: &t.participant_ids,
+                status: &t.status,
+                created_at: &t.created_at,
+            }),
         }
     }
 }
