@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use common::{Served, free_port, serve};
-use ticket_authz::core::{self, Context};
+use ticket_authz::core::{self, Action, Context};
 use ticket_authz::dataset::{self, Assertion, Expect, OwnedRequest};
 use ticket_authz::grpc::pb;
 use ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient;
@@ -221,6 +221,20 @@ fn evaluation_of(r: &OwnedRequest) -> Value {
     json!({"subject": user(&r.user), "action": action, "resource": resource})
 }
 
+/// A stored ticket's attributes as `resource.properties`.
+fn properties(t: &ticket_authz::model::Ticket) -> Value {
+    json!({
+        "requester": t.requester,
+        "organisation": t.organisation,
+        "group": t.group,
+        "assignee": t.assignee,
+        "ccs": t.ccs,
+        "participants": t.participants,
+        "status": t.status.name(),
+        "created_at": t.created_at.to_string(),
+    })
+}
+
 /// The member an invalid scenario question names, from the core's field.
 fn member_of(action: &str, field: &str) -> &'static str {
     match (action, field) {
@@ -390,6 +404,26 @@ async fn every_shared_scenario_through_authzen() {
                         "{at}"
                     );
                     assert_eq!(answer["context"]["revision"], 1, "{at}");
+                    // The stored ticket's attributes inline, without its id
+                    // and under an id nothing stores: the same answer.
+                    let stored = loaded
+                        .dataset
+                        .tickets
+                        .iter()
+                        .find(|t| t.id == request.ticket);
+                    let ticket_action = Action::parse(request.action.as_deref().unwrap_or(""))
+                        .is_some_and(Action::is_ticket_action);
+                    if let Some(t) = stored.filter(|_| ticket_action) {
+                        for id in ["", "not-stored-anywhere"] {
+                            let mut inline = body.clone();
+                            inline["resource"] =
+                                json!({"type": "ticket", "id": id, "properties": properties(t)});
+                            let (status, i) = http.post("/access/v1/evaluation", &inline).await;
+                            assert_eq!((status, &i), (200, &answer), "{at}: inline as `{id}`");
+                            batch.push(inline);
+                            batch_expect.push(i);
+                        }
+                    }
                     batch.push(body);
                     batch_expect.push(answer);
                 }
@@ -1422,4 +1456,172 @@ async fn an_endpoint_has_its_own_metrics_label_and_decision_log_rpc() {
     );
     served.terminate();
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_sent_inline_is_decided_on_its_attributes() {
+    let served = serve(&["--dataset", &demo()], &[]);
+    let mut http = Http::connect(&host(&served)).await;
+    let northwind = json!({"requester": "nina", "organisation": "northwind", "group": "hardware", "status": "open"});
+    let ask = |u: &str, action: &str, id: &str, props: &Value| {
+        json!({"subject": user(u), "action": named(action),
+               "resource": {"type": "ticket", "id": id, "properties": props}})
+    };
+    let decided = |a: &Value| {
+        (
+            a["decision"].as_bool().unwrap(),
+            a["context"]["reason"].as_str().unwrap().to_owned(),
+        )
+    };
+    // nils is in northwind and sees its tickets; carla (contoso) does not.
+    let (status, nils) = http
+        .post(
+            "/access/v1/evaluation",
+            &ask("nils", "view", "", &northwind),
+        )
+        .await;
+    assert_eq!(status, 200, "{nils}");
+    assert_eq!(nils["decision"], true, "{nils}");
+    let (_, carla) = http
+        .post(
+            "/access/v1/evaluation",
+            &ask("carla", "view", "new", &northwind),
+        )
+        .await;
+    assert_eq!(carla["decision"], false);
+    // The attributes win over the stored ticket of that id (1003 is carla's).
+    let (_, over) = http
+        .post(
+            "/access/v1/evaluation",
+            &ask("carla", "view", "1003", &northwind),
+        )
+        .await;
+    assert_eq!(decided(&over), decided(&carla));
+    // Ids the data does not know match nothing; a CC still sees it.
+    let strange = json!({"requester": "someone-else", "organisation": "no-such-org",
+                         "group": "no-such-group", "ccs": ["nobody", "nils"]});
+    let (_, cc) = http
+        .post("/access/v1/evaluation", &ask("nils", "view", "", &strange))
+        .await;
+    assert_eq!(decided(&cc), (true, "CC".to_owned()));
+    let (_, other) = http
+        .post("/access/v1/evaluation", &ask("carla", "view", "", &strange))
+        .await;
+    assert_eq!(other["decision"], false);
+    assert_ne!(other["context"]["reason"], "UNKNOWN_RESOURCE");
+    // Action search on an inline ticket: its requester's buttons.
+    let own = json!({"requester": "carla", "organisation": "contoso", "status": "open"});
+    let (status, buttons) = http
+        .post(
+            "/access/v1/search/action",
+            &json!({"subject": user("carla"), "resource": {"type": "ticket", "properties": own}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{buttons}");
+    let names: Vec<&str> = buttons["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for action in ["view", "comment", "edit", "close", "delete"] {
+        let (_, one) = http
+            .post("/access/v1/evaluation", &ask("carla", action, "", &own))
+            .await;
+        assert_eq!(
+            one["decision"],
+            names.contains(&action),
+            "{action}: {buttons}"
+        );
+    }
+    assert!(
+        names.contains(&"view") && names.contains(&"comment"),
+        "{buttons}"
+    );
+    // Properties without `requester` are no ticket: the stored one decides.
+    let (_, stored) = http
+        .post(
+            "/access/v1/evaluation",
+            &ask("carla", "view", "1003", &json!({"status": "done"})),
+        )
+        .await;
+    assert_eq!(stored["decision"], true, "{stored}");
+    // Bad attributes name their member; in a batch, with the index.
+    let bad = |f: &dyn Fn(&mut Value)| {
+        let mut p = northwind.clone();
+        f(&mut p);
+        ask("nils", "view", "", &p)
+    };
+    let long = "x".repeat(129);
+    let cases = [
+        (
+            bad(&|p| p["requester"] = json!("")),
+            "resource.properties.requester: must not be empty",
+        ),
+        (
+            bad(&|p| p["requester"] = json!(3)),
+            "resource.properties.requester: must be a string, not a number",
+        ),
+        (
+            bad(&|p| p["status"] = json!("done")),
+            "resource.properties.status: unknown status `done`, expected one of new, open, pending, on_hold, solved, closed",
+        ),
+        (
+            bad(&|p| p["group"] = json!("*")),
+            "resource.properties.group: `*` names every group, not the group of a ticket",
+        ),
+        (
+            bad(&|p| p["assignee"] = json!(long)),
+            "resource.properties.assignee: id is 129 bytes long, more than the limit of 128",
+        ),
+        (
+            bad(&|p| p["ccs"] = json!("nils")),
+            "resource.properties.ccs: must be an array of strings, not a string",
+        ),
+        (
+            bad(&|p| p["participants"] = json!(["a", 1])),
+            "resource.properties.participants[1]: must be a string, not a number",
+        ),
+        (
+            bad(&|p| p["ccs"] = json!([long])),
+            "resource.properties.ccs: id is 129 bytes long, more than the limit of 128",
+        ),
+        (
+            bad(&|p| p["organisation"] = json!(false)),
+            "resource.properties.organisation: must be a string, not a boolean",
+        ),
+    ];
+    for (body, want) in &cases {
+        let (status, answer) = http.post("/access/v1/evaluation", body).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(*want)),
+            "{body}"
+        );
+    }
+    let (status, answer) = http
+        .post(
+            "/access/v1/evaluation",
+            &bad(&|p| p["created_at"] = json!("yesterday")),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("resource.properties.created_at: "),
+        "{answer}"
+    );
+    let batch = json!({"evaluations": [ask("nils", "view", "", &northwind), cases[2].0.clone()]});
+    let (status, answer) = http.post("/access/v1/evaluations", &batch).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("evaluations[1].resource.properties.status: "),
+        "{answer}"
+    );
+    served.terminate();
 }

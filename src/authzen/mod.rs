@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 pub use error::AuthzenError;
 pub use observe::{Endpoint, paths};
 
-use crate::app::{Answer, Authz, Call};
+use crate::app::{Answer, Authz, BatchCheck as _, Call};
 use observe::{Calls, finish};
 use wire::{
     ActionName, ActionSearchResponse, Configuration, Entity, ErrorBody, EvaluationResponse,
@@ -125,7 +125,7 @@ impl Endpoints {
         let e = request::evaluation(body)?;
         let d = self
             .app
-            .check(call, e.request, e.options)
+            .check(call, e.request(), e.options)
             .await
             .map_err(app_error)?;
         let answer = if d.value.allowed {

@@ -1,8 +1,9 @@
 //! AuthZEN request bodies to domain requests: the subject, action and
 //! resource of an evaluation to a `CheckRequest` by the table of the HTTP
-//! contract § 2, the defaults of `evaluations`, and the searches' filters
-//! and pages. Every problem names its member, the domain's own validation
-//! included (its field names renamed to the members that carried them).
+//! contract § 2 (a ticket sent inline as `resource.properties`), the
+//! defaults of `evaluations`, and the searches' filters and pages. Every
+//! problem names its member, the domain's own validation included (its
+//! field names renamed to the members that carried them).
 
 use serde_json::{Map, Value};
 
@@ -13,7 +14,7 @@ use super::json::{
 };
 use crate::app::{AppError, BatchCheck, CheckOptions, MAX_BATCH, PageArgs, Until, optional_id};
 use crate::core::{
-    Action, ActionInput, CheckRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TicketFilter,
+    Action, ActionInput, CheckRequest, DEFAULT_PAGE_SIZE, InlineTicket, MAX_PAGE_SIZE, TicketFilter,
 };
 use crate::model::Status as TicketStatus;
 
@@ -30,20 +31,81 @@ pub const TICKET_ACTIONS: [Action; 5] = [
 ];
 
 /// One evaluation, ready for the application service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Evaluation<'v> {
-    pub request: CheckRequest<'v>,
+    /// The question without its inline ticket, which `inline` holds.
+    request: CheckRequest<'v>,
+    inline: Option<Inline<'v>>,
     pub options: CheckOptions,
 }
 
 impl BatchCheck for Evaluation<'_> {
     fn request(&self) -> CheckRequest<'_> {
-        self.request
+        CheckRequest {
+            inline: self.inline.as_ref().map(Inline::ticket),
+            ..self.request
+        }
     }
 
     fn options(&self) -> CheckOptions {
         self.options
     }
+}
+
+/// A ticket sent inline as `resource.properties`: the core borrows its
+/// lists as `String`s, so they are copied out of the JSON.
+#[derive(Debug, Clone)]
+struct Inline<'v> {
+    requester: &'v str,
+    organisation: &'v str,
+    group: &'v str,
+    assignee: &'v str,
+    ccs: Vec<String>,
+    participants: Vec<String>,
+    status: &'v str,
+    created_at: &'v str,
+}
+
+impl Inline<'_> {
+    fn ticket(&self) -> InlineTicket<'_> {
+        InlineTicket {
+            requester: self.requester,
+            organisation: self.organisation,
+            group: self.group,
+            assignee: self.assignee,
+            ccs: &self.ccs,
+            participants: &self.participants,
+            status: self.status,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The ticket sent inline, if `properties` has a `requester` member.
+fn inline<'v>(
+    properties: Option<&'v Map<String, Value>>,
+    prefix: &str,
+) -> Result<Option<Inline<'v>>, AuthzenError> {
+    let at = At::new(prefix, "");
+    let Some(requester) = string(properties, at.at("resource.properties.requester"))? else {
+        return Ok(None);
+    };
+    let owned = |path| -> Result<Vec<String>, AuthzenError> {
+        Ok(strings(properties, at.at(path))?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    };
+    Ok(Some(Inline {
+        requester,
+        organisation: text(properties, at.at("resource.properties.organisation"))?,
+        group: text(properties, at.at("resource.properties.group"))?,
+        assignee: text(properties, at.at("resource.properties.assignee"))?,
+        ccs: owned("resource.properties.ccs")?,
+        participants: owned("resource.properties.participants")?,
+        status: text(properties, at.at("resource.properties.status"))?,
+        created_at: text(properties, at.at("resource.properties.created_at"))?,
+    }))
 }
 
 /// The four members of an evaluation, each possibly absent.
@@ -220,6 +282,14 @@ fn member_of(action: Action, field: &str) -> &'static str {
         "organisation_id" if action == Action::Create => "resource.properties.organisation",
         "group_id" if action == Action::Create => "resource.properties.group",
         "group_id" if action == Action::Reassign => "action.properties.group",
+        "ticket.requester_id" => "resource.properties.requester",
+        "ticket.organisation_id" => "resource.properties.organisation",
+        "ticket.group_id" => "resource.properties.group",
+        "ticket.assignee_id" => "resource.properties.assignee",
+        "ticket.cc_ids" => "resource.properties.ccs",
+        "ticket.participant_ids" => "resource.properties.participants",
+        "ticket.status" => "resource.properties.status",
+        "ticket.created_at" => "resource.properties.created_at",
         _ => "resource.id",
     }
 }
@@ -245,6 +315,11 @@ fn evaluate<'v>(m: Members<'v>, prefix: &str) -> Result<Evaluation<'v>, AuthzenE
         action: ActionInput::Known(action),
         ..CheckRequest::default()
     };
+    let inline = if action.is_ticket_action() {
+        inline(resource.properties, prefix)?
+    } else {
+        None
+    };
     match action {
         Action::Create => {
             let props = resource.properties;
@@ -263,14 +338,18 @@ fn evaluate<'v>(m: Members<'v>, prefix: &str) -> Result<Evaluation<'v>, AuthzenE
         a if a.is_company_action() => request.company = resource.id,
         _ => request.ticket = resource.id,
     }
-    let options = context(m.context, prefix)?;
-    validate(&request, action, prefix)?;
-    Ok(Evaluation { request, options })
+    let evaluation = Evaluation {
+        request,
+        inline,
+        options: context(m.context, prefix)?,
+    };
+    validate(&evaluation, action, prefix)?;
+    Ok(evaluation)
 }
 
 /// The domain's own validation, its errors naming members.
-fn validate(request: &CheckRequest<'_>, action: Action, prefix: &str) -> Result<(), AuthzenError> {
-    request.validate().map(|_| ()).map_err(|e| {
+fn validate(evaluation: &Evaluation<'_>, action: Action, prefix: &str) -> Result<(), AuthzenError> {
+    evaluation.request().validate().map(|_| ()).map_err(|e| {
         AuthzenError::from_app(AppError::Request(e), |field| {
             format!("{prefix}{}", member_of(action, field))
         })
@@ -413,6 +492,7 @@ pub fn search_action(body: &Value) -> Result<[Evaluation<'_>; 5], AuthzenError> 
     let root = root(body);
     let user = subject(get(root, At::new("", "subject")), "")?;
     let resource = ticket_resource(root, "action")?;
+    let inline = inline(resource.properties, "")?;
     let options = CheckOptions {
         min_revision: min_revision(root)?,
         explain: false,
@@ -424,10 +504,10 @@ pub fn search_action(body: &Value) -> Result<[Evaluation<'_>; 5], AuthzenError> 
             ticket: resource.id,
             ..CheckRequest::default()
         },
+        inline: inline.clone(),
         options,
     });
-    for e in &evaluations {
-        validate(&e.request, Action::View, "")?;
-    }
+    // The five differ only in the action, which no check below depends on.
+    validate(&evaluations[0], Action::View, "")?;
     Ok(evaluations)
 }
