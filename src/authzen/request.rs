@@ -230,19 +230,21 @@ fn resource<'v>(value: Option<&'v Value>, prefix: &str) -> Result<Resource<'v>, 
 }
 
 /// An action's name and properties.
-fn action<'v>(
-    value: Option<&'v Value>,
-    prefix: &str,
-) -> Result<(&'v str, Option<&'v Map<String, Value>>), AuthzenError> {
+struct ActionMember<'v> {
+    name: &'v str,
+    properties: Option<&'v Map<String, Value>>,
+}
+
+fn action<'v>(value: Option<&'v Value>, prefix: &str) -> Result<ActionMember<'v>, AuthzenError> {
     let at = At::new(prefix, "action");
     let action = required_object(value, at)?;
-    Ok((
-        required_text(Some(action), at.at("action.name"))?,
-        object(
+    Ok(ActionMember {
+        name: required_text(Some(action), at.at("action.name"))?,
+        properties: object(
             get(Some(action), at.at("action.properties")),
             at.at("action.properties"),
         )?,
-    ))
+    })
 }
 
 /// The access-model action of a resource type and an action name.
@@ -307,7 +309,7 @@ fn context(value: Option<&Value>, prefix: &str) -> Result<CheckOptions, AuthzenE
 fn evaluate<'v>(m: Members<'v>, prefix: &str) -> Result<Evaluation<'v>, AuthzenError> {
     let user = subject(m.subject, prefix)?;
     let resource = resource(m.resource, prefix)?;
-    let (name, properties) = action(m.action, prefix)?;
+    let ActionMember { name, properties } = action(m.action, prefix)?;
     let action = action_of(resource.kind, name, prefix)?;
     let at = At::new(prefix, "");
     let mut request = CheckRequest {
@@ -395,7 +397,7 @@ fn list_error(e: AppError) -> AuthzenError {
 
 /// A search answers `view` on tickets only.
 fn view_of_tickets(root: Option<&Map<String, Value>>, what: &str) -> Result<(), AuthzenError> {
-    let (name, _) = action(get(root, At::new("", "action")), "")?;
+    let name = action(get(root, At::new("", "action")), "")?.name;
     if name != "view" {
         return Err(At::new("", "action.name")
             .invalid(format!("{what} search answers `view` only, not `{name}`")));
