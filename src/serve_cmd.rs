@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// action, outcome, reason and revision).
     #[arg(long, env = "TICKET_AUTHZ_TRACE_SUBJECTS")]
     pub trace_subjects: bool,
+    /// The base URL callers reach the service at (http:// or https://,
+    /// optionally with a path), for the URLs of the AuthZEN configuration
+    /// document. Default: each request's scheme and Host.
+    #[arg(long, env = "TICKET_AUTHZ_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// `--notify`: how the service learns of database changes.
@@ -153,6 +158,25 @@ fn address(flag: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
             format!("`{text}` is not an address such as 127.0.0.1:50051"),
         )
     })
+}
+
+/// `--public-url`: an absolute http(s) URL without query or fragment,
+/// returned without its trailing slash (endpoint paths are appended).
+fn public_url(text: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| config_error("--public-url", format!("`{text}` {why}"));
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| bad("is not a URL such as https://authz.example.com"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(bad("has no host"));
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(bad("must have no query or fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// Where the data comes from.
@@ -317,6 +341,7 @@ impl ServeArgs {
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(config_error("--log-filter", format!("`{log_filter}`: {e}")));
         }
+        let public_url = self.public_url.as_deref().map(public_url).transpose()?;
         Ok(Plan {
             notify: self.notify.into(),
             poll_interval: self.poll_interval,
@@ -347,6 +372,7 @@ impl ServeArgs {
                 shutdown_grace: self.shutdown_grace,
                 trace_subjects: self.trace_subjects,
                 decision_log: None,
+                public_url,
             },
             source,
         })

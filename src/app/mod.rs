@@ -61,6 +61,29 @@ impl BatchCheck for (CheckRequest<'_>, CheckOptions) {
     }
 }
 
+/// Where a batch stops: AuthZEN's evaluation semantics. The checks after
+/// the stop are neither decided nor logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Until {
+    /// Decide every check.
+    #[default]
+    All,
+    /// Stop after the first denial (it is the last result).
+    FirstDeny,
+    /// Stop after the first permit (it is the last result).
+    FirstPermit,
+}
+
+impl Until {
+    fn stops_at(self, allowed: bool) -> bool {
+        match self {
+            Until::All => false,
+            Until::FirstDeny => !allowed,
+            Until::FirstPermit => allowed,
+        }
+    }
+}
+
 /// The page a list call asks for, as the caller sent it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageArgs<'a> {
@@ -187,6 +210,19 @@ impl Authz {
         checks: &[C],
         min_revision: u64,
     ) -> Result<AtRevision<Vec<Decision>>, AppError> {
+        self.check_batch_until(call, checks, min_revision, Until::All)
+            .await
+    }
+
+    /// [`Authz::check_batch`], deciding in order up to `until`'s stop: the
+    /// answer holds the decisions up to and including it.
+    pub async fn check_batch_until<C: BatchCheck>(
+        &self,
+        call: &Call<'_>,
+        checks: &[C],
+        min_revision: u64,
+        until: Until,
+    ) -> Result<AtRevision<Vec<Decision>>, AppError> {
         if checks.is_empty() || checks.len() > MAX_BATCH {
             return Err(AppError::BatchSize(checks.len()));
         }
@@ -204,19 +240,20 @@ impl Authz {
             .fold(min_revision, u64::max);
         let snap = self.snapshot(min_revision).await?;
         let now = clock(&snap);
-        let decisions: Vec<Decision> = valid
-            .iter()
-            .zip(checks)
-            .map(|(v, check)| {
-                let ctx = Context {
-                    now,
-                    explain: check.options().explain,
-                };
-                let d = core::decide(&snap, v, ctx);
-                self.log(call, &check.request(), v, &d, snap.revision());
-                d
-            })
-            .collect();
+        let mut decisions: Vec<Decision> = Vec::with_capacity(valid.len());
+        for (v, check) in valid.iter().zip(checks) {
+            let ctx = Context {
+                now,
+                explain: check.options().explain,
+            };
+            let d = core::decide(&snap, v, ctx);
+            self.log(call, &check.request(), v, &d, snap.revision());
+            let stop = until.stops_at(d.allowed);
+            decisions.push(d);
+            if stop {
+                break;
+            }
+        }
         self.inner.decisions.count(
             valid
                 .iter()

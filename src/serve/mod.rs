@@ -52,6 +52,9 @@ pub struct ServeConfig {
     /// Put user and ticket ids on spans.
     pub trace_subjects: bool,
     pub decision_log: Option<DecisionLog>,
+    /// The base URL the AuthZEN configuration document advertises (no
+    /// trailing slash); without it, each request's scheme and host.
+    pub public_url: Option<String>,
 }
 
 /// The ports `run` serves: gRPC, and optionally the plaintext health port
@@ -89,6 +92,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("trace_subjects", &self.trace_subjects)
             .field("decision_log", &self.decision_log.is_some())
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -105,6 +109,7 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(10),
             trace_subjects: false,
             decision_log: None,
+            public_url: None,
         }
     }
 }
@@ -206,7 +211,9 @@ pub async fn run(
     telemetry::metrics::metrics();
     // Made before the metrics port opens, so that every route's shed
     // counter is in the first scrape.
-    let shed = ShedLayer::new(config.max_concurrent_requests, &grpc_server::paths());
+    let mut paths = grpc_server::paths();
+    paths.extend(crate::authzen::paths());
+    let shed = ShedLayer::new(config.max_concurrent_requests, &paths);
     // Bad material at start is fatal: there is nothing older to keep.
     let mut credentials =
         credentials::Credentials::load(config.tls.as_ref(), config.auth_token.as_ref()).await?;
@@ -272,7 +279,14 @@ pub async fn run(
     )?;
     let edges = router::HttpEdges {
         connect: crate::grpc::connect::Connect::new(authz, config.max_message_bytes),
-        authzen: crate::authzen::Endpoints::new(app),
+        authzen: crate::authzen::Endpoints::new(
+            app,
+            crate::authzen::Settings {
+                public_url: config.public_url.clone(),
+                tls: config.tls.is_some(),
+                max_body_bytes: config.max_message_bytes,
+            },
+        ),
     };
     let routes = router::MainRouter::new(routes.prepare(), edges);
     let on_stop = {

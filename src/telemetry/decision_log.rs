@@ -58,7 +58,8 @@ pub struct DecisionRecord {
     /// RFC 3339, UTC.
     pub time: String,
     pub revision: u64,
-    /// `CheckAccess` or `CheckAccessBatch`.
+    /// The call's bounded name: `CheckAccess`, `CheckAccessBatch`,
+    /// `authzen.evaluation`, …
     pub rpc: &'static str,
     pub request: LoggedRequest,
     pub allowed: bool,
