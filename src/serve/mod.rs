@@ -26,6 +26,7 @@ pub use layers::{Auth, AuthLayer, Deadline, DeadlineLayer, Shed, ShedLayer};
 pub use supervise::{Health, Stop, Supervisor};
 
 use crate::app::{Authz, Observe};
+use crate::ext_authz::{self, ExtAuthzConfig};
 use crate::grpc::server as grpc_server;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -52,6 +53,8 @@ pub struct ServeConfig {
     /// Put user and ticket ids on spans.
     pub trace_subjects: bool,
     pub decision_log: Option<DecisionLog>,
+    /// How Envoy's ext_authz requests become questions.
+    pub ext_authz: ExtAuthzConfig,
 }
 
 /// The ports `run` serves: gRPC, and optionally the plaintext health port
@@ -89,6 +92,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("trace_subjects", &self.trace_subjects)
             .field("decision_log", &self.decision_log.is_some())
+            .field("ext_authz", &self.ext_authz)
             .finish()
     }
 }
@@ -105,6 +109,7 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(10),
             trace_subjects: false,
             decision_log: None,
+            ext_authz: ExtAuthzConfig::default(),
         }
     }
 }
@@ -206,7 +211,9 @@ pub async fn run(
     telemetry::metrics::metrics();
     // Made before the metrics port opens, so that every route's shed
     // counter is in the first scrape.
-    let shed = ShedLayer::new(config.max_concurrent_requests, &grpc_server::paths());
+    let mut paths = grpc_server::paths();
+    paths.push((ext_authz::PATH, ext_authz::OPERATION.method));
+    let shed = ShedLayer::new(config.max_concurrent_requests, &paths);
     // Bad material at start is fatal: there is nothing older to keep.
     let mut credentials =
         credentials::Credentials::load(config.tls.as_ref(), config.auth_token.as_ref()).await?;
@@ -266,7 +273,12 @@ pub async fn run(
         app.clone(),
         grpc_server::health(&reporter),
         config.max_message_bytes,
-    )?;
+    )?
+    .add_service(ext_authz::server(
+        app.clone(),
+        config.ext_authz.clone(),
+        config.max_message_bytes,
+    ));
     let edges = router::HttpEdges {
         connect: crate::grpc::connect::Connect::new(app.clone(), config.max_message_bytes),
         authzen: crate::authzen::Endpoints::new(app),
