@@ -21,7 +21,13 @@ fuzz_target!(|data: &[u8]| {
     let table = match RouteTable::parse("fuzz.yaml", file) {
         Ok(table) => table,
         Err(e) => {
-            let lines = file.lines().count().max(1);
+            // YAML breaks lines at `\r\n`, `\n` and a lone `\r` alike.
+            let lines = file
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .lines()
+                .count()
+                .max(1);
             match &e {
                 RouteError::Syntax { file, line, .. } | RouteError::Invalid { file, line, .. } => {
                     assert_eq!(file, "fuzz.yaml");
