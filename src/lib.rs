@@ -19,6 +19,7 @@ pub mod core;
 pub mod csv_import;
 pub mod dataset;
 pub mod db;
+pub mod ext_authz;
 pub mod flags;
 pub mod follow;
 pub mod generate;

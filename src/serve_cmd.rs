@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::dataset;
 use crate::db::{self, Database};
+use crate::ext_authz::{self, ExtAuthzConfig, RouteTable, SubjectSource};
 use crate::serve::{self as server, Listeners, Loader, ServeConfig, TlsFiles, TokenSource};
 use crate::snapshot::Snapshot;
 use crate::telemetry::decision_log::Destination;
@@ -109,6 +110,43 @@ pub struct ServeArgs {
     /// document. Default: each request's scheme and Host.
     #[arg(long, env = "TICKET_AUTHZ_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// ext_authz: the request header holding the user id (set by a trusted
+    /// authentication filter in front).
+    #[arg(
+        long,
+        env = "TICKET_AUTHZ_EXT_AUTHZ_USER_HEADER",
+        default_value = "x-user-id"
+    )]
+    pub ext_authz_user_header: String,
+    /// ext_authz: take the user id from this claim of the payload Envoy's
+    /// jwt_authn filter verified, instead of from a header.
+    #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_JWT_CLAIM")]
+    pub ext_authz_jwt_claim: Option<String>,
+    /// ext_authz: the route table (YAML list of method, path, action and
+    /// ids) for routes whose context_extensions name no action.
+    #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_ROUTES")]
+    pub ext_authz_routes: Option<PathBuf>,
+    /// ext_authz: the answer for a request no route maps.
+    #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED", value_enum, default_value_t = UnmatchedArg::Deny)]
+    pub ext_authz_unmatched: UnmatchedArg,
+}
+
+/// `--ext-authz-unmatched`: a request no route maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnmatchedArg {
+    /// Deny it (403, reason NO_ROUTE).
+    Deny,
+    /// Let it through.
+    Allow,
+}
+
+impl From<UnmatchedArg> for ext_authz::Unmatched {
+    fn from(arg: UnmatchedArg) -> Self {
+        match arg {
+            UnmatchedArg::Deny => ext_authz::Unmatched::Deny,
+            UnmatchedArg::Allow => ext_authz::Unmatched::Allow,
+        }
+    }
 }
 
 /// `--notify`: how the service learns of database changes.
@@ -333,6 +371,7 @@ impl ServeArgs {
             }
             Some(text) => Some((Destination::parse(text), self.decision_log_sample)),
         };
+        let ext_authz = self.ext_authz()?;
         let log_filter = self
             .log_filter
             .clone()
@@ -373,8 +412,49 @@ impl ServeArgs {
                 trace_subjects: self.trace_subjects,
                 decision_log: None,
                 public_url,
+                ext_authz,
             },
             source,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// The ext_authz flags; a bad route file stops the start, naming the
+    /// file, the line and the member.
+    fn ext_authz(&self) -> Result<ExtAuthzConfig, ConfigError> {
+        let subject = match self.ext_authz_jwt_claim.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(config_error(
+                    "--ext-authz-jwt-claim",
+                    "give a claim name such as sub",
+                ));
+            }
+            Some(claim) => SubjectSource::JwtClaim(claim.to_owned()),
+            None => {
+                let name = self.ext_authz_user_header.trim().to_ascii_lowercase();
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(config_error(
+                        "--ext-authz-user-header",
+                        format!("`{name}` is not a header name"),
+                    ));
+                }
+                SubjectSource::Header(name)
+            }
+        };
+        let routes = self
+            .ext_authz_routes
+            .as_deref()
+            .map(|path| {
+                RouteTable::load(path)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| config_error("--ext-authz-routes", e.to_string()))
+            })
+            .transpose()?;
+        Ok(ExtAuthzConfig {
+            subject,
+            routes,
+            unmatched: self.ext_authz_unmatched.into(),
         })
     }
 }

@@ -366,13 +366,17 @@ fn every_render_is_valid_kubernetes() {
         return;
     };
     let files: Vec<&Path> = charts.renders.iter().map(|r| r.file.as_path()).collect();
-    // The validator has no schema for the Prometheus Operator's kinds (it
-    // warns and passes them); every other object must be checked.
+    // The validator has no schema for the Prometheus Operator's kinds nor
+    // Istio's (it warns and passes them); every other object must be
+    // checked, and those are asserted field by field in their own tests.
     let expected = charts
         .renders
         .iter()
         .flat_map(|r| &r.docs)
-        .filter(|d| d["apiVersion"] != "monitoring.coreos.com/v1")
+        .filter(|d| {
+            let api = d["apiVersion"].as_str().unwrap_or_default();
+            api != "monitoring.coreos.com/v1" && !api.contains(".istio.io/")
+        })
         .count();
     for version in [None, Some(OLDEST_KUBERNETES)] {
         let mut cmd = Command::new(&charts.validator);
@@ -1519,5 +1523,132 @@ fn every_metric_in_the_dashboard_and_the_rules_is_served() {
     assert!(
         missing.is_empty(),
         "the dashboard or the rules use metrics that /metrics does not serve: {missing:?}\n{body}"
+    );
+}
+
+#[test]
+fn istio_wiring_renders_the_service_entry_policy_and_route_table() {
+    let Some(charts) = charts("istio_wiring_renders_the_service_entry_policy_and_route_table")
+    else {
+        return;
+    };
+    let render = charts.render("istio-values");
+    let entry = render.one("ServiceEntry");
+    assert_eq!(entry["apiVersion"], "networking.istio.io/v1");
+    assert_eq!(entry["metadata"]["name"], "helpdesk-authz-ext-authz");
+    assert_eq!(entry["metadata"]["namespace"], serde_json::Value::Null);
+    let spec = &entry["spec"];
+    assert_eq!(spec["hosts"], serde_json::json!(["helpdesk-authz.local"]));
+    assert_eq!(
+        spec["endpoints"],
+        serde_json::json!([{ "address": "127.0.0.1" }])
+    );
+    assert_eq!(
+        spec["ports"],
+        serde_json::json!([{ "name": "grpc", "number": 50051, "protocol": "GRPC" }])
+    );
+    assert_eq!(spec["resolution"], "STATIC");
+
+    let policy = render.one("AuthorizationPolicy");
+    assert_eq!(policy["apiVersion"], "security.istio.io/v1");
+    let spec = &policy["spec"];
+    assert_eq!(spec["action"], "CUSTOM");
+    assert_eq!(spec["provider"]["name"], "ticket-authz");
+    assert_eq!(
+        spec["selector"]["matchLabels"],
+        serde_json::json!({ "app.kubernetes.io/name": "helpdesk-api" })
+    );
+    assert_eq!(
+        spec["rules"][0]["to"][0]["operation"]["paths"],
+        serde_json::json!(["/api/v1/tickets/*"])
+    );
+
+    // The route table is a ConfigMap the real parser accepts.
+    let map = render
+        .of_kind("ConfigMap")
+        .into_iter()
+        .find(|m| m["metadata"]["name"] == "helpdesk-authz-ext-authz-routes")
+        .expect("the routes ConfigMap");
+    let text = map["data"]["routes.yaml"].as_str().unwrap();
+    let table = ticket_authz::ext_authz::RouteTable::parse("routes.yaml", text).unwrap();
+    assert_eq!(table.len(), 2);
+
+    // Off by default, and no ServiceEntry for a Deployment (its Service is
+    // the provider's host).
+    for name in ["default", "all-options-values"] {
+        let r = charts.render(name);
+        assert!(r.of_kind("AuthorizationPolicy").is_empty(), "{name}");
+        assert!(r.of_kind("ServiceEntry").is_empty(), "{name}");
+    }
+    let deployment = charts.template(
+        &chart_dir(),
+        &[
+            "--set".to_owned(),
+            "istio.enabled=true".to_owned(),
+            "--set".to_owned(),
+            "istio.selector.app=helpdesk".to_owned(),
+        ],
+    );
+    let docs = parse_documents(&deployment);
+    assert!(docs.iter().all(|d| d["kind"] != "ServiceEntry"));
+    assert_eq!(
+        docs.iter()
+            .filter(|d| d["kind"] == "AuthorizationPolicy")
+            .count(),
+        1
+    );
+    let error = charts.template_error(&chart_dir(), &["--set", "istio.enabled=true"]);
+    assert!(error.contains("istio.selector"), "{error}");
+}
+
+#[test]
+fn ext_authz_values_reach_the_container() {
+    let Some(charts) = charts("ext_authz_values_reach_the_container") else {
+        return;
+    };
+    let (_, d) = charts.render("default").our_pods()[0];
+    assert_eq!(
+        env_value(d, "TICKET_AUTHZ_EXT_AUTHZ_USER_HEADER"),
+        "x-user-id"
+    );
+    assert_eq!(env_value(d, "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED"), "deny");
+    for unset in [
+        "TICKET_AUTHZ_EXT_AUTHZ_JWT_CLAIM",
+        "TICKET_AUTHZ_EXT_AUTHZ_ROUTES",
+    ] {
+        assert!(env(d, unset).is_none(), "{unset} set by default");
+    }
+    let render = charts.render("all-options-values");
+    let (pod, c) = render.our_pods()[0];
+    assert_eq!(
+        env_value(c, "TICKET_AUTHZ_EXT_AUTHZ_USER_HEADER"),
+        "x-remote-user"
+    );
+    assert_eq!(env_value(c, "TICKET_AUTHZ_EXT_AUTHZ_JWT_CLAIM"), "sub");
+    assert_eq!(env_value(c, "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED"), "allow");
+    let file = env_value(c, "TICKET_AUTHZ_EXT_AUTHZ_ROUTES");
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ticket-authz-ext-authz-routes")
+        .expect("the routes mount");
+    assert!(
+        file.starts_with(mount["mountPath"].as_str().unwrap()),
+        "{file}"
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ticket-authz-ext-authz-routes")
+        .expect("the routes volume");
+    assert_eq!(volume["configMap"]["name"], "authz-ext-authz-routes");
+    // The table is read at start, so a change must roll the pods.
+    let deployment = render.one("Deployment");
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert!(
+        annotations["checksum/ext-authz-routes"].is_string(),
+        "{annotations}"
     );
 }

@@ -675,7 +675,7 @@ fn counters_at_start() -> Vec<String> {
     }
     for (_, rpc) in ticket_authz::grpc::server::paths()
         .into_iter()
-        .chain([("", "other")])
+        .chain([("", "ext_authz.Check"), ("", "other")])
     {
         series.push(format!("ticket_authz_shed_requests_total{{rpc=\"{rpc}\"}}"));
     }

@@ -26,6 +26,7 @@ pub use layers::{Auth, AuthLayer, Deadline, DeadlineLayer, Shed, ShedLayer};
 pub use supervise::{Health, Stop, Supervisor};
 
 use crate::app::{Authz, Observe};
+use crate::ext_authz::{self, ExtAuthzConfig};
 use crate::grpc::server as grpc_server;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -55,6 +56,8 @@ pub struct ServeConfig {
     /// The base URL the AuthZEN configuration document advertises (no
     /// trailing slash); without it, each request's scheme and host.
     pub public_url: Option<String>,
+    /// How Envoy's ext_authz requests become questions.
+    pub ext_authz: ExtAuthzConfig,
 }
 
 /// The ports `run` serves: gRPC, and optionally the plaintext health port
@@ -93,6 +96,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("trace_subjects", &self.trace_subjects)
             .field("decision_log", &self.decision_log.is_some())
             .field("public_url", &self.public_url)
+            .field("ext_authz", &self.ext_authz)
             .finish()
     }
 }
@@ -110,6 +114,7 @@ impl Default for ServeConfig {
             trace_subjects: false,
             decision_log: None,
             public_url: None,
+            ext_authz: ExtAuthzConfig::default(),
         }
     }
 }
@@ -213,6 +218,7 @@ pub async fn run(
     // counter is in the first scrape.
     let mut paths = grpc_server::paths();
     paths.extend(crate::authzen::paths());
+    paths.push((ext_authz::PATH, ext_authz::OPERATION.method));
     let shed = ShedLayer::new(config.max_concurrent_requests, &paths);
     // Bad material at start is fatal: there is nothing older to keep.
     let mut credentials =
@@ -276,7 +282,12 @@ pub async fn run(
         Arc::clone(&authz),
         grpc_server::health(&reporter),
         config.max_message_bytes,
-    )?;
+    )?
+    .add_service(ext_authz::server(
+        app.clone(),
+        config.ext_authz.clone(),
+        config.max_message_bytes,
+    ));
     let edges = router::HttpEdges {
         connect: crate::grpc::connect::Connect::new(authz, config.max_message_bytes),
         authzen: crate::authzen::Endpoints::new(

@@ -83,6 +83,18 @@ context and "sidecar" whether the pod is someone else's.
 {{- end }}
 - name: TICKET_AUTHZ_TRACE_SUBJECTS
   value: {{ $v.tracing.traceSubjects | toString | quote }}
+- name: TICKET_AUTHZ_EXT_AUTHZ_USER_HEADER
+  value: {{ $v.extAuthz.userHeader | quote }}
+{{- if $v.extAuthz.jwtClaim }}
+- name: TICKET_AUTHZ_EXT_AUTHZ_JWT_CLAIM
+  value: {{ $v.extAuthz.jwtClaim | quote }}
+{{- end }}
+- name: TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED
+  value: {{ $v.extAuthz.unmatched | quote }}
+{{- if $v.extAuthz.routes }}
+- name: TICKET_AUTHZ_EXT_AUTHZ_ROUTES
+  value: /etc/ticket-authz/ext-authz/routes.yaml
+{{- end }}
 {{- if $v.tracing.endpoint }}
 {{- /* The pod's identity joins the trace resource, so spans say which replica answered. */}}
 - name: POD_NAME
@@ -140,6 +152,11 @@ context and "sidecar" whether the pod is someone else's.
 - name: ticket-authz-decision-log
   mountPath: {{ dir $v.decisionLog.output | quote }}
 {{- end }}
+{{- if $v.extAuthz.routes }}
+- name: ticket-authz-ext-authz-routes
+  mountPath: /etc/ticket-authz/ext-authz
+  readOnly: true
+{{- end }}
 {{- with $v.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
@@ -195,6 +212,14 @@ context and "sidecar" whether the pod is someone else's.
 {{- if include "ticket-authz.decisionLogIsFile" . }}
 - name: ticket-authz-decision-log
   emptyDir: {}
+{{- end }}
+{{- if $v.extAuthz.routes }}
+- name: ticket-authz-ext-authz-routes
+  configMap:
+    name: {{ printf "%s-ext-authz-routes" (include "ticket-authz.fullname" .) | quote }}
+    items:
+      - key: routes.yaml
+        path: routes.yaml
 {{- end }}
 {{- end }}
 
