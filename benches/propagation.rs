@@ -18,7 +18,7 @@ use ticket_authz::db::{Database, Notify};
 use ticket_authz::generate::{NARROW_USER, Spec, generate};
 use ticket_authz::grpc::client::{Client, Credentials};
 use ticket_authz::grpc::pb;
-use ticket_authz::loadtest::{InProcess, Mix, Plan, Workload, clients, drive_until};
+use ticket_authz::loadtest::{Form, InProcess, Mix, Plan, Workload, clients, drive_until};
 use ticket_authz::serve_cmd;
 use ticket_authz::snapshot::Snapshot;
 
@@ -168,14 +168,13 @@ async fn measure(
     tickets: usize,
     concurrency: usize,
 ) {
-    let load = clients(server, &Credentials::default(), 1, &workload)
+    let load = clients(server, &Credentials::default(), 1, &workload, Form::Grpc)
         .await
         .unwrap();
     // The writer's own connection, as a ticketing system would have.
-    let mut probe = clients(server, &Credentials::default(), 1, &workload)
+    let mut probe = ticket_authz::grpc::client::connect(server, &Credentials::default())
         .await
-        .unwrap()
-        .remove(0);
+        .unwrap();
     let Database::Postgres(writer) = db else {
         unreachable!("connected with a postgres:// URL")
     };

@@ -168,6 +168,40 @@ fn loadtest_loads_a_served_dataset_with_its_token() {
     let cpu = runs[0]["server_cpu_us_per_request"].as_f64();
     assert!(cpu.is_some_and(|us| us > 0.0), "{}", runs[0]);
     assert!(doc["compared"].as_array().unwrap().is_empty());
+
+    // The same questions in every form, each reported against the first.
+    let mut forms = with_token.clone();
+    forms.extend(["--forms", "grpc,connect,authzen", "--rounds", "1"]);
+    let doc = json_of(&loadtest(&forms));
+    let runs = doc["runs"].as_array().unwrap();
+    let targets: Vec<&str> = runs.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["service", "connect", "authzen"], "{doc}");
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        assert_eq!(run["latency"]["requests"], 3000, "{run}");
+        for rpc in ["CheckAccess", "CheckAccessBatch", "ListVisibleTickets"] {
+            assert!(run["by_rpc"][rpc]["requests"].as_u64() > Some(0), "{rpc}: {run}");
+        }
+    }
+    let compared = doc["compared"].as_array().unwrap();
+    assert_eq!(compared.len(), 2, "{doc}");
+    for c in compared {
+        assert_eq!(c["against"], "service");
+        assert!(c["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0), "{c}");
+    }
+    // ext_authz asks single checks; without the token every form fails.
+    let mut ext = common_args.to_vec();
+    ext.retain(|a| *a != "check=1,batch=1,list=1");
+    ext.extend(["check=1", "--forms", "ext-authz,connect", "--rounds", "1"]);
+    let out = loadtest(&ext);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    ext.extend(["--token-file", token.to_str().unwrap(), "--json"]);
+    let doc = json_of(&loadtest(&ext));
+    for run in doc["runs"].as_array().unwrap() {
+        assert_eq!(run["errors"], 0, "{run}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -201,7 +235,16 @@ fn loadtest_puts_each_target_in_its_own_process_and_reports_their_cpu() {
 
 #[test]
 fn loadtest_flag_errors_name_the_flag() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
+        (&["--forms", "grpc,soap"], "--forms: unknown form `soap`"),
+        (
+            &["--forms", "ext-authz", "--mix", "check=1,list=1"],
+            "--forms: ext-authz sends checks only",
+        ),
+        (
+            &["--forms", "grpc,connect", "--compare-noop"],
+            "--forms: compare several forms",
+        ),
         (&["--mix", "check=1,write=2"], "--mix: unknown rpc `write`"),
         (&["--mix", "check=0"], "--mix: at least one weight"),
         (

@@ -152,8 +152,28 @@ impl tonic::service::Interceptor for TokenInterceptor {
     }
 }
 
+impl TokenInterceptor {
+    /// Sends `authorization: <token>` (the whole header value) when given.
+    pub fn new(token: Option<http::HeaderValue>) -> Self {
+        Self(token.and_then(|t| t.to_str().ok()?.parse().ok()))
+    }
+}
+
 /// Connects to `server` (`http://` or `https://`) with `c`'s credentials.
 pub async fn connect(server: &str, c: &Credentials) -> Result<Client, String> {
+    let (channel, token) = channel(server, c).await?;
+    Ok(TicketAuthzClient::with_interceptor(
+        channel,
+        TokenInterceptor::new(token),
+    ))
+}
+
+/// An HTTP/2 channel to `server` with `c`'s TLS material, and the
+/// `authorization` value of its token file, for any client on the port.
+pub async fn channel(
+    server: &str,
+    c: &Credentials,
+) -> Result<(Channel, Option<http::HeaderValue>), String> {
     let mut endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| format!("--server: {e}"))?
         .connect_timeout(Duration::from_secs(5));
@@ -190,10 +210,7 @@ pub async fn connect(server: &str, c: &Credentials) -> Result<Client, String> {
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-    Ok(TicketAuthzClient::with_interceptor(
-        channel,
-        TokenInterceptor(token),
-    ))
+    Ok((channel, token))
 }
 
 /// `INVALID_ARGUMENT: …`, as gRPC documents its codes.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::workload::{Kind, Mix, Workload};
-use crate::grpc::client::Client;
+use super::forms::Conn;
+use super::workload::{Mix, Workload};
 
 /// How one run sends its requests.
 #[derive(Debug, Clone)]
@@ -148,31 +148,8 @@ impl Outcome {
     }
 }
 
-/// Sends one request of `kind`; the response is decoded and dropped.
-async fn send(
-    client: &mut Client,
-    workload: &Workload,
-    kind: Kind,
-    pick: usize,
-) -> Result<(), tonic::Status> {
-    match kind {
-        Kind::Check => {
-            let req = workload.checks[pick % workload.checks.len()].clone();
-            client.check_access(req).await.map(drop)
-        }
-        Kind::Batch => {
-            let req = workload.batches[pick % workload.batches.len()].clone();
-            client.check_access_batch(req).await.map(drop)
-        }
-        Kind::List => {
-            let req = workload.lists[pick % workload.lists.len()].clone();
-            client.list_visible_tickets(req).await.map(drop)
-        }
-    }
-}
-
 struct Caller {
-    client: Client,
+    client: Conn,
     workload: Arc<Workload>,
     plan: Arc<Plan>,
     seed: u64,
@@ -215,7 +192,7 @@ impl Caller {
             }
             let kind = self.plan.mix.pick(&mut rng);
             let pick = rng.usize(..);
-            let result = send(&mut self.client, &self.workload, kind, pick).await;
+            let result = self.client.send(&self.workload, kind, pick).await;
             let took = sent.elapsed();
             if !measuring {
                 continue;
@@ -225,15 +202,10 @@ impl Caller {
                     outcome.all.record(took);
                     outcome.by_kind[kind.index()].record(took);
                 }
-                Err(status) => {
+                Err(error) => {
                     outcome.errors += 1;
                     if outcome.first_error.is_none() {
-                        outcome.first_error = Some(format!(
-                            "{}: {:?}: {}",
-                            kind.name(),
-                            status.code(),
-                            status.message()
-                        ));
+                        outcome.first_error = Some(format!("{}: {error}", kind.name()));
                     }
                 }
             }
@@ -245,14 +217,14 @@ impl Caller {
 /// Runs `plan` against the target behind `clients` (callers share them
 /// round-robin; each is one HTTP/2 connection) and returns what the
 /// measured window saw.
-pub async fn drive(clients: &[Client], workload: Arc<Workload>, plan: &Plan) -> Outcome {
+pub async fn drive(clients: &[Conn], workload: Arc<Workload>, plan: &Plan) -> Outcome {
     drive_until(clients, workload, plan, std::future::pending()).await
 }
 
 /// Like `drive`, and reads the CPU time process `server_pid` spends in the
 /// measured window.
 pub async fn drive_measuring(
-    clients: &[Client],
+    clients: &[Conn],
     workload: Arc<Workload>,
     plan: &Plan,
     server_pid: Option<u32>,
@@ -263,7 +235,7 @@ pub async fn drive_measuring(
 /// Like `drive`, but the run also ends when `stop` completes: load kept
 /// on a service while something else is measured.
 pub async fn drive_until(
-    clients: &[Client],
+    clients: &[Conn],
     workload: Arc<Workload>,
     plan: &Plan,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -272,7 +244,7 @@ pub async fn drive_until(
 }
 
 async fn run_callers(
-    clients: &[Client],
+    clients: &[Conn],
     workload: Arc<Workload>,
     plan: &Plan,
     stop: impl Future<Output = ()> + Send + 'static,

@@ -1,11 +1,13 @@
-//! `ticket-authz loadtest`: a gRPC load generator. Concurrent callers send
-//! a mix of CheckAccess, CheckAccessBatch and ListVisibleTickets over the
+//! `ticket-authz loadtest`: a load generator. Concurrent callers send a
+//! mix of CheckAccess, CheckAccessBatch and ListVisibleTickets over the
 //! generated dataset to the service (started in this process, or a running
-//! one) and, on request, to a no-op tonic service with the same messages
-//! in the same run, so that the service is reported as a ratio of the bare
-//! RPC path.
+//! one), as gRPC or in the HTTP forms (Connect JSON, AuthZEN, ext_authz),
+//! and, on request, to a no-op tonic service with the same messages in the
+//! same run, so that the service is reported as a ratio of the bare RPC
+//! path; several forms in one run are reported as ratios of the first.
 
 mod drive;
+mod forms;
 mod noop;
 mod process;
 mod workload;
@@ -21,12 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use drive::{Latencies, Outcome, Plan, drive, drive_measuring, drive_until};
+pub use forms::{Conn, Form};
 pub use noop::NoopService;
 pub use process::{TargetArgs, TargetProcess, cpu_time, serve_target};
 pub use workload::{Kind, Mix, Workload};
 
 use crate::generate::{Spec, generate};
-use crate::grpc::client::{Client, Credentials, connect};
+use crate::grpc::client::{Credentials, channel};
 use crate::grpc::pb::ticket_authz_server::TicketAuthzServer;
 use crate::serve::{self, Follow, Listeners, Loader, ServeConfig};
 use crate::snapshot::Snapshot;
@@ -103,6 +106,12 @@ pub struct LoadArgs {
     /// request (read from /proc).
     #[arg(long, requires = "server")]
     pub server_pid: Option<u32>,
+    /// The forms to send the questions in, each in turn every round:
+    /// `grpc`, `connect` (Connect JSON), `authzen` (evaluation,
+    /// evaluations, resource search) and `ext-authz` (Envoy's Check; checks
+    /// only). With more than one, each is reported as a ratio of the first.
+    #[arg(long, default_value = "grpc")]
+    pub forms: String,
     /// Print the results as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -150,7 +159,28 @@ impl LoadArgs {
         if self.noop_process && !self.compare_noop {
             return Err("--noop-process: needs --compare-noop".into());
         }
-        Mix::parse(&self.mix)
+        let mix = Mix::parse(&self.mix)?;
+        let forms = Form::parse_list(&self.forms)?;
+        if forms.len() > 1 && self.compare_noop {
+            return Err(
+                "--forms: compare several forms, or one against the no-op, not both".into(),
+            );
+        }
+        if let Some(kind) = forms.iter().find_map(|f| {
+            Kind::ALL
+                .into_iter()
+                .find(|k| mix.weight(*k) > 0 && !f.sends(*k))
+        }) {
+            return Err(format!(
+                "--forms: ext-authz sends checks only; --mix asks for {}",
+                kind.name()
+            ));
+        }
+        Ok(mix)
+    }
+
+    fn forms(&self) -> Vec<Form> {
+        Form::parse_list(&self.forms).unwrap_or_else(|_| vec![Form::Grpc])
     }
 
     fn plan(&self, mix: Mix, rate: Option<f64>) -> Plan {
@@ -165,17 +195,18 @@ impl LoadArgs {
     }
 }
 
-/// Which service a run loads.
+/// Which service a run loads, in which form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
-    Service,
+    Service(Form),
     Noop,
 }
 
 impl Target {
     fn name(self) -> &'static str {
         match self {
-            Target::Service => "service",
+            Target::Service(Form::Grpc) => "service",
+            Target::Service(form) => form.name(),
             Target::Noop => "noop",
         }
     }
@@ -300,24 +331,31 @@ impl InProcess {
     }
 }
 
-/// `connections` clients of one target (one HTTP/2 connection each), once
-/// it answers a check: a service answers UNAVAILABLE until its data is
-/// published.
+/// `connections` clients of one target in `form` (one HTTP/2 connection
+/// each), once it answers a gRPC check: a service answers UNAVAILABLE
+/// until its data is published.
 pub async fn clients(
     server: &str,
     credentials: &Credentials,
     connections: usize,
     probe: &Workload,
-) -> Result<Vec<Client>, String> {
-    let mut clients = Vec::with_capacity(connections);
+    form: Form,
+) -> Result<Vec<Conn>, String> {
+    let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
-        clients.push(connect(server, credentials).await?);
+        channels.push(channel(server, credentials).await?);
     }
-    let mut client = clients[0].clone();
+    let Some((first, token)) = channels.first().cloned() else {
+        return Err("--connections: must be at least 1".into());
+    };
+    let mut client = crate::grpc::pb::ticket_authz_client::TicketAuthzClient::with_interceptor(
+        first,
+        crate::grpc::client::TokenInterceptor::new(token),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match client.check_access(probe.checks[0].clone()).await {
-            Ok(_) => return Ok(clients),
+            Ok(_) => break,
             Err(s)
                 if s.code() == tonic::Code::Unavailable
                     && tokio::time::Instant::now() < deadline =>
@@ -327,6 +365,10 @@ pub async fn clients(
             Err(s) => return Err(format!("{server}: {:?}: {}", s.code(), s.message())),
         }
     }
+    channels
+        .into_iter()
+        .map(|(channel, token)| Conn::new(form, channel, token, probe))
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -397,8 +439,34 @@ fn run_line(run: &Run) -> String {
 const HEADER: &str =
     "target   mode              requests errors        rps  p50(ms)  p99(ms) p999(ms)  max(ms)";
 
+/// One form's closed-loop figures over the first form's, over every round.
+fn form_ratio(runs: &[Run], first: Target, form: Target) -> Option<serde_json::Value> {
+    let of = |target| {
+        let picked: Vec<Outcome> = runs
+            .iter()
+            .filter(|r| r.target == target && r.phase == "closed")
+            .map(|r| r.outcome.clone())
+            .collect();
+        (!picked.is_empty()).then(|| Outcome::combine(&picked))
+    };
+    let (base, this) = (of(first)?, of(form)?);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    Some(json!({
+        "phase": "forms",
+        "form": form.name(),
+        "against": first.name(),
+        "rps": this.throughput(),
+        "against_rps": base.throughput(),
+        "throughput_ratio": ratio(this.throughput(), base.throughput()),
+        "p50_ms": ms(this.all.at(0.5)),
+        "against_p50_ms": ms(base.all.at(0.5)),
+        "p99_ms": ms(this.all.at(0.99)),
+        "against_p99_ms": ms(base.all.at(0.99)),
+    }))
+}
+
 /// The service's figures over the no-op's, over every run of a phase.
-fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
+fn ratios(runs: &[Run], phase: &str, service: Target) -> Option<serde_json::Value> {
     let of = |target| {
         let picked: Vec<Outcome> = runs
             .iter()
@@ -407,7 +475,7 @@ fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
             .collect();
         (!picked.is_empty()).then(|| Outcome::combine(&picked))
     };
-    let (service, noop) = (of(Target::Service)?, of(Target::Noop)?);
+    let (service, noop) = (of(service)?, of(Target::Noop)?);
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let us = |o: &Outcome| o.cpu_per_request().map(|d| d.as_secs_f64() * 1e6);
     let cpu_ratio = match (us(&service), us(&noop)) {
@@ -432,6 +500,20 @@ fn ratios(runs: &[Run], phase: &str) -> Option<serde_json::Value> {
 
 fn ratio_line(r: &serde_json::Value) -> String {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    if r["phase"] == "forms" {
+        return format!(
+            "{} / {}: throughput {:.3} ({:.0} vs {:.0} rps); p50 {:.3} vs {:.3} ms; p99 {:.3} vs {:.3} ms",
+            r["form"].as_str().unwrap_or(""),
+            r["against"].as_str().unwrap_or(""),
+            f("throughput_ratio"),
+            f("rps"),
+            f("against_rps"),
+            f("p50_ms"),
+            f("against_p50_ms"),
+            f("p99_ms"),
+            f("against_p99_ms"),
+        );
+    }
     let cpu = if r["cpu_per_request_ratio"].is_number() {
         format!(
             "; server CPU per request {:.1} vs {:.1} µs = {:.2}x",
@@ -458,7 +540,7 @@ fn ratio_line(r: &serde_json::Value) -> String {
 
 /// The clients of one target, and its server process when known.
 struct Loaded<'a> {
-    clients: &'a [Client],
+    clients: &'a [Conn],
     pid: Option<u32>,
 }
 
@@ -497,25 +579,28 @@ async fn drive_all(
     args: &LoadArgs,
     mix: Mix,
     workload: Arc<Workload>,
-    service: Loaded<'_>,
+    service: &[(Form, Loaded<'_>)],
     noop: Option<Loaded<'_>>,
     report: &mut impl FnMut(&Run),
 ) -> Vec<Run> {
     let mut runs = Vec::new();
-    let rounds = if noop.is_some() { args.rounds } else { 1 };
-    // The no-op first in each round, so drift over time (other load on the
-    // machine, warm caches) falls on both targets alike.
+    let compares = noop.is_some() || service.len() > 1;
+    let rounds = if compares { args.rounds } else { 1 };
+    // The no-op (or the first form) first in each round, so drift over
+    // time (other load on the machine, warm caches) falls on every target
+    // alike.
     let targets: Vec<(Target, &Loaded<'_>)> = noop
         .iter()
         .map(|n| (Target::Noop, n))
-        .chain([(Target::Service, &service)])
+        .chain(service.iter().map(|(f, l)| (Target::Service(*f), l)))
         .collect();
+    let first = Target::Service(service.first().map_or(Form::Grpc, |(f, _)| *f));
     let plan = args.plan(mix, args.rate);
     phase_runs(&targets, rounds, &workload, &plan, &mut runs, report).await;
     if let (Some(_), None, true) = (&noop, args.rate, args.paced_fraction > 0.0) {
         let measured: Vec<Outcome> = runs
             .iter()
-            .filter(|r| r.target == Target::Service)
+            .filter(|r| r.target == first)
             .map(|r| r.outcome.clone())
             .collect();
         let rate = Outcome::combine(&measured).throughput() * args.paced_fraction;
@@ -599,30 +684,36 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
             (None, None, Some(p)) => p.url.clone(),
             (None, None, None) => return Err("no service to load".to_owned()),
         };
-        let service_clients =
-            clients(&service_url, &args.credentials, args.connections, &workload).await?;
+        let mut service_clients = Vec::new();
+        for form in args.forms() {
+            let c = clients(&service_url, &args.credentials, args.connections, &workload, form);
+            service_clients.push((form, c.await?));
+        }
         let noop_clients = match &noop_url {
-            Some(url) => {
-                Some(clients(url, &Credentials::default(), args.connections, &workload).await?)
-            }
+            Some(url) => Some(
+                clients(url, &Credentials::default(), args.connections, &workload, Form::Grpc)
+                    .await?,
+            ),
             None => None,
         };
-        let service = Loaded {
-            clients: &service_clients,
-            pid: args.server_pid.or(service_process.as_ref().map(|p| p.pid)),
-        };
+        let pid = args.server_pid.or(service_process.as_ref().map(|p| p.pid));
+        let service: Vec<(Form, Loaded<'_>)> = service_clients
+            .iter()
+            .map(|(form, clients)| (*form, Loaded { clients, pid }))
+            .collect();
         let noop = noop_clients.as_deref().map(|clients| Loaded {
             clients,
             pid: noop_process.as_ref().map(|p| p.pid),
         });
         if !json_out {
             println!(
-                "loadtest: {} tickets (seed {}), {} callers on {} connection(s), mix {}, service at {}",
+                "loadtest: {} tickets (seed {}), {} callers on {} connection(s), mix {}, forms {}, service at {}",
                 args.tickets,
                 args.seed,
                 args.concurrency,
                 args.connections,
                 mix.describe(),
+                args.forms().iter().map(|f| f.name()).collect::<Vec<_>>().join(","),
                 match (&args.server, &service_process) {
                     (Some(_), _) => service_url.as_str(),
                     (None, Some(_)) => "a child process",
@@ -636,17 +727,24 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
                 println!("{}", run_line(run));
             }
         };
-        let runs = drive_all(args, mix, workload, service, noop, &mut report).await;
+        let runs = drive_all(args, mix, workload, &service, noop, &mut report).await;
         Ok::<_, String>(runs)
     });
     client_runtime.shutdown_timeout(Duration::from_secs(1));
     drop(servers);
     drop((service_process, noop_process));
     let runs = result?;
-    let compared: Vec<serde_json::Value> = ["closed", "paced"]
+    let forms = args.forms();
+    let first = Target::Service(forms[0]);
+    let mut compared: Vec<serde_json::Value> = ["closed", "paced"]
         .iter()
-        .filter_map(|phase| ratios(&runs, phase))
+        .filter_map(|phase| ratios(&runs, phase, first))
         .collect();
+    compared.extend(
+        forms[1..]
+            .iter()
+            .filter_map(|f| form_ratio(&runs, first, Target::Service(*f))),
+    );
     let failed = runs.iter().any(|r| r.outcome.errors > 0);
     if args.json {
         let doc = json!({

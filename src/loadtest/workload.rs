@@ -67,6 +67,11 @@ impl Mix {
         Ok(Mix { weights })
     }
 
+    /// The weight of `kind` (0: never sent).
+    pub fn weight(&self, kind: Kind) -> u32 {
+        self.weights[kind.index()]
+    }
+
     /// The kind whose share of the total weight holds `roll`.
     pub fn pick(&self, rng: &mut fastrand::Rng) -> Kind {
         let total: u32 = self.weights.iter().sum();
