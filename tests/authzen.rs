@@ -1337,6 +1337,21 @@ async fn token_and_tls_guard_the_endpoints() {
         let (status, answer) = caller.post(path, body).await;
         assert_eq!(status, 200, "{path}: {answer}");
     }
+    // The configuration document is public: discovery comes before the
+    // token (and a POST there is no exemption).
+    let (status, doc) = anonymous
+        .get("/.well-known/authzen-configuration", &[])
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    let (status, _, _) = anonymous
+        .request(
+            "POST",
+            "/.well-known/authzen-configuration",
+            Bytes::new(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 401);
     // Over TLS the document's URLs are https.
     let (status, doc) = caller.get("/.well-known/authzen-configuration", &[]).await;
     assert_eq!(status, 200, "{doc}");
@@ -1623,5 +1638,82 @@ async fn a_ticket_sent_inline_is_decided_on_its_attributes() {
             .starts_with("evaluations[1].resource.properties.status: "),
         "{answer}"
     );
+    served.terminate();
+}
+
+/// Served from PostgreSQL, the HTTP forms answer as gRPC does and follow
+/// the database: a CC added in SQL is seen at the revision that added it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_forms_answer_from_postgresql_and_follow_it() {
+    let Some(url) = common::pg_database("http_forms").await else {
+        return;
+    };
+    let out = common::bin()
+        .args(["import", "--database-url", &url, "examples/demo.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = serve(&["--database-url", &url], &[]);
+    let mut http = Http::connect(&host(&served)).await;
+    let question = eval("carla", "view", "1001");
+    let (status, before) = http.post("/access/v1/evaluation", &question).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["decision"], false, "{before}");
+    let revision = before["context"]["revision"].as_u64().unwrap();
+    let connect = json!({"userId": "carla", "action": "ACTION_VIEW", "ticketId": "1001"});
+    let (status, answer) = http
+        .post("/ticketauthz.v1.TicketAuthz/CheckAccess", &connect)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["revision"], revision.to_string());
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1001', 'carla')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    // The next revision, waited for through each form's own min_revision.
+    let mut later = question.clone();
+    later["context"] = json!({"min_revision": revision + 1});
+    let started = Instant::now();
+    let after = loop {
+        let (status, answer) = http.post("/access/v1/evaluation", &later).await;
+        if status == 200 || started.elapsed() > Duration::from_secs(20) {
+            break answer;
+        }
+        assert_eq!(status, 503, "{answer}");
+    };
+    assert_eq!(after["decision"], true, "{after}");
+    assert_eq!(after["context"]["reason"], "CC", "{after}");
+    let seen = after["context"]["revision"].as_u64().unwrap();
+    assert!(seen > revision);
+    let mut connect_later = connect.clone();
+    connect_later["minRevision"] = json!(seen);
+    let (status, answer) = http
+        .post("/ticketauthz.v1.TicketAuthz/CheckAccess", &connect_later)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(answer["reason"], "REASON_CC");
+    let (_, search) = http
+        .post(
+            "/access/v1/search/resource",
+            &json!({"subject": user("carla"), "action": named("view"),
+                    "resource": {"type": "ticket"}, "context": {"min_revision": seen}}),
+        )
+        .await;
+    let found: Vec<&str> = search["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["1001", "1003"], "{search}");
     served.terminate();
 }

@@ -180,14 +180,20 @@ fn loadtest_loads_a_served_dataset_with_its_token() {
         assert_eq!(run["errors"], 0, "{run}");
         assert_eq!(run["latency"]["requests"], 3000, "{run}");
         for rpc in ["CheckAccess", "CheckAccessBatch", "ListVisibleTickets"] {
-            assert!(run["by_rpc"][rpc]["requests"].as_u64() > Some(0), "{rpc}: {run}");
+            assert!(
+                run["by_rpc"][rpc]["requests"].as_u64() > Some(0),
+                "{rpc}: {run}"
+            );
         }
     }
     let compared = doc["compared"].as_array().unwrap();
     assert_eq!(compared.len(), 2, "{doc}");
     for c in compared {
         assert_eq!(c["against"], "service");
-        assert!(c["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0), "{c}");
+        assert!(
+            c["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0),
+            "{c}"
+        );
     }
     // ext_authz asks single checks; without the token every form fails.
     let mut ext = common_args.to_vec();
