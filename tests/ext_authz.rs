@@ -380,6 +380,17 @@ async fn bad_mappings_and_headers_are_400_naming_the_member() {
         ),
         (
             get("/x").ext(&[
+                ("ticket_authz.actoin", "view"),
+                ("ticket_authz.ticket", "1"),
+            ]),
+            "ticket_authz.actoin: unknown member (expected path, action or one of the ids)",
+        ),
+        (
+            get("/x").ext(&[("ticket_authz.ticket", "1")]),
+            "ticket_authz.action: required when any ticket_authz. key is given",
+        ),
+        (
+            get("/x").ext(&[
                 ("ticket_authz.action", "view"),
                 ("ticket_authz.tikcet", "1"),
             ]),
@@ -462,6 +473,13 @@ async fn no_subject_is_401_and_jwt_claims_name_the_user() {
         .clone()
         .jwt("idp", vec![("email", s("nina@northwind.example"))]);
     assert_eq!(ask(&mut c, &other).await, no_subject);
+    // The first payload carrying the claim decides, even when its value
+    // is no id: another issuer's payload is not read instead.
+    let empty_first = view
+        .clone()
+        .jwt("idp-a", vec![("sub", s(""))])
+        .jwt("idp-b", vec![("sub", s("nina"))]);
+    assert_eq!(ask(&mut c, &empty_first).await, no_subject);
     running.stop().await;
 }
 
@@ -565,6 +583,21 @@ async fn the_route_table_maps_requests_without_context_extensions() {
     // A matched route is still checked.
     let denied_view = get("/api/v1/tickets/1001").user("carla");
     assert_eq!(ask(&mut c, &denied_view).await, denied("NO_MATCHING_RULE"));
+    // Respellings of a mapped route, which a ticketing system may serve
+    // as that route, do not pass as unmatched: they are refused.
+    for path in [
+        "/api/v1/tickets/1001/",
+        "//api/v1/tickets/1001",
+        "/api/v1/tick%65ts/1001",
+        "/API/v1/tickets/1001",
+        "/api/v1/./tickets/1001",
+    ] {
+        let respelt = get(path).user("carla");
+        assert_eq!(ask(&mut c, &respelt).await, denied("NO_ROUTE"), "{path}");
+    }
+    // HEAD is GET without a body: a GET route decides it.
+    let head = get("/api/v1/tickets/1001").method("HEAD").user("carla");
+    assert_eq!(ask(&mut c, &head).await, denied("NO_MATCHING_RULE"));
     running.stop().await;
 }
 

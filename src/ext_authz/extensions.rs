@@ -10,12 +10,21 @@ use super::template::Template;
 /// The prefix of every key this service reads.
 pub const PREFIX: &str = "ticket_authz.";
 
-/// The route's mapping when its extensions carry `ticket_authz.action`;
-/// an unknown `ticket_authz.` key is refused rather than ignored, so a
-/// misspelt id fails closed.
+/// The route's mapping when its extensions carry any `ticket_authz.` key;
+/// an unknown key is refused rather than ignored, and so is a mapping
+/// without `ticket_authz.action` (a misspelt `actoin`), so that neither
+/// falls through to the route table or to `--ext-authz-unmatched allow`.
 pub fn mapping(extensions: &HashMap<String, String>) -> Option<Result<Mapping, MappingError>> {
-    let action = extensions.get("ticket_authz.action")?;
-    Some(build(extensions, action))
+    if !extensions.keys().any(|k| k.starts_with(PREFIX)) {
+        return None;
+    }
+    Some(match extensions.get("ticket_authz.action") {
+        Some(action) => build(extensions, action),
+        None => build(extensions, "").and(Err(MappingError::Question {
+            member: "action",
+            message: "required when any ticket_authz. key is given".to_owned(),
+        })),
+    })
 }
 
 fn build(extensions: &HashMap<String, String>, action: &str) -> Result<Mapping, MappingError> {

@@ -146,16 +146,26 @@ impl RouteTable {
     /// ignored), resolved into its question.
     pub fn find(&self, method: &str, path: &str) -> Option<Question> {
         self.routes.iter().find_map(|route| {
-            if route
-                .method
-                .as_deref()
-                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
-            {
+            if !route.serves(method) {
                 return None;
             }
             // Every route has a template and only placeholders it holds.
             route.mapping.template.as_ref()?.matches(path)?;
             route.mapping.resolve(path).ok()
+        })
+    }
+
+    /// Whether some route would match `path` as a forgiving server
+    /// spells it (`Template::resembles`): doubled or trailing slashes,
+    /// dot segments, escapes, letter case.
+    pub fn resembles(&self, method: &str, path: &str) -> bool {
+        self.routes.iter().any(|route| {
+            route.serves(method)
+                && route
+                    .mapping
+                    .template
+                    .as_ref()
+                    .is_some_and(|t| t.resembles(path))
         })
     }
 
@@ -165,6 +175,17 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+}
+
+impl Route {
+    /// Whether the route takes `method`: any, when it names none; a `GET`
+    /// route also takes `HEAD`, which servers answer as GET without a body.
+    fn serves(&self, method: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| {
+            m.eq_ignore_ascii_case(method)
+                || (m.eq_ignore_ascii_case("GET") && method.eq_ignore_ascii_case("HEAD"))
+        })
     }
 }
 

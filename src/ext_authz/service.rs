@@ -90,12 +90,19 @@ impl ExtAuthz {
             {
                 Some(question) => question,
                 None => {
+                    // A respelling of a mapped route is never waved
+                    // through as "no route": fail closed.
+                    let respelt = self
+                        .config
+                        .routes
+                        .as_ref()
+                        .is_some_and(|t| t.resembles(method, path));
                     return match self.config.unmatched {
-                        Unmatched::Allow => (
+                        Unmatched::Allow if !respelt => (
                             response::allowed("NO_ROUTE", None),
                             Ending::Decided(Answer::Allowed),
                         ),
-                        Unmatched::Deny => (
+                        Unmatched::Allow | Unmatched::Deny => (
                             response::denied("NO_ROUTE"),
                             Ending::Decided(Answer::Denied),
                         ),

@@ -71,13 +71,16 @@ pub fn subject(
             // The map has no order of its own; the spec's is by key.
             let mut keys: Vec<&String> = payloads.fields.keys().collect();
             keys.sort();
-            keys.into_iter().find_map(|key| {
-                let payload = match payloads.fields.get(key)?.kind.as_ref()? {
-                    Kind::StructValue(payload) => payload,
-                    _ => return None,
-                };
-                claim_text(payload.fields.get(claim)?.kind.as_ref()?)
-            })
+            // The first payload that carries the claim decides: a value
+            // there that is no id is no subject, not a cue to read another
+            // issuer's payload.
+            let carrying = keys.into_iter().find_map(|key| {
+                match payloads.fields.get(key)?.kind.as_ref()? {
+                    Kind::StructValue(payload) => payload.fields.get(claim),
+                    _ => None,
+                }
+            })?;
+            claim_text(carrying.kind.as_ref()?)
         }
     }
 }

@@ -125,6 +125,49 @@ impl Template {
     }
 }
 
+/// `path` as servers that forgive spelling read it: without its query,
+/// percent-decoded, with empty and `.` segments dropped and `..` taking
+/// the previous segment away (so a trailing or doubled `/` disappears).
+fn forgiving(path: &str) -> Vec<String> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut out: Vec<String> = Vec::new();
+    for part in decoded.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            _ => out.push(part.to_owned()),
+        }
+    }
+    out
+}
+
+impl Template {
+    /// Whether `path` would match once spelled as a forgiving server reads
+    /// it (see [`forgiving`]), literals compared without regard to ASCII
+    /// case. A path that matches this way but not exactly is one the
+    /// ticketing system may well serve as this route: with unmatched
+    /// requests allowed, it must not pass as "no route".
+    pub fn resembles(&self, path: &str) -> bool {
+        let template: Vec<&Segment> = self
+            .segments
+            .iter()
+            .filter(|s| !matches!(s, Segment::Literal(t) if t.is_empty()))
+            .collect();
+        let parts = forgiving(path);
+        template.len() == parts.len()
+            && template
+                .iter()
+                .zip(&parts)
+                .all(|(segment, part)| match segment {
+                    Segment::Literal(text) => text.eq_ignore_ascii_case(part),
+                    Segment::Var(_) => true,
+                })
+    }
+}
+
 /// The values a match gave each placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Captures<'t, 'p>(Vec<(&'t str, Cow<'p, str>)>);
@@ -136,6 +179,37 @@ impl Captures<'_, '_> {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod resemblance {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn respellings_of_a_route_resemble_it_and_other_paths_do_not() {
+        let t = Template::parse("/api/v1/tickets/{ticket}").unwrap();
+        for path in [
+            "/api/v1/tickets/1001",
+            "/api/v1/tickets/1001/",
+            "//api/v1/tickets/1001",
+            "/api/v1/tick%65ts/1001",
+            "/API/v1/Tickets/1001?x=1",
+            "/api/v1/./tickets/1001",
+            "/api/v1/other/../tickets/1001",
+        ] {
+            assert!(t.resembles(path), "{path}");
+        }
+        for path in [
+            "/api/v1/tickets",
+            "/api/v1/tickets/1001/comments",
+            "/health",
+            "/",
+        ] {
+            assert!(!t.resembles(path), "{path}");
+        }
     }
 }
 
