@@ -652,6 +652,35 @@ async fn evaluations_defaults_and_the_three_semantics() {
         answer["error"].as_str().unwrap().contains("min_revision 9"),
         "{answer}"
     );
+    // An item's own context does not drop the request's min_revision:
+    // the members are merged, so this still waits for revision 9.
+    let (status, answer) = http
+        .post(
+            "/access/v1/evaluations",
+            &json!({"subject": user("paul"), "action": named("view"),
+                    "context": {"min_revision": 9},
+                    "evaluations": [{"resource": ticket("1004"), "context": {"explain": true}}]}),
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    // A requester member makes the ticket inline even when null: a 400,
+    // never the stored ticket of that id.
+    let (status, answer) = http
+        .post(
+            "/access/v1/evaluation",
+            &json!({"subject": user("nina"), "action": named("view"),
+                    "resource": {"type": "ticket", "id": "1001",
+                                 "properties": {"requester": null, "organisation": "contoso"}}}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            400,
+            Some("resource.properties.requester: must not be empty")
+        ),
+        "{answer}"
+    );
     served.terminate();
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -1170,7 +1199,7 @@ async fn bad_input_on_every_member_is_a_400_naming_it_and_decides_nothing() {
     let (status, answer) = Http::connect(&host(&served)).await.post(ev, &huge).await;
     assert_eq!(
         (status, answer["error"].as_str()),
-        (413, Some("body: more than the limit of 4096 bytes"))
+        (400, Some("body: more than the limit of 4096 bytes"))
     );
     // Page tokens: a malformed one, and one issued for another query.
     let (_, first) = http
@@ -1442,7 +1471,16 @@ async fn an_endpoint_has_its_own_metrics_label_and_decision_log_rpc() {
     assert_eq!(records[0]["request"]["action"], "view");
     assert_eq!(records[0]["request"]["ticket_id"], "1004");
     assert_eq!(records[0]["reason"], "ORGANISATION");
+    assert!(records[0]["request"].get("ticket_inline").is_none());
     assert_eq!(logged(&log, "authzen.search_action", 5).len(), 5);
+    // A ticket decided on its attributes says so in the record.
+    let inline = json!({"subject": user("nils"), "action": named("view"),
+        "resource": {"type": "ticket", "id": "1004",
+                     "properties": {"requester": "nina", "organisation": "northwind"}}});
+    assert_eq!(http.post("/access/v1/evaluation", &inline).await.0, 200);
+    let records = logged(&log, "authzen.evaluation", 5);
+    assert_eq!(records[4]["request"]["ticket_inline"], true, "{records:?}");
+    assert_eq!(records[4]["request"]["ticket_id"], "1004");
 
     let mut scrape = Http::connect(&metrics).await;
     let (status, _, body) = scrape.raw("GET", "/metrics", Bytes::new(), &[]).await;
@@ -1458,7 +1496,8 @@ async fn an_endpoint_has_its_own_metrics_label_and_decision_log_rpc() {
             .and_then(|l| l.rsplit_once(' '))
             .map_or(0.0, |(_, v)| v.parse().unwrap())
     };
-    assert_eq!(count("authzen.evaluation", "allowed"), 3.0, "{text}");
+    // Three stored-ticket answers and the inline one.
+    assert_eq!(count("authzen.evaluation", "allowed"), 4.0, "{text}");
     assert_eq!(count("authzen.evaluation", "denied"), 1.0);
     assert_eq!(count("authzen.evaluation", "invalid_argument"), 1.0);
     assert_eq!(count("authzen.search_action", "ok"), 1.0);

@@ -748,8 +748,8 @@ async fn protocol_refusals_have_their_status_and_connect_code() {
             json!({"checks": vec![json!({"userId": "nils", "action": "ACTION_VIEW", "ticketId": "1001"}); 100]})
                 .to_string()
                 .into_bytes(),
-            429,
-            "resource_exhausted",
+            400,
+            "invalid_argument",
         ),
     ];
     for (http_method, method, headers, body, status, code) in cases {

@@ -39,7 +39,9 @@ impl AuthzenError {
             AuthzenError::Invalid { .. } | AuthzenError::Body(_) | AuthzenError::NoHost => {
                 http::StatusCode::BAD_REQUEST
             }
-            AuthzenError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+            // The caller's fault, and not one that a retry mends: 400, as the
+            // common rules ask (429 is for load).
+            AuthzenError::TooLarge(_) => http::StatusCode::BAD_REQUEST,
             AuthzenError::Method(..) => http::StatusCode::METHOD_NOT_ALLOWED,
             AuthzenError::NotFound => http::StatusCode::NOT_FOUND,
             AuthzenError::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,

@@ -87,9 +87,12 @@ fn inline<'v>(
     prefix: &str,
 ) -> Result<Option<Inline<'v>>, AuthzenError> {
     let at = At::new(prefix, "");
-    let Some(requester) = string(properties, at.at("resource.properties.requester"))? else {
+    // The member makes the ticket inline, whatever it holds: `null` or
+    // `""` is then a missing requester (a 400), never the stored ticket.
+    if !properties.is_some_and(|p| p.contains_key("requester")) {
         return Ok(None);
-    };
+    }
+    let requester = string(properties, at.at("resource.properties.requester"))?.unwrap_or("");
     let owned = |path| -> Result<Vec<String>, AuthzenError> {
         Ok(strings(properties, at.at(path))?
             .into_iter()
@@ -115,6 +118,10 @@ struct Members<'v> {
     action: Option<&'v Value>,
     resource: Option<&'v Value>,
     context: Option<&'v Value>,
+    /// The top-level `context` under an item's own: its members fill in
+    /// what the item's leaves out, so that an item that only asks for an
+    /// explanation still waits for the request's `min_revision`.
+    context_defaults: Option<&'v Value>,
 }
 
 impl<'v> Members<'v> {
@@ -126,6 +133,7 @@ impl<'v> Members<'v> {
             action: get("action"),
             resource: get("resource"),
             context: get("context"),
+            context_defaults: None,
         }
     }
 
@@ -136,6 +144,7 @@ impl<'v> Members<'v> {
             action: self.action.or(defaults.action),
             resource: self.resource.or(defaults.resource),
             context: self.context.or(defaults.context),
+            context_defaults: self.context.and(defaults.context),
         }
     }
 }
@@ -297,11 +306,37 @@ fn member_of(action: Action, field: &str) -> &'static str {
 }
 
 fn context(value: Option<&Value>, prefix: &str) -> Result<CheckOptions, AuthzenError> {
+    let (min_revision, explain) = context_members(value, prefix)?;
+    Ok(CheckOptions {
+        min_revision: min_revision.unwrap_or(0),
+        explain: explain.unwrap_or(false),
+    })
+}
+
+/// `min_revision` and `explain` of a `context`, each if given.
+fn context_members(
+    value: Option<&Value>,
+    prefix: &str,
+) -> Result<(Option<u64>, Option<bool>), AuthzenError> {
     let at = At::new(prefix, "context");
     let context = object(value, at)?;
+    Ok((
+        unsigned(context, at.at("context.min_revision"))?,
+        boolean(context, at.at("context.explain"))?,
+    ))
+}
+
+/// An evaluation's options: its own `context`, members it leaves out
+/// taken from the top-level one.
+fn options(m: &Members<'_>, prefix: &str) -> Result<CheckOptions, AuthzenError> {
+    let (min_revision, explain) = context_members(m.context, prefix)?;
+    let (default_revision, default_explain) = match m.context_defaults {
+        Some(defaults) => context_members(Some(defaults), prefix)?,
+        None => (None, None),
+    };
     Ok(CheckOptions {
-        min_revision: unsigned(context, at.at("context.min_revision"))?.unwrap_or(0),
-        explain: boolean(context, at.at("context.explain"))?.unwrap_or(false),
+        min_revision: min_revision.or(default_revision).unwrap_or(0),
+        explain: explain.or(default_explain).unwrap_or(false),
     })
 }
 
@@ -343,7 +378,7 @@ fn evaluate<'v>(m: Members<'v>, prefix: &str) -> Result<Evaluation<'v>, AuthzenE
     let evaluation = Evaluation {
         request,
         inline,
-        options: context(m.context, prefix)?,
+        options: options(&m, prefix)?,
     };
     validate(&evaluation, action, prefix)?;
     Ok(evaluation)

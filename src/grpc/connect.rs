@@ -70,7 +70,8 @@ impl ConnectError {
             Self::ProtocolVersion(_) | Self::Timeout(_) | Self::Read(_) | Self::Decode(_) => {
                 Code::InvalidArgument
             }
-            Self::TooLarge(_) => Code::ResourceExhausted,
+            // Not load: a retry cannot mend it (the common rules' 400).
+            Self::TooLarge(_) => Code::InvalidArgument,
             Self::Deadline => Code::DeadlineExceeded,
             Self::Encode(_) => Code::Internal,
             Self::Status(status) => status.code(),
