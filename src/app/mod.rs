@@ -373,6 +373,7 @@ impl Authz {
                 group_id: request.group.to_owned(),
                 company_id: request.company.to_owned(),
                 flag: request.flag.to_owned(),
+                ticket_inline: valid.inline.is_some(),
             },
             allowed: d.allowed,
             reason: d.reason.name(),

@@ -165,7 +165,12 @@ impl Conn {
             },
             Conn::ExtAuthz(client, requests) => {
                 let req = requests[pick % requests.len()].clone();
-                client.check(req).await.map(drop).map_err(status)
+                let answer = client.check(req).await.map_err(status)?.into_inner();
+                // A decision either way is an answer; 400 or 503 inside it is not.
+                match answer.status.map_or(0, |s| s.code) {
+                    0 | 7 => Ok(()),
+                    code => Err(format!("ext_authz answered with status code {code}")),
+                }
             }
             Conn::Http(http) => http.send(kind, pick).await,
         }
@@ -289,7 +294,11 @@ fn authzen_bodies(workload: &Workload) -> Bodies {
                         "subject": {"type": "user", "id": l.user_id},
                         "action": {"name": "view"},
                         "resource": {"type": "ticket"},
-                        "page": {"limit": l.page_size.max(1)},
+                        // gRPC's 0 is the default size; AuthZEN spells it out.
+                        "page": {"limit": match l.page_size {
+                            0 => crate::core::DEFAULT_PAGE_SIZE,
+                            n => n,
+                        }},
                     }))
                 })
                 .collect(),

@@ -50,6 +50,10 @@ pub struct LoggedRequest {
     pub company_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub flag: String,
+    /// The ticket was decided on attributes sent with the question, not
+    /// on a stored ticket of `ticket_id` (which may be empty or unknown).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ticket_inline: bool,
 }
 
 /// One line of the log.
