@@ -109,26 +109,12 @@ impl ConnectError {
     }
 }
 
-/// The Connect name of a gRPC code.
+/// The Connect name of a gRPC code: the metric label's snake case, but
+/// for Connect's American `canceled`.
 fn code_name(code: Code) -> &'static str {
     match code {
-        Code::Ok => "ok",
         Code::Cancelled => "canceled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
+        other => super::observe::code_label(other),
     }
 }
 
