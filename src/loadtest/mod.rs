@@ -439,18 +439,27 @@ fn run_line(run: &Run) -> String {
 const HEADER: &str =
     "target   mode              requests errors        rps  p50(ms)  p99(ms) p999(ms)  max(ms)";
 
+/// Every run of `target` in `phase`, as one outcome; `None` without any.
+fn pooled(runs: &[Run], target: Target, phase: &str) -> Option<Outcome> {
+    let picked: Vec<Outcome> = runs
+        .iter()
+        .filter(|r| r.target == target && r.phase == phase)
+        .map(|r| r.outcome.clone())
+        .collect();
+    (!picked.is_empty()).then(|| Outcome::combine(&picked))
+}
+
+/// `a / b`, NaN when `b` is not above zero.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { f64::NAN }
+}
+
 /// One form's closed-loop figures over the first form's, over every round.
 fn form_ratio(runs: &[Run], first: Target, form: Target) -> Option<serde_json::Value> {
-    let of = |target| {
-        let picked: Vec<Outcome> = runs
-            .iter()
-            .filter(|r| r.target == target && r.phase == "closed")
-            .map(|r| r.outcome.clone())
-            .collect();
-        (!picked.is_empty()).then(|| Outcome::combine(&picked))
-    };
-    let (base, this) = (of(first)?, of(form)?);
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let (base, this) = (
+        pooled(runs, first, "closed")?,
+        pooled(runs, form, "closed")?,
+    );
     Some(json!({
         "phase": "forms",
         "form": form.name(),
@@ -467,16 +476,10 @@ fn form_ratio(runs: &[Run], first: Target, form: Target) -> Option<serde_json::V
 
 /// The service's figures over the no-op's, over every run of a phase.
 fn ratios(runs: &[Run], phase: &str, service: Target) -> Option<serde_json::Value> {
-    let of = |target| {
-        let picked: Vec<Outcome> = runs
-            .iter()
-            .filter(|r| r.target == target && r.phase == phase)
-            .map(|r| r.outcome.clone())
-            .collect();
-        (!picked.is_empty()).then(|| Outcome::combine(&picked))
-    };
-    let (service, noop) = (of(service)?, of(Target::Noop)?);
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let (service, noop) = (
+        pooled(runs, service, phase)?,
+        pooled(runs, Target::Noop, phase)?,
+    );
     let us = |o: &Outcome| o.cpu_per_request().map(|d| d.as_secs_f64() * 1e6);
     let cpu_ratio = match (us(&service), us(&noop)) {
         (Some(s), Some(n)) => Some(ratio(s, n)),
@@ -598,12 +601,8 @@ async fn drive_all(
     let plan = args.plan(mix, args.rate);
     phase_runs(&targets, rounds, &workload, &plan, &mut runs, report).await;
     if let (Some(_), None, true) = (&noop, args.rate, args.paced_fraction > 0.0) {
-        let measured: Vec<Outcome> = runs
-            .iter()
-            .filter(|r| r.target == first)
-            .map(|r| r.outcome.clone())
-            .collect();
-        let rate = Outcome::combine(&measured).throughput() * args.paced_fraction;
+        let measured = pooled(&runs, first, "closed").map_or(0.0, |o| o.throughput());
+        let rate = measured * args.paced_fraction;
         if rate > 0.0 {
             let plan = args.plan(mix, Some(rate));
             phase_runs(&targets, rounds, &workload, &plan, &mut runs, report).await;
