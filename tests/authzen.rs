@@ -300,31 +300,45 @@ async fn grpc(served: &Served) -> TicketAuthzClient<tonic::transport::Channel> {
         .unwrap()
 }
 
+/// Every page of a paged list, each as (ids, next token), asking `page`
+/// with each token in turn from the empty one.
+async fn all_pages<F, Fut>(mut page: F) -> Vec<(Vec<String>, String)>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<String>, String)>,
+{
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (ids, next) = page(token).await;
+        pages.push((ids, next.clone()));
+        if next.is_empty() {
+            return pages;
+        }
+        token = next;
+    }
+}
+
 /// The gRPC pages of a list at `size`, to hold the AuthZEN pages against.
 async fn grpc_visible(
     c: &mut TicketAuthzClient<tonic::transport::Channel>,
     user: &str,
     size: u32,
 ) -> Vec<(Vec<String>, String)> {
-    let mut pages = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .list_visible_tickets(pb::ListVisibleTicketsRequest {
-                user_id: user.into(),
-                page_size: size,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pages.push((r.ticket_ids, r.next_page_token.clone()));
-        if r.next_page_token.is_empty() {
-            return pages;
+    all_pages(|page_token| {
+        let mut c = c.clone();
+        let request = pb::ListVisibleTicketsRequest {
+            user_id: user.into(),
+            page_size: size,
+            page_token,
+            ..Default::default()
+        };
+        async move {
+            let r = c.list_visible_tickets(request).await.unwrap().into_inner();
+            (r.ticket_ids, r.next_page_token)
         }
-        token = r.next_page_token;
-    }
+    })
+    .await
 }
 
 async fn grpc_viewers(
@@ -332,25 +346,20 @@ async fn grpc_viewers(
     ticket: &str,
     size: u32,
 ) -> Vec<(Vec<String>, String)> {
-    let mut pages = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .list_ticket_viewers(pb::ListTicketViewersRequest {
-                ticket_id: ticket.into(),
-                page_size: size,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pages.push((r.user_ids, r.next_page_token.clone()));
-        if r.next_page_token.is_empty() {
-            return pages;
+    all_pages(|page_token| {
+        let mut c = c.clone();
+        let request = pb::ListTicketViewersRequest {
+            ticket_id: ticket.into(),
+            page_size: size,
+            page_token,
+            ..Default::default()
+        };
+        async move {
+            let r = c.list_ticket_viewers(request).await.unwrap().into_inner();
+            (r.user_ids, r.next_page_token)
         }
-        token = r.next_page_token;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
