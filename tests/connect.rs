@@ -179,22 +179,6 @@ fn check_json(r: &OwnedRequest) -> Value {
     })
 }
 
-fn check_pb(r: &OwnedRequest) -> pb::CheckAccessRequest {
-    pb::CheckAccessRequest {
-        user_id: r.user.clone(),
-        action: match r.action.as_deref() {
-            None | Some("") => 0,
-            Some(name) => Action::parse(name).map_or(999, action_code),
-        },
-        ticket_id: r.ticket.clone(),
-        organisation_id: r.organisation.clone(),
-        group_id: r.group.clone(),
-        company_id: r.company.clone(),
-        flag: r.flag.clone(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn every_shared_scenario_through_connect_json_equals_grpc() {
     let mut files = common::scenario_files();
@@ -211,7 +195,7 @@ async fn every_shared_scenario_through_connect_json_equals_grpc() {
                     let at = format!("{}: assertions[{index}] {request}", file.display());
                     let body = check_json(request);
                     let answer = http.json("CheckAccess", &body).await;
-                    match g.check_access(check_pb(request)).await {
+                    match g.check_access(common::wire_check(request)).await {
                         Ok(want) => {
                             assert_eq!(answer.status, 200, "{at}: {answer:?}");
                             let got: pb::CheckAccessResponse =

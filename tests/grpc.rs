@@ -19,7 +19,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use ticket_authz::core::{Action, Reason};
-use ticket_authz::dataset::{self, Assertion, Expect, OwnedRequest};
+use ticket_authz::dataset::{self, Assertion, Expect};
 use ticket_authz::grpc::convert::{action_code, reason_code};
 use ticket_authz::grpc::pb;
 use ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient;
@@ -132,25 +132,6 @@ async fn serving_watch(
 
 async fn client(addr: SocketAddr) -> TicketAuthzClient<Channel> {
     TicketAuthzClient::new(channel(addr).await)
-}
-
-fn wire(r: &OwnedRequest) -> pb::CheckAccessRequest {
-    pb::CheckAccessRequest {
-        user_id: r.user.clone(),
-        action: match r.action.as_deref() {
-            None | Some("") => 0,
-            // A name that is no action can only travel as a number that is none.
-            Some(name) => Action::parse(name).map_or(999, action_code),
-        },
-        ticket_id: r.ticket.clone(),
-        organisation_id: r.organisation.clone(),
-        group_id: r.group.clone(),
-        company_id: r.company.clone(),
-        flag: r.flag.clone(),
-        min_revision: 0,
-        explain: false,
-        ticket: None,
-    }
 }
 
 /// A stored ticket's attributes, as a ticketing system that keeps the
@@ -281,7 +262,7 @@ async fn every_shared_scenario_passes_through_the_wire() {
                     reason,
                     warning,
                 } => {
-                    let msg = wire(request);
+                    let msg = common::wire_check(request);
                     let answer = c.check_access(msg.clone()).await;
                     let at = format!("{}: assertions[{index}] {request}", file.display());
                     match (expect, answer) {

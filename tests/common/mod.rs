@@ -253,3 +253,21 @@ pub fn wait_until_serving(stderr: std::process::ChildStderr) {
     }
     std::thread::spawn(move || for _ in lines.by_ref() {});
 }
+
+/// A scenario's request as a gRPC message; a name that is no action can
+/// only travel as a number that is none (999).
+pub fn wire_check(r: &dataset::OwnedRequest) -> ticket_authz::grpc::pb::CheckAccessRequest {
+    ticket_authz::grpc::pb::CheckAccessRequest {
+        user_id: r.user.clone(),
+        action: match r.action.as_deref() {
+            None | Some("") => 0,
+            Some(name) => Action::parse(name).map_or(999, ticket_authz::grpc::convert::action_code),
+        },
+        ticket_id: r.ticket.clone(),
+        organisation_id: r.organisation.clone(),
+        group_id: r.group.clone(),
+        company_id: r.company.clone(),
+        flag: r.flag.clone(),
+        ..Default::default()
+    }
+}
