@@ -91,14 +91,16 @@ impl ExtAuthz {
                 Some(question) => question,
                 None => {
                     // A respelling of a mapped route is never waved
-                    // through as "no route": fail closed.
-                    let respelt = self
-                        .config
-                        .routes
-                        .as_ref()
-                        .is_some_and(|t| t.resembles(method, path));
+                    // through as "no route": fail closed. Only an allowed
+                    // unmatched request needs the (allocating) comparison.
+                    let respelt = || {
+                        self.config
+                            .routes
+                            .as_ref()
+                            .is_some_and(|t| t.resembles(method, path))
+                    };
                     return match self.config.unmatched {
-                        Unmatched::Allow if !respelt => (
+                        Unmatched::Allow if !respelt() => (
                             response::allowed("NO_ROUTE", None),
                             Ending::Decided(Answer::Allowed),
                         ),
