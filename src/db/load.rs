@@ -100,9 +100,19 @@ fn sql<D: Dialect>(template: &str, columns: &[&str]) -> String {
     out
 }
 
+/// What a load reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every table.
+    Everything,
+    /// The permission graph: every table but tickets, CCs and participants
+    /// (the ticket cache reads those by key).
+    Graph,
+}
+
 /// Reads the revision, then every table, one query per table in key order,
 /// in one transaction that sees one snapshot of the database.
-async fn load<D>(pool: &Pool<D>) -> Result<Loaded, DbError>
+async fn load<D>(pool: &Pool<D>, scope: Scope) -> Result<Loaded, DbError>
 where
     D: Dialect,
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
@@ -308,6 +318,13 @@ where
             });
     }
     drop(rows);
+    if scope == Scope::Graph {
+        tx.commit().await?;
+        return Ok(Loaded {
+            dataset: data,
+            revision,
+        });
+    }
     let q = sql::<D>(
         "SELECT id, {created_at}, requester_id, organisation_id, group_id, assignee_id, status FROM tickets ORDER BY id",
         &["created_at"],
@@ -357,8 +374,16 @@ impl Database {
     /// go through here; its error tells a failed read (retried) from data
     /// that makes no valid snapshot (held back).
     pub async fn snapshot(&self) -> Result<crate::snapshot::Snapshot, SourceError> {
+        self.snapshot_of(Scope::Everything).await
+    }
+
+    /// [`Database::snapshot`] of what `scope` names.
+    pub async fn snapshot_of(
+        &self,
+        scope: Scope,
+    ) -> Result<crate::snapshot::Snapshot, SourceError> {
         let read = |e: &dyn std::fmt::Display| SourceError::Read(e.to_string());
-        let loaded = self.load().await.map_err(|e| match e {
+        let loaded = self.load_scope(scope).await.map_err(|e| match e {
             // Data the schema let through that no snapshot may hold (a
             // dangling reference, an unknown value): held back like a
             // failed build, not retried on every wake-up. The revision is
@@ -384,9 +409,14 @@ impl Database {
     /// Reads every table and the revision they are at, in one consistent
     /// read.
     pub async fn load(&self) -> Result<Loaded, DbError> {
+        self.load_scope(Scope::Everything).await
+    }
+
+    /// [`Database::load`] of what `scope` names.
+    pub async fn load_scope(&self, scope: Scope) -> Result<Loaded, DbError> {
         match self {
-            Database::Postgres(pool) => load(pool).await,
-            Database::Sqlite(pool) => load(pool).await,
+            Database::Postgres(pool) => load(pool, scope).await,
+            Database::Sqlite(pool) => load(pool, scope).await,
         }
     }
 }

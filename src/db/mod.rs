@@ -6,10 +6,12 @@
 mod changes;
 mod decode;
 mod dialect;
+mod fresh;
 mod load;
 mod prune;
 mod source;
 mod store;
+mod tickets;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,7 +21,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite};
 
 pub(crate) use dialect::{Cell, Dialect, fetch_revision};
-pub use load::Loaded;
+pub use fresh::ReadAt;
+pub use load::{Loaded, Scope as LoadScope};
 pub use prune::Pruned;
 pub use source::{DbSource, Notify};
 

@@ -69,12 +69,33 @@ pub(crate) trait Dialect: sqlx::Database {
     /// A value of [`Dialect::time_column`] as a `Timestamp`.
     fn time(value: Self::Time) -> Result<Timestamp, DbError>;
 
+    /// How a list of ids arrives as selected by [`Dialect::id_list`]: a
+    /// text array on PostgreSQL, a JSON array in text on SQLite.
+    type IdList: for<'r> Decode<'r, Self> + Type<Self> + Send + Unpin;
+
+    /// A select-list expression collecting `SELECT {col} {from}` into one
+    /// [`Dialect::IdList`] value (in no particular order).
+    fn id_list(col: &str, from: &str) -> String;
+
+    /// A value of [`Dialect::id_list`] as ids.
+    fn ids(value: Self::IdList) -> Result<Vec<String>, DbError>;
+
     /// The bound RFC 3339 text `$n`, typed as a timestamp where the
     /// database needs it.
     fn time_param(n: usize) -> String;
 
     /// The latest committed revision, one `BIGINT` row.
     const REVISION: &'static str;
+
+    /// The condition on a change-log row `c` that it touched the ticket
+    /// `$2`: its row, a CC or a participant (old or new image).
+    const TOUCHES_TICKET: &'static str;
+
+    /// The select-list columns `revision` (`BIGINT`, the latest revision
+    /// this statement sees) and `unchanged` (boolean: no change-log row
+    /// `c` after revision `$1` satisfies `touched`, no bulk change after
+    /// it, and the log is not pruned past it), for [`super::fresh`].
+    fn freshness_columns(touched: &str) -> String;
 
     /// Run first in the transaction of the full load, to make its reads one
     /// consistent snapshot. SQLite's transactions already are.

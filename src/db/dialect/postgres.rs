@@ -70,7 +70,34 @@ impl Dialect for Postgres {
         format!("CAST(${n} AS timestamptz)")
     }
 
+    type IdList = Vec<String>;
+
+    fn id_list(col: &str, from: &str) -> String {
+        format!("ARRAY(SELECT {col} {from})")
+    }
+
+    fn ids(value: Vec<String>) -> Result<Vec<String>, DbError> {
+        Ok(value)
+    }
+
     const REVISION: &'static str = "SELECT ticket_authz_revision()";
+
+    const TOUCHES_TICKET: &'static str = "((c.table_name = 'tickets' AND (c.new_row ->> 'id' = $2 OR c.old_row ->> 'id' = $2)) \
+         OR (c.table_name IN ('ticket_ccs', 'ticket_participants') \
+             AND (c.new_row ->> 'ticket_id' = $2 OR c.old_row ->> 'ticket_id' = $2)))";
+
+    fn freshness_columns(touched: &str) -> String {
+        // Transactions after $1 are few (the graph follows within
+        // milliseconds): the revision index finds them, their changes are
+        // found by xid.
+        format!(
+            "ticket_authz_revision() AS revision, \
+             (NOT EXISTS (SELECT 1 FROM ticket_authz_transactions x \
+                          WHERE x.revision > $1 AND (x.bulk OR EXISTS (\
+                              SELECT 1 FROM ticket_authz_changes c WHERE c.xid = x.xid AND {touched}))) \
+              AND (SELECT p.revision FROM ticket_authz_pruned p) <= $1) AS unchanged"
+        )
+    }
 
     const CONSISTENT_READ: Option<&'static str> =
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");

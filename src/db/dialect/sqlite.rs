@@ -43,7 +43,31 @@ impl Dialect for Sqlite {
         format!("${n}")
     }
 
+    type IdList = String;
+
+    fn id_list(col: &str, from: &str) -> String {
+        format!("(SELECT json_group_array({col}) {from})")
+    }
+
+    fn ids(value: String) -> Result<Vec<String>, DbError> {
+        serde_json::from_str(&value).map_err(|e| DbError::Invalid(format!("id list: {e}")))
+    }
+
     const REVISION: &'static str = "SELECT revision FROM ticket_authz_revision";
+
+    const TOUCHES_TICKET: &'static str = "((c.table_name = 'tickets' \
+             AND (json_extract(c.new_row, '$.id') = $2 OR json_extract(c.old_row, '$.id') = $2)) \
+         OR (c.table_name IN ('ticket_ccs', 'ticket_participants') \
+             AND (json_extract(c.new_row, '$.ticket_id') = $2 OR json_extract(c.old_row, '$.ticket_id') = $2)))";
+
+    fn freshness_columns(touched: &str) -> String {
+        format!(
+            "(SELECT coalesce(max(revision), 0) FROM ticket_authz_changes) AS revision, \
+             (NOT EXISTS (SELECT 1 FROM ticket_authz_changes c \
+                          WHERE c.revision > $1 AND (c.op = 'B' OR {touched})) \
+              AND (SELECT p.revision FROM ticket_authz_pruned p WHERE p.id = 1) <= $1) AS unchanged"
+        )
+    }
 
     const CONSISTENT_READ: Option<&'static str> = None;
 
