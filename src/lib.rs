@@ -32,4 +32,5 @@ pub mod serve_cmd;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod ticket_cache;
 pub mod time;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -126,6 +127,12 @@ pub struct ServeArgs {
     /// ids) for routes whose context_extensions name no action.
     #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_ROUTES")]
     pub ext_authz_routes: Option<PathBuf>,
+    /// Keep tickets out of memory: read each from the database when asked
+    /// about and keep at most SIZE of them (`512MiB`, `2GiB`, `64KiB`) in
+    /// a cache; lists are read from the database. Needs a database
+    /// (PostgreSQL or SQLite, our schema). Off: every ticket in memory.
+    #[arg(long, env = "TICKET_AUTHZ_TICKET_CACHE", value_name = "SIZE")]
+    pub ticket_cache: Option<String>,
     /// ext_authz: the answer for a request no route maps.
     #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED", value_enum, default_value_t = UnmatchedArg::Deny)]
     pub ext_authz_unmatched: UnmatchedArg,
@@ -245,6 +252,8 @@ pub struct Plan {
     pub telemetry: TelemetrySettings,
     pub config: ServeConfig,
     pub source: DataSource,
+    /// `--ticket-cache`, in bytes.
+    pub ticket_cache: Option<u64>,
 }
 
 impl ServeArgs {
@@ -381,7 +390,13 @@ impl ServeArgs {
             return Err(config_error("--log-filter", format!("`{log_filter}`: {e}")));
         }
         let public_url = self.public_url.as_deref().map(public_url).transpose()?;
+        let ticket_cache = self
+            .ticket_cache
+            .as_deref()
+            .map(|size| ticket_cache_size(size, &source))
+            .transpose()?;
         Ok(Plan {
+            ticket_cache,
             notify: self.notify.into(),
             poll_interval: self.poll_interval,
             listen: address("--listen", &self.listen)?,
@@ -413,6 +428,7 @@ impl ServeArgs {
                 decision_log: None,
                 public_url,
                 ext_authz,
+                ticket_cache: None,
             },
             source,
         })
@@ -471,6 +487,55 @@ pub fn dataset_loader(path: PathBuf) -> Loader {
         })
         .await
         .map_err(|e| e.to_string())?
+    })
+}
+
+/// `--ticket-cache SIZE`: a size in bytes, for a database source.
+fn ticket_cache_size(size: &str, source: &DataSource) -> Result<u64, ConfigError> {
+    if let DataSource::File(_) = source {
+        return Err(config_error(
+            "--ticket-cache",
+            "needs a database (--database-url): a dataset file is served from memory",
+        ));
+    }
+    let bytes = size
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| config_error("--ticket-cache", format!("`{size}`: {e}")))?
+        .as_u64();
+    if bytes == 0 {
+        return Err(config_error(
+            "--ticket-cache",
+            format!("`{size}`: the cache needs room for at least one ticket"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Loads the permission graph (no tickets), at the database's revision,
+/// into a snapshot: the cached mode's first load.
+pub fn graph_loader(db: Database) -> Loader {
+    Box::pin(async move {
+        db.snapshot_of(db::LoadScope::Graph)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Follows the database's graph, keeping `cache` in step with its tickets.
+pub fn cached_follower(
+    db: Database,
+    notify: db::Notify,
+    interval: Duration,
+    cache: crate::ticket_cache::TicketCache,
+) -> server::Follow {
+    Box::new(move |store, stop| {
+        let source = db::DbSource::new(db, notify, interval).scope(db::LoadScope::Graph);
+        Box::pin(crate::follow::follow(
+            crate::ticket_cache::CachedSource::new(source, cache),
+            store,
+            stop,
+        ))
     })
 }
 
@@ -585,7 +650,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     })
 }
 
-async fn serve(plan: Plan) -> ExitCode {
+async fn serve(mut plan: Plan) -> ExitCode {
     {
         let listener = match bind("--listen", plan.listen).await {
             Ok(l) => l,
@@ -624,10 +689,21 @@ async fn serve(plan: Plan) -> ExitCode {
             DataSource::File(file) => (dataset_loader(file.clone()), None),
             DataSource::Database { url, import } => {
                 match prepare_database(url, import.as_deref()).await {
-                    Ok(db) => (
-                        database_loader(db.clone()),
-                        Some(follower(db, plan.notify, plan.poll_interval)),
-                    ),
+                    Ok(db) => match plan.ticket_cache {
+                        None => (
+                            database_loader(db.clone()),
+                            Some(follower(db, plan.notify, plan.poll_interval)),
+                        ),
+                        Some(bytes) => {
+                            let cache =
+                                crate::ticket_cache::TicketCache::new(bytes, Arc::new(db.clone()));
+                            plan.config.ticket_cache = Some(cache.clone());
+                            (
+                                graph_loader(db.clone()),
+                                Some(cached_follower(db, plan.notify, plan.poll_interval, cache)),
+                            )
+                        }
+                    },
                     Err(e) => {
                         eprintln!("ticket-authz serve: {e}");
                         return ExitCode::FAILURE;

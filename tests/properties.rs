@@ -270,6 +270,7 @@ fn a_detached_ticket_row_decides_as_the_stored_one() {
         let ctx = Context {
             now: Timestamp::from_nanos(0),
             explain: true,
+            limits: None,
         };
         let mut compared = 0usize;
         for t in &data.tickets {

@@ -31,13 +31,16 @@ pub enum AppError {
     /// The data asked for is not there (not loaded, behind, held back).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ticket store could not be read (`--ticket-cache`).
+    #[error("tickets: {0}")]
+    Tickets(String),
 }
 
 impl AppError {
     /// Whether the request itself is malformed (as opposed to the data
     /// not being available yet).
     pub fn is_invalid(&self) -> bool {
-        !matches!(self, AppError::Store(_))
+        !matches!(self, AppError::Store(_) | AppError::Tickets(_))
     }
 }
 

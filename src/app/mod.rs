@@ -6,6 +6,7 @@
 
 mod call;
 mod error;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::telemetry::decision_log::{DecisionLog, DecisionRecord, LoggedRequest};
 use crate::telemetry::metrics::metrics;
+use crate::ticket_cache::TicketCache;
 use crate::time::Timestamp;
 
 /// The most checks one batch may carry.
@@ -149,17 +151,32 @@ struct Inner {
     revision_wait: Duration,
     observe: Observe,
     decisions: DecisionCounters,
+    /// Tickets read through this cache (`--ticket-cache`): the snapshot
+    /// then holds the graph only.
+    tickets: Option<TicketCache>,
 }
 
 impl Authz {
     /// `revision_wait` bounds how long a `min_revision` waits.
     pub fn new(store: Arc<Store>, revision_wait: Duration, observe: Observe) -> Self {
+        Self::with_tickets(store, revision_wait, observe, None)
+    }
+
+    /// [`Authz::new`] whose tickets, when `tickets` is set, are read
+    /// through that cache: the store's snapshots then hold no tickets.
+    pub fn with_tickets(
+        store: Arc<Store>,
+        revision_wait: Duration,
+        observe: Observe,
+        tickets: Option<TicketCache>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 revision_wait,
                 observe,
                 decisions: DecisionCounters::default(),
+                tickets,
             }),
         }
     }
@@ -172,12 +189,26 @@ impl Authz {
         options: CheckOptions,
     ) -> Result<AtRevision<Decision>, AppError> {
         let valid = request.validate()?;
-        let snap = self.snapshot(options.min_revision).await?;
-        let ctx = Context {
-            now: clock(&snap),
-            explain: options.explain,
+        let (snap, decision) = match &self.inner.tickets {
+            None => {
+                let snap = self.snapshot(options.min_revision).await?;
+                let ctx = Context {
+                    now: clock(&snap),
+                    explain: options.explain,
+                    limits: None,
+                };
+                let decision = core::decide(&snap, &valid, ctx);
+                (snap, decision)
+            }
+            Some(cache) => {
+                let mut got = self
+                    .gather(cache, std::slice::from_ref(&valid), options.min_revision)
+                    .await?;
+                let out = got.outside.pop().unwrap_or_default();
+                let decision = decide_outside(&got.snap, &valid, out, got.now, options.explain);
+                (got.snap, decision)
+            }
         };
-        let decision = core::decide(&snap, &valid, ctx);
         self.inner
             .decisions
             .count([(valid.action, decision.allowed)]);
@@ -238,15 +269,33 @@ impl Authz {
             .iter()
             .map(|c| c.options().min_revision)
             .fold(min_revision, u64::max);
-        let snap = self.snapshot(min_revision).await?;
-        let now = clock(&snap);
+        let (snap, now, mut outside) = match &self.inner.tickets {
+            None => {
+                let snap = self.snapshot(min_revision).await?;
+                let now = clock(&snap);
+                (snap, now, Vec::new())
+            }
+            Some(cache) => {
+                let got = self.gather(cache, &valid, min_revision).await?;
+                (got.snap, got.now, got.outside)
+            }
+        };
+        let mut outside = outside.drain(..);
         let mut decisions: Vec<Decision> = Vec::with_capacity(valid.len());
         for (v, check) in valid.iter().zip(checks) {
-            let ctx = Context {
-                now,
-                explain: check.options().explain,
+            let explain = check.options().explain;
+            let d = match outside.next() {
+                None => core::decide(
+                    &snap,
+                    v,
+                    Context {
+                        now,
+                        explain,
+                        limits: None,
+                    },
+                ),
+                Some(out) => decide_outside(&snap, v, out, now, explain),
             };
-            let d = core::decide(&snap, v, ctx);
             self.log(call, &check.request(), v, &d, snap.revision());
             let stop = until.stops_at(d.allowed);
             decisions.push(d);
@@ -292,8 +341,17 @@ impl Authz {
         )?;
         optional_id("group_id", filter.group.as_deref().unwrap_or(""))?;
         let cursor = PageCursor::visible(user_id, filter, page.size, page.token)?;
-        let snap = self.snapshot(min_revision).await?;
-        let page = core::visible_tickets_page(&snap, user_id, filter, &cursor);
+        let (snap, page) = match &self.inner.tickets {
+            None => {
+                let snap = self.snapshot(min_revision).await?;
+                let page = core::visible_tickets_page(&snap, user_id, filter, &cursor);
+                (snap, page)
+            }
+            Some(cache) => {
+                self.visible_page_cached(cache, user_id, filter, &cursor, min_revision)
+                    .await?
+            }
+        };
         self.record_list(call, page.ids.len(), snap.revision(), user_id);
         Ok(AtRevision {
             value: page,
@@ -312,8 +370,17 @@ impl Authz {
     ) -> Result<AtRevision<Page>, AppError> {
         required_id("ticket_id", ticket_id)?;
         let cursor = PageCursor::viewers(ticket_id, page.size, page.token)?;
-        let snap = self.snapshot(min_revision).await?;
-        let page = core::ticket_viewers_page(&snap, ticket_id, &cursor);
+        let (snap, page) = match &self.inner.tickets {
+            None => {
+                let snap = self.snapshot(min_revision).await?;
+                let page = core::ticket_viewers_page(&snap, ticket_id, &cursor);
+                (snap, page)
+            }
+            Some(cache) => {
+                self.viewers_page_cached(cache, ticket_id, &cursor, min_revision)
+                    .await?
+            }
+        };
         self.record_list(call, page.ids.len(), snap.revision(), "");
         if self.inner.observe.trace_subjects && !call.span().is_disabled() {
             call.span().record("authz.ticket_id", ticket_id);
@@ -400,6 +467,27 @@ impl Authz {
             .at_least(min_revision, self.inner.revision_wait)
             .await?)
     }
+}
+
+/// Decides a check on what was gathered for it from outside the graph:
+/// its stored ticket's row and limit counts (inline tickets are decided
+/// by the core on their own attributes).
+fn decide_outside(
+    snap: &Snapshot,
+    valid: &ValidRequest<'_>,
+    out: tickets::Outside,
+    now: Timestamp,
+    explain: bool,
+) -> Decision {
+    let ctx = Context {
+        now,
+        explain,
+        limits: out.limits,
+    };
+    if valid.inline.is_some() || !valid.action.is_ticket_action() {
+        return core::decide(snap, valid, ctx);
+    }
+    core::decide_with(snap, valid, out.row.as_ref(), ctx)
 }
 
 /// The clock for ticket limits: the data's fixed `now`, else the wall clock.

@@ -74,6 +74,7 @@ impl AuthzenError {
     pub fn from_app(error: AppError, member: impl Fn(&str) -> String) -> Self {
         match error {
             AppError::Store(e) => AuthzenError::Unavailable(e.to_string()),
+            AppError::Tickets(e) => AuthzenError::Unavailable(format!("tickets: {e}")),
             AppError::Request(e) => rename(&e.to_string(), e.field(), "", &member),
             AppError::BatchCheck { index, error } => rename(
                 &error.to_string(),

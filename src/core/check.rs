@@ -13,11 +13,15 @@ use super::derive::{
 use super::request::{Action, CheckRequest, GroupArg, RequestError, ValidRequest};
 
 /// What a decision may depend on besides the data: the clock for ticket
-/// limits and whether to explain.
+/// limits, whether to explain, and ticket-limit counts the caller made.
 #[derive(Debug, Clone, Copy)]
 pub struct Context {
     pub now: Timestamp,
     pub explain: bool,
+    /// The counts of [`limit_query`], made by the caller where the
+    /// snapshot holds no tickets (the ticket cache counts in SQL); `None`
+    /// counts from the snapshot's own index.
+    pub limits: Option<LimitCounts>,
 }
 
 impl Context {
@@ -25,8 +29,56 @@ impl Context {
         Self {
             now,
             explain: false,
+            limits: None,
         }
     }
+}
+
+/// Tickets of one group created in the limit window: all, and the open
+/// ones; of one requester, or of everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitCounts {
+    pub total: u64,
+    pub open: u64,
+}
+
+/// The ticket-limit counts a `create` decision may read: tickets of
+/// `group` created in `[from, to]`, of `requester` (an end user asking) or
+/// of everyone (an agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitQuery<'a> {
+    pub group: &'a str,
+    pub requester: Option<&'a str>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// What [`LimitCounts`] a decision of `req` at `now` may read, for a
+/// caller whose snapshot holds no tickets: `None` when it reads none (not
+/// a `create`, no such user or group, or a group without limits). It may
+/// name counts the decision then does not read (it stops earlier).
+pub fn limit_query<'a>(
+    snap: &'a Snapshot,
+    req: &ValidRequest<'a>,
+    now: Timestamp,
+) -> Option<LimitQuery<'a>> {
+    if req.action != Action::Create {
+        return None;
+    }
+    let (_, user) = snap.users.get(req.user)?;
+    let Some(GroupArg::Id(group)) = req.group else {
+        return None;
+    };
+    let (_, g) = snap.groups.get(group)?;
+    if g.total_ticket_limit == 0 && g.open_ticket_limit == 0 {
+        return None;
+    }
+    Some(LimitQuery {
+        group,
+        requester: (user.kind != UserKind::Agent).then_some(req.user),
+        from: now.minus_limit_window(),
+        to: now,
+    })
 }
 
 /// The id an explanation gives a ticket sent inline without one.
@@ -152,7 +204,7 @@ pub fn decide_with(
     }
     let actor = Actor { snap, uidx, user };
     match (req.action, res.ticket) {
-        (Action::Create, _) => actor.create(res.org, res.group, ctx.now, ex),
+        (Action::Create, _) => actor.create(res.org, res.group, ctx, ex),
         (Action::ManageAccess, _) => actor.manage_access(res.org, ex),
         (Action::CompanyView | Action::CompanyEdit | Action::CompanyManage, _) => {
             actor.company(req.action, res.company, ex)
@@ -376,8 +428,8 @@ impl Actor<'_> {
         ex.finish(false, Reason::NoMatchingRule, None)
     }
 
-    fn create(&self, org: Idx, group: Idx, now: Timestamp, mut ex: Explain) -> Decision {
-        let user = self.user;
+    fn create(&self, org: Idx, group: Idx, ctx: Context, mut ex: Explain) -> Decision {
+        let (user, now) = (self.user, ctx.now);
         // 1. Organisation.
         let with_org = if org != NONE {
             explain_membership(self.snap, user, org, &mut ex);
@@ -435,7 +487,10 @@ impl Actor<'_> {
             "of this user in the group"
         };
         if g.total_ticket_limit > 0 {
-            let count = g.limits.count(requester, false, from, now);
+            let count = ctx.limits.map_or_else(
+                || g.limits.count(requester, false, from, now),
+                |c| usize::try_from(c.total).unwrap_or(usize::MAX),
+            );
             ex.step(|| {
                 format!(
                     "{count} tickets {whose} {} in the last 365 days; total limit {}",
@@ -448,7 +503,10 @@ impl Actor<'_> {
         }
         let mut warning = None;
         if g.open_ticket_limit > 0 {
-            let count = g.limits.count(requester, true, from, now);
+            let count = ctx.limits.map_or_else(
+                || g.limits.count(requester, true, from, now),
+                |c| usize::try_from(c.open).unwrap_or(usize::MAX),
+            );
             ex.step(|| {
                 format!(
                     "{count} open tickets {whose} {} in the last 365 days; open limit {}",

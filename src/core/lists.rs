@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::model::{MAX_ID_BYTES, Status, UserKind};
-use crate::snapshot::{Idx, Keyed, NONE, Snapshot, SortedSeq, Table, TicketRow};
+use crate::snapshot::{Idx, Keyed, NONE, Snapshot, SortedSeq, Table, TicketRow, UNKNOWN};
 
 use super::derive::company_allows;
 use super::filter::Plan;
@@ -286,7 +286,20 @@ pub fn ticket_viewers_after(
     after: Option<&str>,
     limit: usize,
 ) -> (Vec<String>, bool) {
-    let Some((_, ticket)) = snap.tickets.get(ticket_id) else {
+    let ticket = snap.tickets.get(ticket_id).map(|(_, row)| row);
+    viewers_of_row_after(snap, ticket, after, limit)
+}
+
+/// [`ticket_viewers_after`] of a ticket row the caller found (read through
+/// a cache, resolved with `Snapshot::detached_ticket`); `None`: no such
+/// ticket.
+pub fn viewers_of_row_after(
+    snap: &Snapshot,
+    ticket: Option<&TicketRow>,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<String>, bool) {
+    let Some(ticket) = ticket else {
         return (Vec::new(), false);
     };
     let users = &snap.users;
@@ -313,7 +326,7 @@ pub fn ticket_viewers_after(
         !row.suspended && row.kind == UserKind::Agent && company_allows(snap, row, ticket)
     };
     let mut grantee_lists = vec![&snap.all_group_ir];
-    if ticket.group != NONE {
+    if !matches!(ticket.group, NONE | UNKNOWN) {
         grantee_lists.push(&snap.groups[ticket.group].ir_grantees);
         for ancestor in snap.group_ancestors(ticket.group) {
             if snap.groups[ancestor].propagate {
@@ -327,7 +340,7 @@ pub fn ticket_viewers_after(
         ));
     }
 
-    if ticket.organisation != NONE {
+    if !matches!(ticket.organisation, NONE | UNKNOWN) {
         let org = &snap.orgs[ticket.organisation];
         let members = if org.access.is_shared() {
             &org.members
@@ -473,6 +486,37 @@ pub fn visible_tickets_page(
     finish(
         cursor.key,
         visible_tickets_after(snap, user_id, filter, cursor.after.as_deref(), cursor.limit),
+    )
+}
+
+impl PageCursor {
+    /// The id the page starts after (`None`: the first page).
+    pub fn after(&self) -> Option<&str> {
+        self.after.as_deref()
+    }
+
+    /// The most ids the page holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The page of `ids` (at most [`PageCursor::limit`], in byte order),
+    /// with a token for the next one when `more` follow.
+    pub fn page(&self, ids: Vec<String>, more: bool) -> Page {
+        finish(self.key, (ids, more))
+    }
+}
+
+/// The page of viewers of a ticket row the caller found (see
+/// [`viewers_of_row_after`]) a cursor from [`PageCursor::viewers`] names.
+pub fn viewers_of_row_page(
+    snap: &Snapshot,
+    ticket: Option<&TicketRow>,
+    cursor: &PageCursor,
+) -> Page {
+    finish(
+        cursor.key,
+        viewers_of_row_after(snap, ticket, cursor.after.as_deref(), cursor.limit),
     )
 }
 

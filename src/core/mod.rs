@@ -9,13 +9,13 @@ mod filter;
 mod lists;
 mod request;
 
-pub use check::{Context, check, decide, decide_with};
+pub use check::{Context, LimitCounts, LimitQuery, check, decide, decide_with, limit_query};
 pub use decision::{Decision, Reason};
 pub use filter::{GroupClause, VisibilityFilter, visibility_filter};
 pub use lists::{
     DEFAULT_PAGE_SIZE, ListError, MAX_PAGE_SIZE, Page, PageCursor, TicketFilter,
     list_ticket_viewers, list_visible_tickets, ticket_viewers_after, ticket_viewers_page,
-    visible_tickets_after, visible_tickets_page,
+    viewers_of_row_after, viewers_of_row_page, visible_tickets_after, visible_tickets_page,
 };
 pub use request::{
     Action, ActionInput, CheckRequest, GroupArg, InlineTicket, RequestError, ValidInline,

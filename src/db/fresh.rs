@@ -7,18 +7,7 @@
 
 use super::Dialect;
 
-/// Data read in one statement, with what it needs to agree with a graph.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadAt<T> {
-    pub value: T,
-    /// The latest revision the statement saw: the data is the database's
-    /// exactly at this revision.
-    pub revision: u64,
-    /// No transaction after the graph's revision (the one the statement
-    /// was given) up to `revision` touched what was read; the data is then
-    /// also the data at the graph's revision.
-    pub unchanged: bool,
-}
+pub use crate::ticket_cache::ReadAt;
 
 /// What a read depends on, for its `unchanged` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

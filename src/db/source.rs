@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use super::{Database, decode};
+use super::{Database, LoadScope, decode};
 use crate::follow::{Batch, ChangeSource, Reload, SourceError};
 use crate::snapshot::Snapshot;
 
@@ -32,6 +32,7 @@ pub struct DbSource {
     interval: Duration,
     listener: Option<PgListener>,
     backoff: Duration,
+    scope: LoadScope,
 }
 
 impl DbSource {
@@ -43,7 +44,15 @@ impl DbSource {
             interval,
             listener: None,
             backoff: BACKOFF.0,
+            scope: LoadScope::Everything,
         }
+    }
+
+    /// What a full load reads (everything unless told otherwise: the
+    /// ticket cache follows the graph only).
+    pub fn scope(mut self, scope: LoadScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Connects the notification connection, or waits out the backoff
@@ -73,7 +82,7 @@ fn read(e: impl std::fmt::Display) -> SourceError {
 
 impl ChangeSource for DbSource {
     async fn load(&mut self) -> Result<Snapshot, SourceError> {
-        self.db.snapshot().await
+        self.db.snapshot_of(self.scope).await
     }
 
     async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {

@@ -53,12 +53,22 @@ where
 {
     let sql = statement::<D>();
     let graph = i64::try_from(graph_revision).unwrap_or(i64::MAX);
-    let (revision, unchanged, created_at, requester, organisation, group, assignee, status, ccs, participants): Row<D::Time, D::IdList> =
-        sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(graph)
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
+    let (
+        revision,
+        unchanged,
+        created_at,
+        requester,
+        organisation,
+        group,
+        assignee,
+        status,
+        ccs,
+        participants,
+    ): Row<D::Time, D::IdList> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(graph)
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
     let ticket = match (created_at, requester, status) {
         (Some(created_at), Some(requester), Some(status)) => Some(Ticket {
             id: id.to_owned(),
@@ -102,5 +112,38 @@ impl Database {
             Database::Postgres(pool) => read(pool, id, graph_revision).await,
             Database::Sqlite(pool) => read(pool, id, graph_revision).await,
         }
+    }
+}
+
+impl crate::ticket_cache::TicketReader for Database {
+    fn ticket<'a>(
+        &'a self,
+        id: &'a str,
+        graph_revision: u64,
+    ) -> crate::ticket_cache::Read<'a, Option<Ticket>> {
+        Box::pin(async move {
+            self.read_ticket(id, graph_revision)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn visible_page<'a>(
+        &'a self,
+        _plan: &'a crate::core::VisibilityFilter,
+        _filter: &'a crate::core::TicketFilter,
+        _after: Option<&'a str>,
+        _limit: usize,
+        _graph_revision: u64,
+    ) -> crate::ticket_cache::Read<'a, (Vec<String>, bool)> {
+        Box::pin(async move { Err("lists are not read from the database yet".to_owned()) })
+    }
+
+    fn limit_counts<'a>(
+        &'a self,
+        _query: &'a crate::core::LimitQuery<'a>,
+        _graph_revision: u64,
+    ) -> crate::ticket_cache::Read<'a, crate::core::LimitCounts> {
+        Box::pin(async move { Err("limits are not counted in the database yet".to_owned()) })
     }
 }

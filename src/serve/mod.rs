@@ -58,6 +58,10 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// How Envoy's ext_authz requests become questions.
     pub ext_authz: ExtAuthzConfig,
+    /// Read tickets through this cache (`--ticket-cache`): the loader and
+    /// follower then bring the graph only, the follower through
+    /// `ticket_cache::CachedSource` around this same cache.
+    pub ticket_cache: Option<crate::ticket_cache::TicketCache>,
 }
 
 /// The ports `run` serves: gRPC, and optionally the plaintext health port
@@ -97,6 +101,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("decision_log", &self.decision_log.is_some())
             .field("public_url", &self.public_url)
             .field("ext_authz", &self.ext_authz)
+            .field("ticket_cache", &self.ticket_cache.is_some())
             .finish()
     }
 }
@@ -115,6 +120,7 @@ impl Default for ServeConfig {
             decision_log: None,
             public_url: None,
             ext_authz: ExtAuthzConfig::default(),
+            ticket_cache: None,
         }
     }
 }
@@ -267,13 +273,14 @@ pub async fn run(
         supervisor.spawn("credentials", reloader.run(interval, stopped));
     }
 
-    let app = Authz::new(
+    let app = Authz::with_tickets(
         store,
         config.revision_wait,
         Observe {
             trace_subjects: config.trace_subjects,
             decision_log: config.decision_log.clone(),
         },
+        config.ticket_cache.clone(),
     );
     // One service for gRPC and Connect: the same metric handles, spans
     // and `rpc` labels whichever encoding a call came in.

@@ -386,6 +386,12 @@ impl Snapshot {
         self.revision = revision;
     }
 
+    /// Fixes the clock for ticket limits (a dataset's `now`; `None`: the
+    /// wall clock), as a dataset file does.
+    pub fn fix_now(&mut self, now: Option<Timestamp>) {
+        self.fixed_now = now;
+    }
+
     /// The clock the data fixes for ticket limits (a dataset's `now`), if any.
     pub fn fixed_now(&self) -> Option<Timestamp> {
         self.fixed_now
@@ -400,6 +406,16 @@ impl Snapshot {
             users: self.users.len(),
             tickets: self.tickets.len(),
         }
+    }
+
+    /// Whether the data holds an organisation with this id.
+    pub fn knows_organisation(&self, id: &str) -> bool {
+        self.orgs.lookup(id).is_some()
+    }
+
+    /// Whether the data holds a group with this id.
+    pub fn knows_group(&self, id: &str) -> bool {
+        self.groups.lookup(id).is_some()
     }
 
     /// Whether `ancestor` is a proper ancestor of `group`.

@@ -61,6 +61,15 @@ pub const SERVING: &str = "ticket_authz_serving";
 /// source (see [`CaughtUp`]).
 pub const CAUGHT_UP_AGE: &str = "ticket_authz_caught_up_age_seconds";
 
+/// Ticket lookups the ticket cache answered from an entry (`--ticket-cache`).
+pub const TICKET_CACHE_HITS: &str = "ticket_authz_ticket_cache_hits_total";
+/// Ticket lookups the ticket cache read from the database.
+pub const TICKET_CACHE_MISSES: &str = "ticket_authz_ticket_cache_misses_total";
+/// Entries the ticket cache evicted or did not admit to stay within its size.
+pub const TICKET_CACHE_EVICTIONS: &str = "ticket_authz_ticket_cache_evictions_total";
+/// Bytes the ticket cache's entries hold, as weighed against its size.
+pub const TICKET_CACHE_BYTES: &str = "ticket_authz_ticket_cache_bytes";
+
 /// The supervised tasks `serve::run` starts, counted from start at zero.
 pub const TASKS: [&str; 4] = ["follower", "credentials", "health_server", "metrics_server"];
 
@@ -256,6 +265,14 @@ pub struct Metrics {
     pub serving: Gauge,
     /// When the follower last confirmed it is caught up.
     pub caught_up: CaughtUp,
+    /// The ticket cache's lookups answered from an entry.
+    pub ticket_cache_hits: Counter,
+    /// The ticket cache's reads of the database.
+    pub ticket_cache_misses: Counter,
+    /// Entries evicted (or not admitted) for size.
+    pub ticket_cache_evictions: Counter,
+    /// Bytes held by the ticket cache's entries.
+    pub ticket_cache_bytes: Gauge,
 }
 
 /// Drops the suffix the encoder adds back (`_total` for counters, the
@@ -285,6 +302,10 @@ impl Metrics {
             credential_reload_errors: Family::default(),
             serving: Gauge::default(),
             caught_up: CaughtUp::new(),
+            ticket_cache_hits: Counter::default(),
+            ticket_cache_misses: Counter::default(),
+            ticket_cache_evictions: Counter::default(),
+            ticket_cache_bytes: Gauge::default(),
         };
         // Label sets known up front exist at zero from start, so that
         // `rate()` and absent-series alerts work on a fresh service.
@@ -398,6 +419,26 @@ impl Metrics {
             "Seconds since the follower last confirmed it is caught up with its source",
             Unit::Seconds,
             CaughtUpAge,
+        );
+        r.register(
+            base(TICKET_CACHE_HITS, "_total"),
+            "Ticket lookups answered from the ticket cache",
+            self.ticket_cache_hits.clone(),
+        );
+        r.register(
+            base(TICKET_CACHE_MISSES, "_total"),
+            "Ticket lookups read from the database by the ticket cache",
+            self.ticket_cache_misses.clone(),
+        );
+        r.register(
+            base(TICKET_CACHE_EVICTIONS, "_total"),
+            "Ticket cache entries evicted or not admitted to stay within its size",
+            self.ticket_cache_evictions.clone(),
+        );
+        r.register(
+            TICKET_CACHE_BYTES,
+            "Bytes held by the ticket cache's entries",
+            self.ticket_cache_bytes.clone(),
         );
         self
     }

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod wire;
+
 use ticket_authz::core::{
     self, Action, ActionInput, CheckRequest, Context, Decision, RequestError,
 };
@@ -79,6 +81,7 @@ pub fn explain(snap: &Snapshot, req: CheckRequest<'_>) -> Decision {
         Context {
             now: now(snap),
             explain: true,
+            limits: None,
         },
     )
     .unwrap()

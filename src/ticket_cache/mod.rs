@@ -1,0 +1,289 @@
+//! The read-through ticket cache of `serve --ticket-cache SIZE`: the graph
+//! is followed in memory as always, tickets are read by key from the
+//! database and kept in a `moka` cache bounded by their size in bytes.
+//!
+//! Exactness. A read returns the ticket as the database held it at the
+//! revision it read at (`read_at`), and whether it was the same at the
+//! graph's revision the reader held (then it holds from there,
+//! `valid_from`). An entry holds at a graph revision R when
+//! `valid_from <= R <= read_at`, or when R is later and no change to the
+//! ticket was followed after `read_at`: the follower bumps the ticket's
+//! stripe (a fixed array of revisions indexed by a hash of the id) and
+//! drops the entry before it publishes the revision that changed it
+//! ([`CachedSource`]). The stripe, not the drop, is what makes this exact:
+//! a read that raced the change may insert its old row after the drop,
+//! and the stripe then says it is stale. A full reload raises one floor
+//! for every stripe. An entry newer than the graph makes the caller wait
+//! for the graph to reach `valid_from`.
+
+mod reader;
+mod source;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use compact_str::CompactString;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use prometheus_client::metrics::counter::Counter;
+
+pub use reader::{Read, ReadAt, TicketReader};
+pub use source::CachedSource;
+
+use crate::model::Ticket;
+use crate::snapshot::{Snapshot, TicketFacts, TicketRow};
+use crate::telemetry::metrics::metrics;
+
+/// Stripes of change revisions: 128 KiB, so that a change marks about
+/// one ticket in 16,384 as possibly stale.
+const STRIPES: usize = 1 << 14;
+
+/// What moka keeps per entry besides key and value (its node, deque links,
+/// counters), for the weight.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// One cached read: a ticket, or its absence, and the revisions it holds at.
+#[derive(Debug)]
+pub struct Entry {
+    ticket: Option<Ticket>,
+    valid_from: u64,
+    read_at: u64,
+}
+
+impl Entry {
+    /// The ticket (`None`: there is no such ticket).
+    pub fn ticket(&self) -> Option<&Ticket> {
+        self.ticket.as_ref()
+    }
+
+    /// Its row resolved against `snap` (which must be one it holds at).
+    pub fn row(&self, snap: &Snapshot) -> Option<TicketRow> {
+        self.ticket.as_ref().map(|t| {
+            snap.detached_ticket(&TicketFacts {
+                id: &t.id,
+                created_at: Some(t.created_at),
+                requester: &t.requester,
+                organisation: t.organisation.as_deref(),
+                group: t.group.as_deref(),
+                assignee: t.assignee.as_deref(),
+                status: t.status,
+                ccs: &t.ccs,
+                participants: &t.participants,
+            })
+        })
+    }
+
+    /// Bytes this entry holds, with its key and moka's bookkeeping.
+    fn weight(&self, key: &str) -> u32 {
+        let strings = self.ticket.as_ref().map_or(0, |t| {
+            let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+            let list = |l: &[String]| {
+                l.iter().map(String::capacity).sum::<usize>()
+                    + l.len() * std::mem::size_of::<String>()
+            };
+            t.id.capacity()
+                + t.requester.capacity()
+                + opt(&t.organisation)
+                + opt(&t.group)
+                + opt(&t.assignee)
+                + list(&t.ccs)
+                + list(&t.participants)
+        });
+        let key_heap = if key.len() > std::mem::size_of::<CompactString>() {
+            key.len()
+        } else {
+            0
+        };
+        let total = ENTRY_OVERHEAD
+            + std::mem::size_of::<CompactString>()
+            + key_heap
+            + std::mem::size_of::<Entry>()
+            + strings;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}
+
+/// Whether an entry answers at a graph revision.
+#[derive(Debug)]
+pub enum Fit {
+    /// It holds at the graph's revision.
+    Holds(Arc<Entry>),
+    /// It holds only from this later revision: wait for the graph.
+    After(u64),
+}
+
+/// The cache, shared by every call and the follower; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TicketCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: Cache<CompactString, Arc<Entry>>,
+    /// The highest revision of a followed change to any ticket of the
+    /// stripe.
+    changed: Box<[AtomicU64]>,
+    /// The revision of the last full reload: every stripe is at least it.
+    reloaded: AtomicU64,
+    hasher: foldhash::fast::FixedState,
+    reader: Arc<dyn TicketReader>,
+    hits: Counter,
+    misses: Counter,
+}
+
+/// The cache's errors: the reader's, by message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("reading ticket `{id}`: {cause}")]
+    Read { id: String, cause: String },
+    #[error(
+        "ticket `{id}`: the database answered at revision {read_at}, before the served revision {served}"
+    )]
+    Behind {
+        id: String,
+        read_at: u64,
+        served: u64,
+    },
+}
+
+impl TicketCache {
+    /// A cache of at most `max_bytes` reading through `reader`.
+    pub fn new(max_bytes: u64, reader: Arc<dyn TicketReader>) -> Self {
+        let m = metrics();
+        let (evictions, bytes) = (
+            m.ticket_cache_evictions.clone(),
+            m.ticket_cache_bytes.clone(),
+        );
+        let listener_bytes = bytes.clone();
+        let entries = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &CompactString, entry: &Arc<Entry>| entry.weight(key))
+            .eviction_listener(move |key: Arc<CompactString>, entry: Arc<Entry>, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+                listener_bytes.dec_by(i64::from(entry.weight(&key)));
+            })
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                entries,
+                changed: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                reloaded: AtomicU64::new(0),
+                hasher: foldhash::fast::FixedState::default(),
+                reader,
+                hits: m.ticket_cache_hits.clone(),
+                misses: m.ticket_cache_misses.clone(),
+            }),
+        }
+    }
+
+    /// What the cache reads through.
+    pub fn reader(&self) -> &dyn TicketReader {
+        &*self.inner.reader
+    }
+
+    fn stripe(&self, id: &str) -> &AtomicU64 {
+        use std::hash::BuildHasher as _;
+        let hash = self.inner.hasher.hash_one(id);
+        // STRIPES is a power of two well below u64::MAX.
+        let at = (hash as usize) & (STRIPES - 1);
+        &self.inner.changed[at]
+    }
+
+    /// Whether `entry` of `id` holds at `revision`: `None` when it is stale.
+    fn fit(&self, id: &str, entry: Arc<Entry>, revision: u64) -> Option<Fit> {
+        if revision < entry.valid_from {
+            return Some(Fit::After(entry.valid_from));
+        }
+        if revision <= entry.read_at {
+            return Some(Fit::Holds(entry));
+        }
+        let changed = self
+            .stripe(id)
+            .load(Ordering::Acquire)
+            .max(self.inner.reloaded.load(Ordering::Acquire));
+        (changed <= entry.read_at).then_some(Fit::Holds(entry))
+    }
+
+    /// The ticket `id` as it is at `snap`'s revision, read through when
+    /// the cache holds no entry that fits; or the later revision to wait
+    /// for. Concurrent misses for one ticket make one read.
+    pub async fn ticket(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
+        let revision = snap.revision();
+        if let Some(entry) = self.inner.entries.get(id).await {
+            if let Some(fit) = self.fit(id, entry, revision) {
+                self.inner.hits.inc();
+                return Ok(fit);
+            }
+            self.inner.entries.invalidate(id).await;
+        }
+        let read = self
+            .inner
+            .entries
+            .try_get_with(CompactString::from(id), self.read(id, revision))
+            .await
+            .map_err(|cause| CacheError::Read {
+                id: id.to_owned(),
+                cause: cause.to_string(),
+            })?;
+        let read_at = read.read_at;
+        match self.fit(id, read, revision) {
+            Some(fit) => Ok(fit),
+            // Only a database behind the graph reads this (a restore).
+            None => {
+                self.inner.entries.invalidate(id).await;
+                Err(CacheError::Behind {
+                    id: id.to_owned(),
+                    read_at,
+                    served: revision,
+                })
+            }
+        }
+    }
+
+    /// One read of the database; the new entry's weight joins the bytes held.
+    async fn read(&self, id: &str, graph_revision: u64) -> Result<Arc<Entry>, String> {
+        self.inner.misses.inc();
+        let read = self.inner.reader.ticket(id, graph_revision).await?;
+        let entry = Arc::new(Entry {
+            valid_from: if read.unchanged {
+                graph_revision.min(read.revision)
+            } else {
+                read.revision
+            },
+            read_at: read.revision,
+            ticket: read.value,
+        });
+        metrics()
+            .ticket_cache_bytes
+            .inc_by(i64::from(entry.weight(id)));
+        Ok(entry)
+    }
+
+    /// A followed change to ticket `id` (its row, a CC or a participant)
+    /// at or before `revision`: called before that revision is published.
+    pub async fn changed(&self, id: &str, revision: u64) {
+        self.stripe(id).fetch_max(revision, Ordering::AcqRel);
+        self.inner.entries.invalidate(id).await;
+    }
+
+    /// A full reload at `revision`: every entry read before it is stale.
+    pub fn reloaded(&self, revision: u64) {
+        self.inner.reloaded.fetch_max(revision, Ordering::AcqRel);
+        self.inner.entries.invalidate_all();
+    }
+
+    /// Entries held now (after moka's pending maintenance).
+    pub async fn entry_count(&self) -> u64 {
+        self.inner.entries.run_pending_tasks().await;
+        self.inner.entries.entry_count()
+    }
+
+    /// Bytes held now by moka's weights.
+    pub async fn weighted_size(&self) -> u64 {
+        self.inner.entries.run_pending_tasks().await;
+        self.inner.entries.weighted_size()
+    }
+}
