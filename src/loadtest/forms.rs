@@ -143,7 +143,10 @@ impl Conn {
         match self {
             Conn::Grpc(client) => match kind {
                 Kind::Check => {
-                    let req = workload.checks[pick % workload.checks.len()].clone();
+                    let mut req = workload.checks[pick % workload.checks.len()].clone();
+                    if let Some(ticket) = workload.cold.as_ref().and_then(|c| c.ticket(pick)) {
+                        ticket.clone_into(&mut req.ticket_id);
+                    }
                     client.check_access(req).await.map(drop).map_err(status)
                 }
                 Kind::Batch => {

@@ -26,7 +26,7 @@ pub use drive::{Latencies, Outcome, Plan, drive, drive_measuring, drive_until};
 pub use forms::{Conn, Form};
 pub use noop::NoopService;
 pub use process::{TargetArgs, TargetProcess, cpu_time, serve_target};
-pub use workload::{Kind, Mix, Workload};
+pub use workload::{ColdChecks, Kind, Mix, Workload};
 
 use crate::generate::{Spec, generate};
 use crate::grpc::client::{Credentials, channel};
@@ -112,6 +112,13 @@ pub struct LoadArgs {
     /// only). With more than one, each is reported as a ratio of the first.
     #[arg(long, default_value = "grpc")]
     pub forms: String,
+    /// This share (0 to 1) of CheckAccess calls asks about a ticket drawn
+    /// at random from all the dataset's tickets when it is sent, instead
+    /// of from the pool of 8,192 prepared checks (which a ticket cache
+    /// soon holds): with `serve --ticket-cache` the share sets the miss
+    /// ratio. gRPC form only.
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_checks: f64,
     /// Print the results as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -161,6 +168,12 @@ impl LoadArgs {
         }
         let mix = Mix::parse(&self.mix)?;
         let forms = Form::parse_list(&self.forms)?;
+        if !(0.0..=1.0).contains(&self.cold_checks) {
+            return Err("--cold-checks: must be between 0 and 1".into());
+        }
+        if self.cold_checks > 0.0 && forms.iter().any(|f| *f != Form::Grpc) {
+            return Err("--cold-checks: works with --forms grpc only".into());
+        }
         if forms.len() > 1 && self.compare_noop {
             return Err(
                 "--forms: compare several forms, or one against the no-op, not both".into(),
@@ -637,12 +650,11 @@ fn run(args: &LoadArgs, mix: Mix) -> Result<bool, String> {
         ..Spec::scaled(args.tickets)
     };
     let data = generate(&spec);
-    let workload = Arc::new(Workload::new(
-        &data,
-        args.batch_size,
-        args.page_size,
-        args.seed,
-    ));
+    let mut workload = Workload::new(&data, args.batch_size, args.page_size, args.seed);
+    if args.cold_checks > 0.0 {
+        workload.cold = Some(ColdChecks::new(&data, args.cold_checks));
+    }
+    let workload = Arc::new(workload);
     // Each child builds its own copy of the data, as a served process does.
     let in_process_service = args.server.is_none() && !args.noop_process;
     let snapshot = match in_process_service {

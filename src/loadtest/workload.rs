@@ -103,6 +103,37 @@ pub struct Workload {
     pub checks: Vec<pb::CheckAccessRequest>,
     pub batches: Vec<pb::CheckAccessBatchRequest>,
     pub lists: Vec<pb::ListVisibleTicketsRequest>,
+    /// `--cold-checks`: checks that ask about a ticket of the whole
+    /// dataset instead of the pool's.
+    pub cold: Option<ColdChecks>,
+}
+
+/// A share of checks whose ticket is drawn from every ticket of the
+/// dataset when it is sent: with the ticket cache, the tickets outside
+/// the (small, soon cached) pool, so the share sets the miss ratio.
+#[derive(Debug)]
+pub struct ColdChecks {
+    /// Per million checks.
+    per_million: usize,
+    tickets: Vec<String>,
+}
+
+impl ColdChecks {
+    /// `share` (0 to 1) of checks on a ticket drawn from `data`'s.
+    pub fn new(data: &Dataset, share: f64) -> ColdChecks {
+        ColdChecks {
+            per_million: (share.clamp(0.0, 1.0) * 1e6).round() as usize,
+            tickets: data.tickets.iter().map(|t| t.id.clone()).collect(),
+        }
+    }
+
+    /// The ticket the check drawn as `pick` (a random number) asks about
+    /// instead of its pooled one, if it is cold.
+    pub fn ticket(&self, pick: usize) -> Option<&str> {
+        let (roll, rest) = (pick % 1_000_000, pick / 1_000_000);
+        (roll < self.per_million && !self.tickets.is_empty())
+            .then(|| self.tickets[rest % self.tickets.len()].as_str())
+    }
 }
 
 /// Sizes of the request pools.
@@ -190,6 +221,7 @@ impl Workload {
             checks,
             batches,
             lists,
+            cold: None,
         }
     }
 }
@@ -198,6 +230,25 @@ impl Workload {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cold_checks_take_their_share_from_every_ticket() {
+        let data = crate::generate::generate(&crate::generate::Spec::scaled(1000));
+        let cold = ColdChecks::new(&data, 0.25);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut seen = std::collections::HashSet::new();
+        let mut drawn = 0usize;
+        for _ in 0..40_000 {
+            if let Some(t) = cold.ticket(rng.usize(..)) {
+                drawn += 1;
+                seen.insert(t.to_owned());
+            }
+        }
+        let share = drawn as f64 / 40_000.0;
+        assert!((0.23..0.27).contains(&share), "cold share {share}");
+        assert!(seen.len() > 900, "{} distinct tickets", seen.len());
+        assert!(ColdChecks::new(&data, 0.0).ticket(0).is_none());
+    }
 
     #[test]
     fn mix_parses_weights_and_names_the_flag_on_error() {
