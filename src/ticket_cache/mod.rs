@@ -287,3 +287,138 @@ impl TicketCache {
         self.inner.entries.weighted_size()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::{LimitCounts, LimitQuery, TicketFilter, VisibilityFilter};
+    use crate::model::{Dataset, Status};
+    use crate::time::Timestamp;
+
+    /// Answers what the test last set, counting reads.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        next: Mutex<Option<ReadAt<Option<Ticket>>>>,
+        reads: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl Scripted {
+        fn set(&self, status: Status, revision: u64, unchanged: bool) {
+            *self.next.lock().unwrap() = Some(ReadAt {
+                value: Some(ticket(status)),
+                revision,
+                unchanged,
+            });
+        }
+    }
+
+    fn ticket(status: Status) -> Ticket {
+        Ticket {
+            id: "t".to_owned(),
+            created_at: Timestamp::from_nanos(0),
+            requester: "ann".to_owned(),
+            organisation: None,
+            group: None,
+            assignee: None,
+            ccs: Vec::new(),
+            participants: Vec::new(),
+            status,
+        }
+    }
+
+    impl TicketReader for Scripted {
+        fn ticket<'a>(&'a self, _: &'a str, _: u64) -> Read<'a, Option<Ticket>> {
+            Box::pin(async move {
+                self.reads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                self.next.lock().unwrap().clone().ok_or_else(|| "no answer".to_owned())
+            })
+        }
+
+        fn visible_page<'a>(
+            &'a self,
+            _: &'a VisibilityFilter,
+            _: &'a TicketFilter,
+            _: Option<&'a str>,
+            _: usize,
+            _: u64,
+        ) -> Read<'a, (Vec<String>, bool)> {
+            Box::pin(async { Err("not used".to_owned()) })
+        }
+
+        fn limit_counts<'a>(&'a self, _: &'a LimitQuery<'a>, _: u64) -> Read<'a, LimitCounts> {
+            Box::pin(async { Err("not used".to_owned()) })
+        }
+    }
+
+    fn graph(revision: u64) -> Snapshot {
+        let mut snap = Snapshot::build(&Dataset::default()).unwrap();
+        snap.set_revision(revision);
+        snap
+    }
+
+    fn status(fit: Fit) -> Status {
+        match fit {
+            Fit::Holds(entry) => entry.ticket().unwrap().status,
+            Fit::After(r) => panic!("after {r}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_a_change_is_not_served_after_it() {
+        let reader = Arc::new(Scripted::default());
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        // The follower sees the change at 12 and drops the entry (there is
+        // none yet); a read that began before it then inserts what it saw
+        // at 10.
+        cache.changed("t", 12).await;
+        reader.set(Status::Open, 10, true);
+        assert_eq!(status(cache.ticket("t", &graph(10)).await.unwrap()), Status::Open);
+        // At 12 that entry is stale: read again.
+        reader.set(Status::Closed, 12, true);
+        assert_eq!(status(cache.ticket("t", &graph(12)).await.unwrap()), Status::Closed);
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
+        // Unchanged since: a hit, at 12 and later.
+        assert_eq!(status(cache.ticket("t", &graph(13)).await.unwrap()), Status::Closed);
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_row_newer_than_the_graph_waits_for_the_graph() {
+        let reader = Arc::new(Scripted::default());
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        // Changed after the graph's 10, read at 15.
+        reader.set(Status::Open, 15, false);
+        match cache.ticket("t", &graph(10)).await.unwrap() {
+            Fit::After(r) => assert_eq!(r, 15),
+            Fit::Holds(_) => panic!("a row from revision 15 answered at 10"),
+        }
+        assert_eq!(status(cache.ticket("t", &graph(15)).await.unwrap()), Status::Open);
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_make_one_read_and_a_reload_makes_entries_stale() {
+        let reader = Arc::new(Scripted {
+            delay: Duration::from_millis(30),
+            ..Scripted::default()
+        });
+        reader.set(Status::Open, 5, true);
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        let snap = graph(5);
+        let all = futures_util::future::join_all((0..8).map(|_| cache.ticket("t", &snap))).await;
+        assert!(all.into_iter().all(|f| matches!(f, Ok(Fit::Holds(_)))));
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+        cache.reloaded(9);
+        reader.set(Status::Solved, 9, true);
+        assert_eq!(status(cache.ticket("t", &graph(9)).await.unwrap()), Status::Solved);
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
+    }
+}
