@@ -178,39 +178,100 @@ async fn storm(db: &Database, data: &ticket_authz::model::Dataset, writes: usize
         let result = match op {
             0 => {
                 let s = statuses[rng.borrow_mut().usize(..statuses.len())];
-                exec(db, "UPDATE tickets SET status = $2 WHERE id = $1", &[Some(&t), Some(s)]).await
+                exec(
+                    db,
+                    "UPDATE tickets SET status = $2 WHERE id = $1",
+                    &[Some(&t), Some(s)],
+                )
+                .await
             }
             1 => {
                 let o = coin().then(|| pick(&orgs));
-                exec(db, "UPDATE tickets SET organisation_id = $2 WHERE id = $1", &[Some(&t), o.as_deref()]).await
+                exec(
+                    db,
+                    "UPDATE tickets SET organisation_id = $2 WHERE id = $1",
+                    &[Some(&t), o.as_deref()],
+                )
+                .await
             }
             2 => {
                 let g = coin().then(|| pick(&groups));
-                exec(db, "UPDATE tickets SET group_id = $2 WHERE id = $1", &[Some(&t), g.as_deref()]).await
+                exec(
+                    db,
+                    "UPDATE tickets SET group_id = $2 WHERE id = $1",
+                    &[Some(&t), g.as_deref()],
+                )
+                .await
             }
             3 => {
                 let a = coin().then(|| u.clone());
-                exec(db, "UPDATE tickets SET assignee_id = $2 WHERE id = $1", &[Some(&t), a.as_deref()]).await
+                exec(
+                    db,
+                    "UPDATE tickets SET assignee_id = $2 WHERE id = $1",
+                    &[Some(&t), a.as_deref()],
+                )
+                .await
             }
-            4 => exec(db, "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)", &[Some(&t), Some(&u)]).await,
-            5 => exec(db, "DELETE FROM ticket_ccs WHERE ticket_id = $1", &[Some(&t)]).await,
-            6 => exec(db, "INSERT INTO ticket_participants (ticket_id, user_id) VALUES ($1, $2)", &[Some(&t), Some(&u)]).await,
+            4 => {
+                exec(
+                    db,
+                    "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)",
+                    &[Some(&t), Some(&u)],
+                )
+                .await
+            }
+            5 => {
+                exec(
+                    db,
+                    "DELETE FROM ticket_ccs WHERE ticket_id = $1",
+                    &[Some(&t)],
+                )
+                .await
+            }
+            6 => {
+                exec(
+                    db,
+                    "INSERT INTO ticket_participants (ticket_id, user_id) VALUES ($1, $2)",
+                    &[Some(&t), Some(&u)],
+                )
+                .await
+            }
             7 => {
                 let g = pick(&groups);
                 let sql = format!(
                     "INSERT INTO tickets (id, requester_id, group_id, created_at, status) VALUES ($1, $2, $3, {created}, 'open')"
                 );
-                exec(db, &sql, &[Some(&new_id), Some(&u), Some(&g), Some("2026-06-01T10:00:00Z")]).await
+                exec(
+                    db,
+                    &sql,
+                    &[
+                        Some(&new_id),
+                        Some(&u),
+                        Some(&g),
+                        Some("2026-06-01T10:00:00Z"),
+                    ],
+                )
+                .await
             }
             8 => exec(db, "DELETE FROM tickets WHERE id = $1", &[Some(&t)]).await,
             9 => {
                 let c = coin().then(|| pick(&companies));
-                exec(db, "UPDATE users SET company_id = $2 WHERE id = $1", &[Some(&u), c.as_deref()]).await
+                exec(
+                    db,
+                    "UPDATE users SET company_id = $2 WHERE id = $1",
+                    &[Some(&u), c.as_deref()],
+                )
+                .await
             }
             10 => {
                 let o = pick(&orgs);
                 if coin() {
-                    exec(db, "INSERT INTO user_organisations (user_id, organisation_id) VALUES ($1, $2)", &[Some(&u), Some(&o)]).await
+                    exec(
+                        db,
+                        "INSERT INTO user_organisations (user_id, organisation_id) VALUES ($1, $2)",
+                        &[Some(&u), Some(&o)],
+                    )
+                    .await
                 } else {
                     exec(db, "DELETE FROM user_organisations WHERE user_id = $1 AND organisation_id = $2", &[Some(&u), Some(&o)]).await
                 }
@@ -218,7 +279,12 @@ async fn storm(db: &Database, data: &ticket_authz::model::Dataset, writes: usize
             _ => {
                 let (p, g) = (pick(&profiles), pick(&groups));
                 if coin() {
-                    exec(db, "INSERT INTO grants (user_id, profile_id, group_id) VALUES ($1, $2, $3)", &[Some(&u), Some(&p), Some(&g)]).await
+                    exec(
+                        db,
+                        "INSERT INTO grants (user_id, profile_id, group_id) VALUES ($1, $2, $3)",
+                        &[Some(&u), Some(&p), Some(&g)],
+                    )
+                    .await
                 } else {
                     exec(db, "DELETE FROM grants WHERE user_id = $1", &[Some(&u)]).await
                 }
@@ -229,7 +295,10 @@ async fn storm(db: &Database, data: &ticket_authz::model::Dataset, writes: usize
             tokio::task::yield_now().await;
         }
     }
-    assert!(applied > writes / 2, "only {applied} of {writes} writes applied");
+    assert!(
+        applied > writes / 2,
+        "only {applied} of {writes} writes applied"
+    );
 }
 
 /// All pages of a user's visible tickets under `filter`, at `min_revision`.
@@ -250,7 +319,11 @@ async fn visible_with(
                 page_token: token,
                 organisation_id: filter.organisation.clone().unwrap_or_default(),
                 group_id: filter.group.clone().unwrap_or_default(),
-                statuses: filter.statuses.iter().map(|s| s.name().to_owned()).collect(),
+                statuses: filter
+                    .statuses
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect(),
                 min_revision,
             })
             .await
@@ -347,7 +420,12 @@ async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
             let at = full.revision();
             let loaded = db.load().await.unwrap();
             assert_eq!(loaded.revision, at);
-            let mut ids: Vec<String> = loaded.dataset.tickets.iter().map(|t| t.id.clone()).collect();
+            let mut ids: Vec<String> = loaded
+                .dataset
+                .tickets
+                .iter()
+                .map(|t| t.id.clone())
+                .collect();
             // Deleted tickets too: unknown now.
             ids.extend(tickets.iter().take(20).cloned());
             let now = Timestamp::now();
@@ -395,9 +473,19 @@ async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
                         }
                     }
                 }
-                let want = core::visible_tickets_after(&full, user, &TicketFilter::default(), None, usize::MAX).0;
+                let want = core::visible_tickets_after(
+                    &full,
+                    user,
+                    &TicketFilter::default(),
+                    None,
+                    usize::MAX,
+                )
+                .0;
                 let got = visible_with(&mut c, user, &TicketFilter::default(), 7, at).await;
-                assert_eq!(got, want, "{kind}, cache {bytes}: visible tickets of {user}");
+                assert_eq!(
+                    got, want,
+                    "{kind}, cache {bytes}: visible tickets of {user}"
+                );
                 let filter = TicketFilter {
                     organisation: None,
                     group: Some(data.groups[users.len() % data.groups.len()].id.clone()),
@@ -432,27 +520,55 @@ async fn a_ticket_read_says_whether_it_changed_since_the_graph() {
         let read = db.read_ticket("1003", r0).await.unwrap();
         assert_eq!((read.revision, read.unchanged), (r0, true), "{kind}");
         let t = read.value.unwrap();
-        assert_eq!((t.requester.as_str(), t.ccs.clone()), ("carla", vec!["nina".to_owned()]));
+        assert_eq!(
+            (t.requester.as_str(), t.ccs.clone()),
+            ("carla", vec!["nina".to_owned()])
+        );
         assert_eq!(t.group.as_deref(), Some("hardware"), "{kind}");
-        assert!(db.read_ticket("no-such", r0).await.unwrap().value.is_none(), "{kind}");
+        assert!(
+            db.read_ticket("no-such", r0).await.unwrap().value.is_none(),
+            "{kind}"
+        );
 
-        exec(&db, "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)", &[Some("1003"), Some("nils")])
-            .await
-            .unwrap();
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)",
+            &[Some("1003"), Some("nils")],
+        )
+        .await
+        .unwrap();
         let r1 = db.revision().await.unwrap();
         assert!(r1 > r0, "{kind}");
         // Read against the old graph: newer, and says so.
         let read = db.read_ticket("1003", r0).await.unwrap();
         assert_eq!((read.revision, read.unchanged), (r1, false), "{kind}");
-        assert_eq!(read.value.unwrap().ccs, vec!["nils".to_owned(), "nina".to_owned()], "{kind}");
+        assert_eq!(
+            read.value.unwrap().ccs,
+            vec!["nils".to_owned(), "nina".to_owned()],
+            "{kind}"
+        );
         // Another ticket is the same as at the old graph.
         let other = db.read_ticket("1001", r0).await.unwrap();
         assert_eq!((other.revision, other.unchanged), (r1, true), "{kind}");
-        assert!(db.read_ticket("1003", r1).await.unwrap().unchanged, "{kind}");
+        assert!(
+            db.read_ticket("1003", r1).await.unwrap().unchanged,
+            "{kind}"
+        );
         // A ticket row change and a delete count as well.
-        exec(&db, "UPDATE tickets SET status = 'closed' WHERE id = $1", &[Some("1001")]).await.unwrap();
-        assert!(!db.read_ticket("1001", r1).await.unwrap().unchanged, "{kind}");
-        exec(&db, "DELETE FROM tickets WHERE id = $1", &[Some("1004")]).await.unwrap();
+        exec(
+            &db,
+            "UPDATE tickets SET status = 'closed' WHERE id = $1",
+            &[Some("1001")],
+        )
+        .await
+        .unwrap();
+        assert!(
+            !db.read_ticket("1001", r1).await.unwrap().unchanged,
+            "{kind}"
+        );
+        exec(&db, "DELETE FROM tickets WHERE id = $1", &[Some("1004")])
+            .await
+            .unwrap();
         let gone = db.read_ticket("1004", r1).await.unwrap();
         assert!(gone.value.is_none() && !gone.unchanged, "{kind}");
         db.close().await;

@@ -79,7 +79,7 @@ impl Entry {
             let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
             let list = |l: &[String]| {
                 l.iter().map(String::capacity).sum::<usize>()
-                    + l.len() * std::mem::size_of::<String>()
+                    + std::mem::size_of_val(l)
             };
             t.id.capacity()
                 + t.requester.capacity()
@@ -338,7 +338,11 @@ mod tests {
             Box::pin(async move {
                 self.reads.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(self.delay).await;
-                self.next.lock().unwrap().clone().ok_or_else(|| "no answer".to_owned())
+                self.next
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .ok_or_else(|| "no answer".to_owned())
             })
         }
 
@@ -380,13 +384,22 @@ mod tests {
         // at 10.
         cache.changed("t", 12).await;
         reader.set(Status::Open, 10, true);
-        assert_eq!(status(cache.ticket("t", &graph(10)).await.unwrap()), Status::Open);
+        assert_eq!(
+            status(cache.ticket("t", &graph(10)).await.unwrap()),
+            Status::Open
+        );
         // At 12 that entry is stale: read again.
         reader.set(Status::Closed, 12, true);
-        assert_eq!(status(cache.ticket("t", &graph(12)).await.unwrap()), Status::Closed);
+        assert_eq!(
+            status(cache.ticket("t", &graph(12)).await.unwrap()),
+            Status::Closed
+        );
         assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
         // Unchanged since: a hit, at 12 and later.
-        assert_eq!(status(cache.ticket("t", &graph(13)).await.unwrap()), Status::Closed);
+        assert_eq!(
+            status(cache.ticket("t", &graph(13)).await.unwrap()),
+            Status::Closed
+        );
         assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
     }
 
@@ -400,7 +413,10 @@ mod tests {
             Fit::After(r) => assert_eq!(r, 15),
             Fit::Holds(_) => panic!("a row from revision 15 answered at 10"),
         }
-        assert_eq!(status(cache.ticket("t", &graph(15)).await.unwrap()), Status::Open);
+        assert_eq!(
+            status(cache.ticket("t", &graph(15)).await.unwrap()),
+            Status::Open
+        );
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
     }
 
@@ -418,7 +434,10 @@ mod tests {
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
         cache.reloaded(9);
         reader.set(Status::Solved, 9, true);
-        assert_eq!(status(cache.ticket("t", &graph(9)).await.unwrap()), Status::Solved);
+        assert_eq!(
+            status(cache.ticket("t", &graph(9)).await.unwrap()),
+            Status::Solved
+        );
         assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
     }
 }
