@@ -25,6 +25,7 @@ use ticket_authz::time::Timestamp;
 
 struct Running {
     addr: SocketAddr,
+    cache: TicketCache,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
@@ -77,7 +78,7 @@ async fn serve_cached(
         None => (TicketCache::new(bytes, Arc::new(db.clone())), None),
     };
     let config = ServeConfig {
-        ticket_cache: Some(cache),
+        ticket_cache: Some(cache.clone()),
         ..ServeConfig::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
@@ -92,6 +93,7 @@ async fn serve_cached(
     ));
     let running = Running {
         addr,
+        cache,
         stop: Some(stop),
         handle,
     };
@@ -120,12 +122,19 @@ async fn every_shared_scenario_passes_with_the_ticket_cache() {
         let loaded = dataset::load_file(file).unwrap();
         for (kind, db) in common::databases(&format!("cached_scenarios_{n}")).await {
             let revision = db.import(&loaded.dataset, false).await.unwrap();
-            // Roomy, then tiny: at 64 KiB entries are evicted every few calls.
-            for bytes in [64 << 20, 64 << 10] {
+            // Roomy, then tiny (64 KiB), then tinier than these datasets'
+            // tickets (1 KiB, a few entries): evicted every few calls.
+            for bytes in [64 << 20, 64 << 10, 1 << 10] {
                 let running = serve_cached(&db, bytes, loaded.dataset.now, None).await;
                 let mut c = running.client().await;
                 eprintln!("{}: {kind}, cache of {bytes} bytes", file.display());
                 common::wire::conform(&mut c, file, &loaded, revision, &[1, 2, 7]).await;
+                let held = running.cache.weighted_size().await;
+                assert!(held <= bytes, "{kind}: {held} bytes held in a cache of {bytes}");
+                if bytes == 1 << 10 {
+                    let evicted = running.cache.evictions().await;
+                    assert!(evicted > 10, "{kind}: {evicted} evicted");
+                }
                 running.stop().await;
             }
             db.close().await;
@@ -573,4 +582,50 @@ async fn a_ticket_read_says_whether_it_changed_since_the_graph() {
         assert!(gone.value.is_none() && !gone.unchanged, "{kind}");
         db.close().await;
     }
+}
+
+/// The README's way: `serve --ticket-cache` on the command line, a write
+/// through SQL, and the `check` and `list` commands at the new revision.
+#[test]
+fn the_command_line_serves_the_cached_mode_and_follows_writes() {
+    let url = common::sqlite_database("cache_cli");
+    let out = common::bin()
+        .args(["import", "--database-url", &url, "examples/demo.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let served = common::serve(
+        &["--database-url", url.as_str(), "--poll-interval", "50ms"],
+        &[("TICKET_AUTHZ_TICKET_CACHE", "1MiB".to_owned())],
+    );
+    let run = |args: &[&str]| {
+        let out = common::bin()
+            .args(args)
+            .args(["--server", served.grpc.as_str()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = run(&["check", "--user", "nils", "--action", "comment", "--ticket", "1003"]);
+    assert_eq!(before["allowed"], false, "{before}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let revision = rt.block_on(async {
+        let db = Database::connect(&url).await.unwrap();
+        exec(&db, "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)", &[Some("1003"), Some("nils")])
+            .await
+            .unwrap();
+        db.revision().await.unwrap()
+    });
+    let rev = revision.to_string();
+    let after = run(&[
+        "check", "--user", "nils", "--action", "comment", "--ticket", "1003", "--min-revision", &rev,
+    ]);
+    assert_eq!((after["allowed"].clone(), after["reason"].clone()), (true.into(), "CC".into()), "{after}");
+    let listed = run(&["list", "tickets", "--user", "nils"]);
+    assert!(
+        listed.to_string().contains("\"1003\""),
+        "nils sees 1003 as a CC: {listed}"
+    );
+    served.terminate();
 }

@@ -130,6 +130,8 @@ struct Inner {
     reader: Arc<dyn TicketReader>,
     hits: Counter,
     misses: Counter,
+    /// This cache's share of the evictions metric.
+    evicted: Arc<AtomicU64>,
 }
 
 /// The cache's errors: the reader's, by message.
@@ -156,12 +158,15 @@ impl TicketCache {
             m.ticket_cache_bytes.clone(),
         );
         let listener_bytes = bytes.clone();
+        let evicted = Arc::new(AtomicU64::new(0));
+        let listener_evicted = Arc::clone(&evicted);
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CompactString, entry: &Arc<Entry>| entry.weight(key))
             .eviction_listener(move |key: Arc<CompactString>, entry: Arc<Entry>, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();
+                    listener_evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 listener_bytes.dec_by(i64::from(entry.weight(&key)));
             })
@@ -175,6 +180,7 @@ impl TicketCache {
                 reader,
                 hits: m.ticket_cache_hits.clone(),
                 misses: m.ticket_cache_misses.clone(),
+                evicted,
             }),
         }
     }
@@ -279,6 +285,12 @@ impl TicketCache {
     pub async fn entry_count(&self) -> u64 {
         self.inner.entries.run_pending_tasks().await;
         self.inner.entries.entry_count()
+    }
+
+    /// Entries this cache evicted (or did not admit) for size.
+    pub async fn evictions(&self) -> u64 {
+        self.inner.entries.run_pending_tasks().await;
+        self.inner.evicted.load(Ordering::Relaxed)
     }
 
     /// Bytes held now by moka's weights.
