@@ -48,7 +48,8 @@ async fn lookup(
     snap: &Snapshot,
     v: &ValidRequest<'_>,
 ) -> Result<Option<Fit>, CacheError> {
-    match stored_ticket(v) {
+    // An unknown user is denied before the ticket is looked at.
+    match stored_ticket(v).filter(|_| snap.knows_user(v.user)) {
         Some(id) => cache.ticket(id, snap).await.map(Some),
         None => Ok(None),
     }

@@ -408,6 +408,11 @@ impl Snapshot {
         }
     }
 
+    /// Whether the data holds a user with this id.
+    pub fn knows_user(&self, id: &str) -> bool {
+        self.users.lookup(id).is_some()
+    }
+
     /// Whether the data holds an organisation with this id.
     pub fn knows_organisation(&self, id: &str) -> bool {
         self.orgs.lookup(id).is_some()

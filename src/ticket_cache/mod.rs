@@ -218,35 +218,41 @@ impl TicketCache {
     /// for. Concurrent misses for one ticket make one read.
     pub async fn ticket(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
         let revision = snap.revision();
-        if let Some(entry) = self.inner.entries.get(id).await {
+        let mut read_at = 0;
+        // A stale entry is dropped and read again; another caller's stale
+        // read may land in between, hence a few attempts.
+        for _ in 0..3 {
+            let (entry, hit) = match self.inner.entries.get(id).await {
+                Some(entry) => (entry, true),
+                None => {
+                    let entry = self
+                        .inner
+                        .entries
+                        .try_get_with(CompactString::from(id), self.read(id, revision))
+                        .await
+                        .map_err(|cause| CacheError::Read {
+                            id: id.to_owned(),
+                            cause: cause.to_string(),
+                        })?;
+                    (entry, false)
+                }
+            };
+            read_at = entry.read_at;
             if let Some(fit) = self.fit(id, entry, revision) {
-                self.inner.hits.inc();
+                if hit {
+                    self.inner.hits.inc();
+                }
                 return Ok(fit);
             }
             self.inner.entries.invalidate(id).await;
         }
-        let read = self
-            .inner
-            .entries
-            .try_get_with(CompactString::from(id), self.read(id, revision))
-            .await
-            .map_err(|cause| CacheError::Read {
-                id: id.to_owned(),
-                cause: cause.to_string(),
-            })?;
-        let read_at = read.read_at;
-        match self.fit(id, read, revision) {
-            Some(fit) => Ok(fit),
-            // Only a database behind the graph reads this (a restore).
-            None => {
-                self.inner.entries.invalidate(id).await;
-                Err(CacheError::Behind {
-                    id: id.to_owned(),
-                    read_at,
-                    served: revision,
-                })
-            }
-        }
+        // Only a database behind the graph keeps reading stale rows (a
+        // restore from backup).
+        Err(CacheError::Behind {
+            id: id.to_owned(),
+            read_at,
+            served: revision,
+        })
     }
 
     /// One read of the database; the new entry's weight joins the bytes held.
