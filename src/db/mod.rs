@@ -7,6 +7,7 @@ mod changes;
 mod decode;
 mod dialect;
 mod fresh;
+mod lists;
 mod load;
 mod prune;
 mod source;
@@ -20,8 +21,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Postgres, Sqlite};
 
-pub(crate) use dialect::{Cell, Dialect, fetch_revision};
+pub(crate) use dialect::{Cell, Dialect, TimeWindow, fetch_revision};
 pub use fresh::ReadAt;
+pub use lists::LimitCounts;
 pub use load::{Loaded, Scope as LoadScope};
 pub use prune::Pruned;
 pub use source::{DbSource, Notify};

@@ -1,0 +1,22 @@
+-- Indexes for the ticket-cache mode, where lists and ticket limits are
+-- answered in SQL (src/db/lists.rs). SQLite's default collation, BINARY,
+-- is byte order, the order lists page in. Partial indexes leave out the
+-- NULLs no list asks for.
+
+-- The user clause: tickets requested, assigned, CC'd or taken part in
+-- (every ticket in id order is the primary key's index).
+CREATE INDEX tickets_requester ON tickets (requester_id, id);
+CREATE INDEX tickets_assignee ON tickets (assignee_id, id) WHERE assignee_id IS NOT NULL;
+CREATE INDEX ticket_ccs_user ON ticket_ccs (user_id, ticket_id);
+CREATE INDEX ticket_participants_user ON ticket_participants (user_id, ticket_id);
+-- Organisation views and the organisation filter.
+CREATE INDEX tickets_organisation ON tickets (organisation_id, id) WHERE organisation_id IS NOT NULL;
+-- Group access and the group filter.
+CREATE INDEX tickets_group ON tickets (group_id, id) WHERE group_id IS NOT NULL;
+-- Company-scoped agents: the requesters of a company.
+CREATE INDEX users_company ON users (company_id) WHERE company_id IS NOT NULL;
+-- Ticket limits: a group's tickets by creation second (timestamps are
+-- text with any offset; unixepoch() makes them comparable), of everyone
+-- or of one requester, with the status for the open count.
+CREATE INDEX tickets_group_time ON tickets (group_id, unixepoch(created_at), status) WHERE group_id IS NOT NULL;
+CREATE INDEX tickets_group_requester_time ON tickets (group_id, requester_id, unixepoch(created_at), status) WHERE group_id IS NOT NULL;
