@@ -462,3 +462,75 @@ async fn unchanged_is_false_across_a_write_and_true_at_the_new_revision() {
         db.close().await;
     }
 }
+
+/// First-page times of 100 on a large imported database (the generated
+/// benchmark data, `LISTS_BENCH_URL`): `cargo test --release --test
+/// cached_lists -- --ignored --nocapture`. Prints the median and the
+/// slowest of 21 runs per user and filter.
+#[tokio::test]
+#[ignore = "needs a large generated database in LISTS_BENCH_URL"]
+async fn first_page_times_on_a_large_database() {
+    use ticket_authz::db::LoadScope;
+    use ticket_authz::generate::{AGENT_USER, NARROW_USER, WIDE_USER};
+    let url = std::env::var("LISTS_BENCH_URL").expect("LISTS_BENCH_URL: a database URL");
+    let db = Database::connect(&url).await.unwrap();
+    let snap = db.snapshot_of(LoadScope::Graph).await.unwrap();
+    let open = TicketFilter {
+        statuses: vec![Status::Open],
+        ..TicketFilter::default()
+    };
+    let time = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    for user in [
+        "u-0000000",
+        WIDE_USER,
+        AGENT_USER,
+        "u-0000020",
+        "u-0000500",
+        NARROW_USER,
+    ] {
+        let plan = core::visibility_filter(&snap, user);
+        for (name, f) in [
+            ("no filter", TicketFilter::default()),
+            ("open", open.clone()),
+        ] {
+            let mut times = Vec::new();
+            let mut page = None;
+            for _ in 0..21 {
+                let started = std::time::Instant::now();
+                let read = db
+                    .visible_ticket_page(&plan, &f, None, 100, snap.revision())
+                    .await
+                    .unwrap();
+                times.push(started.elapsed());
+                page = Some(read.value);
+            }
+            times.sort_unstable();
+            let (ids, more) = page.unwrap();
+            println!(
+                "{user} ({name}): {} ids, more {more}: median {}, max {}",
+                ids.len(),
+                time(times[10]),
+                time(times[20])
+            );
+        }
+    }
+    let now = snap.fixed_now().unwrap_or_else(Timestamp::now);
+    for (group, requester) in [("g-000", None), ("g-000", Some(NARROW_USER))] {
+        let started = std::time::Instant::now();
+        let counts = db
+            .ticket_limit_counts(
+                group,
+                requester,
+                now.minus_limit_window(),
+                now,
+                snap.revision(),
+            )
+            .await
+            .unwrap();
+        println!(
+            "limits {group} {requester:?}: {:?} in {}",
+            counts.value,
+            time(started.elapsed())
+        );
+    }
+}

@@ -3,8 +3,10 @@
 -- is byte order, the order lists page in. Partial indexes leave out the
 -- NULLs no list asks for.
 
--- The user clause: tickets requested, assigned, CC'd or taken part in
--- (every ticket in id order is the primary key's index).
+-- Every ticket in id order with what the probe of the next tickets for
+-- organisation and group access reads.
+CREATE INDEX tickets_id_cover ON tickets (id, organisation_id, group_id, status);
+-- The user clause: tickets requested, assigned, CC'd or taken part in.
 CREATE INDEX tickets_requester ON tickets (requester_id, id);
 CREATE INDEX tickets_assignee ON tickets (assignee_id, id) WHERE assignee_id IS NOT NULL;
 CREATE INDEX ticket_ccs_user ON ticket_ccs (user_id, ticket_id);
