@@ -534,3 +534,112 @@ async fn first_page_times_on_a_large_database() {
         );
     }
 }
+
+/// A hand-built filter with several group clauses (which
+/// `visibility_filter` never renders) selects what its definition says.
+#[tokio::test]
+async fn every_clause_of_a_hand_built_filter_is_applied() {
+    use ticket_authz::core::{GroupClause, VisibilityFilter};
+    let data = dataset::load_str("byte-order.yaml", BYTE_ORDER_DATA)
+        .unwrap()
+        .dataset;
+    let plans = [
+        VisibilityFilter {
+            user_id: Some("cust".into()),
+            ..VisibilityFilter::default()
+        },
+        VisibilityFilter {
+            organisation_ids: vec!["org".into()],
+            group_clauses: vec![
+                GroupClause {
+                    group_ids: vec!["g".into()],
+                    any_group: false,
+                    requester_company_id: Some("co".into()),
+                },
+                GroupClause {
+                    group_ids: Vec::new(),
+                    any_group: true,
+                    requester_company_id: Some("no-such-company".into()),
+                },
+            ],
+            ..VisibilityFilter::default()
+        },
+        VisibilityFilter {
+            user_id: Some("other".into()),
+            group_clauses: vec![
+                GroupClause {
+                    group_ids: Vec::new(),
+                    any_group: true,
+                    requester_company_id: Some("co".into()),
+                },
+                GroupClause {
+                    group_ids: vec!["g".into()],
+                    any_group: false,
+                    requester_company_id: None,
+                },
+            ],
+            ..VisibilityFilter::default()
+        },
+    ];
+    let company = |user: &str| {
+        data.users
+            .iter()
+            .find(|u| u.id == user)
+            .and_then(|u| u.company.clone())
+    };
+    for (kind, db) in common::databases("cached_clauses").await {
+        db.import(&data, true).await.unwrap();
+        let revision = db.revision().await.unwrap();
+        for plan in &plans {
+            let mut want: Vec<String> = data
+                .tickets
+                .iter()
+                .filter(|t| {
+                    let user = plan.user_id.as_deref();
+                    let mine = user.is_some_and(|u| {
+                        t.requester == u
+                            || t.assignee.as_deref() == Some(u)
+                            || t.ccs.iter().any(|c| c == u)
+                            || t.participants.iter().any(|p| p == u)
+                    });
+                    let org = t
+                        .organisation
+                        .as_ref()
+                        .is_some_and(|o| plan.organisation_ids.contains(o));
+                    let group = plan.group_clauses.iter().any(|g| {
+                        (g.any_group || t.group.as_ref().is_some_and(|x| g.group_ids.contains(x)))
+                            && g.requester_company_id
+                                .as_ref()
+                                .is_none_or(|c| company(&t.requester).as_ref() == Some(c))
+                    });
+                    mine || org || group
+                })
+                .map(|t| t.id.clone())
+                .collect();
+            want.sort_unstable();
+            let mut got = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = db
+                    .visible_ticket_page(
+                        plan,
+                        &TicketFilter::default(),
+                        after.as_deref(),
+                        2,
+                        revision,
+                    )
+                    .await
+                    .unwrap();
+                let (ids, more) = page.value;
+                got.extend(ids);
+                if !more {
+                    break;
+                }
+                after = got.last().cloned();
+            }
+            assert_eq!(got, want, "{kind}: {plan:?}");
+            assert!(!want.is_empty(), "{kind}: {plan:?} selects nothing");
+        }
+        db.close().await;
+    }
+}

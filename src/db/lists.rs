@@ -138,12 +138,15 @@ fn page_statement<D: Dialect>(
              ORDER BY t.id{c} LIMIT ${take}"
         )
     };
-    let company_wide = plan
+    // IR on `*` without a company scope reaches every ticket, as
+    // `everything` does (`visibility_filter` renders it as `everything`;
+    // a filter built by hand may not).
+    let every_group = plan
         .group_clauses
         .iter()
         .any(|g| g.any_group && g.requester_company_id.is_none());
     let mut with = String::new();
-    let branches: Vec<String> = if plan.everything || company_wide {
+    let branches: Vec<String> = if plan.everything || every_group {
         vec![tickets("tickets t WHERE true")]
     } else {
         let user = params.text(plan.user_id.as_deref());
