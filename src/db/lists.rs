@@ -337,24 +337,32 @@ fn limit_statement<D: Dialect>(
         params.time(lo),
         params.time(hi)
     );
-    let mut sql = format!(
-        "SELECT {fresh}, \
-         (SELECT count(*) FROM tickets t WHERE {inside}), \
-         (SELECT count(*) FROM tickets t WHERE {inside} AND t.status IN (SELECT st.value FROM {open}))",
-        fresh = fresh::columns::<D>(Scope::AllTickets),
+    let mut columns = format!(
+        "{fresh}, w.total, w.open",
+        fresh = fresh::columns::<D>(Scope::AllTickets)
     );
     if let Some([(a, b), (c, d)]) = window.edges {
-        let edges = format!(
-            "FROM tickets t WHERE {whose} AND ({key} BETWEEN {} AND {} OR {key} BETWEEN {} AND {})",
-            params.time(a),
-            params.time(b),
-            params.time(c),
-            params.time(d),
+        // One index range per edge; the union keeps a ticket in both once.
+        let edge = |lo: String, hi: String| {
+            format!(
+                "SELECT t.id, t.status || ' ' || t.created_at AS edge FROM tickets t \
+                 WHERE {whose} AND {key} BETWEEN {lo} AND {hi}"
+            )
+        };
+        let (first, second) = (
+            edge(params.time(a), params.time(b)),
+            edge(params.time(c), params.time(d)),
         );
-        sql += ", ";
-        sql += &D::id_list("t.status || ' ' || t.created_at", &edges);
+        columns += ", ";
+        columns += &D::id_list("edge", &format!("FROM ({first} UNION {second}) e"));
     }
-    sql
+    // Both counts from one walk of the window.
+    format!(
+        "SELECT {columns} FROM \
+         (SELECT count(*) AS total, \
+                 count(CASE WHEN t.status IN (SELECT st.value FROM {open}) THEN 1 END) AS open \
+          FROM tickets t WHERE {inside}) w"
+    )
 }
 
 async fn limit_counts<D>(
