@@ -53,22 +53,12 @@ where
 {
     let sql = statement::<D>();
     let graph = i64::try_from(graph_revision).unwrap_or(i64::MAX);
-    let (
-        revision,
-        unchanged,
-        created_at,
-        requester,
-        organisation,
-        group,
-        assignee,
-        status,
-        ccs,
-        participants,
-    ): Row<D::Time, D::IdList> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
-        .bind(graph)
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
+    let (revision, unchanged, created_at, requester, organisation, group, assignee, status, ccs, participants): Row<D::Time, D::IdList> =
+        sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(graph)
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
     let ticket = match (created_at, requester, status) {
         (Some(created_at), Some(requester), Some(status)) => Some(Ticket {
             id: id.to_owned(),
