@@ -130,10 +130,14 @@ async fn every_shared_scenario_passes_with_the_ticket_cache() {
                 eprintln!("{}: {kind}, cache of {bytes} bytes", file.display());
                 common::wire::conform(&mut c, file, &loaded, revision, &[1, 2, 7]).await;
                 let held = running.cache.weighted_size().await;
-                assert!(held <= bytes, "{kind}: {held} bytes held in a cache of {bytes}");
+                assert!(
+                    held <= bytes,
+                    "{kind}: {held} bytes held in a cache of {bytes}"
+                );
                 if bytes == 1 << 10 {
-                    let evicted = running.cache.evictions().await;
-                    assert!(evicted > 10, "{kind}: {evicted} evicted");
+                    // Two or three entries fit; each further ticket a
+                    // scenario asks about evicts one (there are few).
+                    eprintln!("{kind}: {} evicted", running.cache.evictions().await);
                 }
                 running.stop().await;
             }
@@ -510,6 +514,19 @@ async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
                 assert_eq!(got, want, "{kind}, cache {bytes}: viewers of {t}");
             }
             assert!(compared > 10_000, "{compared}");
+            let (held, evicted) = (
+                running.cache.weighted_size().await,
+                running.cache.evictions().await,
+            );
+            assert!(
+                held <= bytes,
+                "{kind}: {held} bytes held in a cache of {bytes}"
+            );
+            if bytes == 64 << 10 {
+                // About 200 entries fit in 64 KiB; the storm asks about
+                // every one of its 250 tickets and more, many times over.
+                assert!(evicted > 100, "{kind}: {evicted} evicted at 64 KiB");
+            }
             running.stop().await;
             // The next size starts from the storm's end: import again.
             db.import(&data, true).await.unwrap();
@@ -593,7 +610,11 @@ fn the_command_line_serves_the_cached_mode_and_follows_writes() {
         .args(["import", "--database-url", &url, "examples/demo.yaml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let served = common::serve(
         &["--database-url", url.as_str(), "--poll-interval", "50ms"],
         &[("TICKET_AUTHZ_TICKET_CACHE", "1MiB".to_owned())],
@@ -604,24 +625,46 @@ fn the_command_line_serves_the_cached_mode_and_follows_writes() {
             .args(["--server", served.grpc.as_str()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let before = run(&["check", "--user", "nils", "--action", "comment", "--ticket", "1003"]);
+    let before = run(&[
+        "check", "--user", "nils", "--action", "comment", "--ticket", "1003",
+    ]);
     assert_eq!(before["allowed"], false, "{before}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let revision = rt.block_on(async {
         let db = Database::connect(&url).await.unwrap();
-        exec(&db, "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)", &[Some("1003"), Some("nils")])
-            .await
-            .unwrap();
+        exec(
+            &db,
+            "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ($1, $2)",
+            &[Some("1003"), Some("nils")],
+        )
+        .await
+        .unwrap();
         db.revision().await.unwrap()
     });
     let rev = revision.to_string();
     let after = run(&[
-        "check", "--user", "nils", "--action", "comment", "--ticket", "1003", "--min-revision", &rev,
+        "check",
+        "--user",
+        "nils",
+        "--action",
+        "comment",
+        "--ticket",
+        "1003",
+        "--min-revision",
+        &rev,
     ]);
-    assert_eq!((after["allowed"].clone(), after["reason"].clone()), (true.into(), "CC".into()), "{after}");
+    assert_eq!(
+        (after["allowed"].clone(), after["reason"].clone()),
+        (true.into(), "CC".into()),
+        "{after}"
+    );
     let listed = run(&["list", "tickets", "--user", "nils"]);
     assert!(
         listed.to_string().contains("\"1003\""),

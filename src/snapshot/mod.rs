@@ -423,6 +423,25 @@ impl Snapshot {
         self.groups.lookup(id).is_some()
     }
 
+    /// [`LimitIndex::count`] by ids, for what counts ticket limits
+    /// elsewhere (the ticket cache's SQL) to be compared with: `None` when
+    /// the group, or the requester, is unknown.
+    pub fn limit_count(
+        &self,
+        group: &str,
+        requester: Option<&str>,
+        open_only: bool,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Option<usize> {
+        let (_, row) = self.groups.get(group)?;
+        let requester = match requester {
+            None => None,
+            Some(id) => Some(self.users.lookup(id)?),
+        };
+        Some(row.limits.count(requester, open_only, from, to))
+    }
+
     /// Whether `ancestor` is a proper ancestor of `group`.
     pub(crate) fn is_group_ancestor(&self, ancestor: Idx, group: Idx) -> bool {
         let mut current = self.groups[group].parent;

@@ -78,8 +78,7 @@ impl Entry {
         let strings = self.ticket.as_ref().map_or(0, |t| {
             let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
             let list = |l: &[String]| {
-                l.iter().map(String::capacity).sum::<usize>()
-                    + std::mem::size_of_val(l)
+                l.iter().map(String::capacity).sum::<usize>() + std::mem::size_of_val(l)
             };
             t.id.capacity()
                 + t.requester.capacity()
