@@ -28,7 +28,7 @@ fn serve_error(args: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn serve_configuration_errors_name_the_flag() {
     let demo = "examples/demo.yaml";
-    let cases: [ConfigCase<'_>; 12] = [
+    let cases: [ConfigCase<'_>; 15] = [
         (
             &["--dataset", demo, "--log-filter", "info,[[["],
             &[],
@@ -100,6 +100,21 @@ fn serve_configuration_errors_name_the_flag() {
             &["--dataset", demo, "--database-url", "sqlite://x.db"],
             &[],
             "--database-url:",
+        ),
+        (
+            &["--dataset", demo, "--ticket-cache", "512MiB"],
+            &[],
+            "--ticket-cache: needs a database (--database-url)",
+        ),
+        (
+            &["--database-url", "sqlite://x.db"],
+            &[("TICKET_AUTHZ_TICKET_CACHE", "lots")],
+            "--ticket-cache: `lots`",
+        ),
+        (
+            &["--database-url", "sqlite://x.db", "--ticket-cache", "0"],
+            &[],
+            "--ticket-cache: `0`: the cache needs room for at least one ticket",
         ),
     ];
     for (args, env, expected) in cases {

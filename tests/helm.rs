@@ -839,6 +839,7 @@ fn every_option_reaches_the_container() {
         ("TICKET_AUTHZ_NOTIFY", "listen"),
         ("TICKET_AUTHZ_POLL_INTERVAL", "2s"),
         ("TICKET_AUTHZ_REVISION_WAIT", "500ms"),
+        ("TICKET_AUTHZ_TICKET_CACHE", "256MiB"),
         ("TICKET_AUTHZ_MAX_CONCURRENT_REQUESTS", "2048"),
         ("TICKET_AUTHZ_MAX_MESSAGE_BYTES", "8388608"),
         ("TICKET_AUTHZ_SHUTDOWN_GRACE", "20s"),
@@ -880,9 +881,17 @@ fn every_option_reaches_the_container() {
     assert_eq!(env_value(d, "TICKET_AUTHZ_LOG_FORMAT"), "json");
     assert_eq!(env_value(d, "TICKET_AUTHZ_METRICS_LISTEN"), "0.0.0.0:9090");
     assert_eq!(env_value(d, "TICKET_AUTHZ_LISTEN"), "0.0.0.0:50051");
-    for unset in ["OTEL_EXPORTER_OTLP_ENDPOINT", "TICKET_AUTHZ_DECISION_LOG"] {
+    for unset in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "TICKET_AUTHZ_DECISION_LOG",
+        "TICKET_AUTHZ_TICKET_CACHE",
+    ] {
         assert!(env(d, unset).is_none(), "{unset} set by default");
     }
+
+    // A size the service would refuse is refused by the chart's schema.
+    let error = charts.template_error(&chart_dir(), &["--set", "server.ticketCache=lots"]);
+    assert!(error.contains("ticketCache"), "{error}");
 
     // The network policy opens the health port to all and gRPC to the listed peers.
     let policy = render.one("NetworkPolicy");

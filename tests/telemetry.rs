@@ -664,6 +664,9 @@ fn counters_at_start() -> Vec<String> {
     let mut series = vec![
         "ticket_authz_full_reloads_total".to_owned(),
         "ticket_authz_decision_log_dropped_total".to_owned(),
+        "ticket_authz_ticket_cache_hits_total".to_owned(),
+        "ticket_authz_ticket_cache_misses_total".to_owned(),
+        "ticket_authz_ticket_cache_evictions_total".to_owned(),
     ];
     for action in ticket_authz::core::Action::ALL {
         for outcome in ["allowed", "denied"] {
@@ -712,6 +715,7 @@ async fn a_fresh_service_exports_every_counter_and_gauge_at_zero() {
         assert!(exact(&body, &series).is_some(), "{series}: {body}");
     }
     assert_eq!(exact(&body, "ticket_authz_held_back"), Some(0.0));
+    assert_eq!(exact(&body, "ticket_authz_ticket_cache_bytes"), Some(0.0));
     assert_eq!(exact(&body, "ticket_authz_revision"), Some(1.0));
     assert_eq!(exact(&body, "ticket_authz_serving"), Some(1.0), "{body}");
     // A dataset file never changes: always caught up.

@@ -7,6 +7,7 @@ mod changes;
 mod decode;
 mod dialect;
 mod fresh;
+mod lists;
 mod load;
 mod prune;
 mod source;
@@ -16,12 +17,13 @@ mod tickets;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Postgres, Sqlite};
 
-pub(crate) use dialect::{Cell, Dialect, fetch_revision};
+pub(crate) use dialect::{Cell, Dialect, TimeWindow, fetch_revision};
 pub use fresh::ReadAt;
+pub use lists::LimitCounts;
 pub use load::{Loaded, Scope as LoadScope};
 pub use prune::Pruned;
 pub use source::{DbSource, Notify};
@@ -92,10 +94,15 @@ impl Database {
     /// Connects; a `sqlite://PATH` whose file does not exist is created.
     pub async fn connect(url: &str) -> Result<Database, DbError> {
         if is_postgres_url(url) {
+            // No JIT: every statement here is short, and the planner's
+            // estimates for the list statements' LATERAL branches (which a
+            // probe usually skips) pass the JIT threshold, adding ~100 ms
+            // of compilation to a millisecond query.
+            let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             Ok(Database::Postgres(pool))
         } else if url.starts_with("sqlite:") {

@@ -130,20 +130,34 @@ impl crate::ticket_cache::TicketReader for Database {
 
     fn visible_page<'a>(
         &'a self,
-        _plan: &'a crate::core::VisibilityFilter,
-        _filter: &'a crate::core::TicketFilter,
-        _after: Option<&'a str>,
-        _limit: usize,
-        _graph_revision: u64,
+        plan: &'a crate::core::VisibilityFilter,
+        filter: &'a crate::core::TicketFilter,
+        after: Option<&'a str>,
+        limit: usize,
+        graph_revision: u64,
     ) -> crate::ticket_cache::Read<'a, (Vec<String>, bool)> {
-        Box::pin(async move { Err("lists are not read from the database yet".to_owned()) })
+        Box::pin(async move {
+            self.visible_ticket_page(plan, filter, after, limit, graph_revision)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn limit_counts<'a>(
         &'a self,
-        _query: &'a crate::core::LimitQuery<'a>,
-        _graph_revision: u64,
+        query: &'a crate::core::LimitQuery<'a>,
+        graph_revision: u64,
     ) -> crate::ticket_cache::Read<'a, crate::core::LimitCounts> {
-        Box::pin(async move { Err("limits are not counted in the database yet".to_owned()) })
+        Box::pin(async move {
+            self.ticket_limit_counts(
+                query.group,
+                query.requester,
+                query.from,
+                query.to,
+                graph_revision,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        })
     }
 }

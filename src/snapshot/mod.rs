@@ -408,6 +408,11 @@ impl Snapshot {
         }
     }
 
+    /// Whether the data holds a user with this id.
+    pub fn knows_user(&self, id: &str) -> bool {
+        self.users.lookup(id).is_some()
+    }
+
     /// Whether the data holds an organisation with this id.
     pub fn knows_organisation(&self, id: &str) -> bool {
         self.orgs.lookup(id).is_some()
@@ -416,6 +421,25 @@ impl Snapshot {
     /// Whether the data holds a group with this id.
     pub fn knows_group(&self, id: &str) -> bool {
         self.groups.lookup(id).is_some()
+    }
+
+    /// [`LimitIndex::count`] by ids, for what counts ticket limits
+    /// elsewhere (the ticket cache's SQL) to be compared with: `None` when
+    /// the group, or the requester, is unknown.
+    pub fn limit_count(
+        &self,
+        group: &str,
+        requester: Option<&str>,
+        open_only: bool,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Option<usize> {
+        let (_, row) = self.groups.get(group)?;
+        let requester = match requester {
+            None => None,
+            Some(id) => Some(self.users.lookup(id)?),
+        };
+        Some(row.limits.count(requester, open_only, from, to))
     }
 
     /// Whether `ancestor` is a proper ancestor of `group`.

@@ -78,8 +78,7 @@ impl Entry {
         let strings = self.ticket.as_ref().map_or(0, |t| {
             let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
             let list = |l: &[String]| {
-                l.iter().map(String::capacity).sum::<usize>()
-                    + l.len() * std::mem::size_of::<String>()
+                l.iter().map(String::capacity).sum::<usize>() + std::mem::size_of_val(l)
             };
             t.id.capacity()
                 + t.requester.capacity()
@@ -130,6 +129,8 @@ struct Inner {
     reader: Arc<dyn TicketReader>,
     hits: Counter,
     misses: Counter,
+    /// This cache's share of the evictions metric.
+    evicted: Arc<AtomicU64>,
 }
 
 /// The cache's errors: the reader's, by message.
@@ -156,12 +157,15 @@ impl TicketCache {
             m.ticket_cache_bytes.clone(),
         );
         let listener_bytes = bytes.clone();
+        let evicted = Arc::new(AtomicU64::new(0));
+        let listener_evicted = Arc::clone(&evicted);
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CompactString, entry: &Arc<Entry>| entry.weight(key))
             .eviction_listener(move |key: Arc<CompactString>, entry: Arc<Entry>, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();
+                    listener_evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 listener_bytes.dec_by(i64::from(entry.weight(&key)));
             })
@@ -175,6 +179,7 @@ impl TicketCache {
                 reader,
                 hits: m.ticket_cache_hits.clone(),
                 misses: m.ticket_cache_misses.clone(),
+                evicted,
             }),
         }
     }
@@ -212,35 +217,41 @@ impl TicketCache {
     /// for. Concurrent misses for one ticket make one read.
     pub async fn ticket(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
         let revision = snap.revision();
-        if let Some(entry) = self.inner.entries.get(id).await {
+        let mut read_at = 0;
+        // A stale entry is dropped and read again; another caller's stale
+        // read may land in between, hence a few attempts.
+        for _ in 0..3 {
+            let (entry, hit) = match self.inner.entries.get(id).await {
+                Some(entry) => (entry, true),
+                None => {
+                    let entry = self
+                        .inner
+                        .entries
+                        .try_get_with(CompactString::from(id), self.read(id, revision))
+                        .await
+                        .map_err(|cause| CacheError::Read {
+                            id: id.to_owned(),
+                            cause: cause.to_string(),
+                        })?;
+                    (entry, false)
+                }
+            };
+            read_at = entry.read_at;
             if let Some(fit) = self.fit(id, entry, revision) {
-                self.inner.hits.inc();
+                if hit {
+                    self.inner.hits.inc();
+                }
                 return Ok(fit);
             }
             self.inner.entries.invalidate(id).await;
         }
-        let read = self
-            .inner
-            .entries
-            .try_get_with(CompactString::from(id), self.read(id, revision))
-            .await
-            .map_err(|cause| CacheError::Read {
-                id: id.to_owned(),
-                cause: cause.to_string(),
-            })?;
-        let read_at = read.read_at;
-        match self.fit(id, read, revision) {
-            Some(fit) => Ok(fit),
-            // Only a database behind the graph reads this (a restore).
-            None => {
-                self.inner.entries.invalidate(id).await;
-                Err(CacheError::Behind {
-                    id: id.to_owned(),
-                    read_at,
-                    served: revision,
-                })
-            }
-        }
+        // Only a database behind the graph keeps reading stale rows (a
+        // restore from backup).
+        Err(CacheError::Behind {
+            id: id.to_owned(),
+            read_at,
+            served: revision,
+        })
     }
 
     /// One read of the database; the new entry's weight joins the bytes held.
@@ -281,9 +292,169 @@ impl TicketCache {
         self.inner.entries.entry_count()
     }
 
+    /// Entries this cache evicted (or did not admit) for size.
+    pub async fn evictions(&self) -> u64 {
+        self.inner.entries.run_pending_tasks().await;
+        self.inner.evicted.load(Ordering::Relaxed)
+    }
+
     /// Bytes held now by moka's weights.
     pub async fn weighted_size(&self) -> u64 {
         self.inner.entries.run_pending_tasks().await;
         self.inner.entries.weighted_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::{LimitCounts, LimitQuery, TicketFilter, VisibilityFilter};
+    use crate::model::{Dataset, Status};
+    use crate::time::Timestamp;
+
+    /// Answers what the test last set, counting reads.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        next: Mutex<Option<ReadAt<Option<Ticket>>>>,
+        reads: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl Scripted {
+        fn set(&self, status: Status, revision: u64, unchanged: bool) {
+            *self.next.lock().unwrap() = Some(ReadAt {
+                value: Some(ticket(status)),
+                revision,
+                unchanged,
+            });
+        }
+    }
+
+    fn ticket(status: Status) -> Ticket {
+        Ticket {
+            id: "t".to_owned(),
+            created_at: Timestamp::from_nanos(0),
+            requester: "ann".to_owned(),
+            organisation: None,
+            group: None,
+            assignee: None,
+            ccs: Vec::new(),
+            participants: Vec::new(),
+            status,
+        }
+    }
+
+    impl TicketReader for Scripted {
+        fn ticket<'a>(&'a self, _: &'a str, _: u64) -> Read<'a, Option<Ticket>> {
+            Box::pin(async move {
+                self.reads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                self.next
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .ok_or_else(|| "no answer".to_owned())
+            })
+        }
+
+        fn visible_page<'a>(
+            &'a self,
+            _: &'a VisibilityFilter,
+            _: &'a TicketFilter,
+            _: Option<&'a str>,
+            _: usize,
+            _: u64,
+        ) -> Read<'a, (Vec<String>, bool)> {
+            Box::pin(async { Err("not used".to_owned()) })
+        }
+
+        fn limit_counts<'a>(&'a self, _: &'a LimitQuery<'a>, _: u64) -> Read<'a, LimitCounts> {
+            Box::pin(async { Err("not used".to_owned()) })
+        }
+    }
+
+    fn graph(revision: u64) -> Snapshot {
+        let mut snap = Snapshot::build(&Dataset::default()).unwrap();
+        snap.set_revision(revision);
+        snap
+    }
+
+    fn status(fit: Fit) -> Status {
+        match fit {
+            Fit::Holds(entry) => entry.ticket().unwrap().status,
+            Fit::After(r) => panic!("after {r}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_a_change_is_not_served_after_it() {
+        let reader = Arc::new(Scripted::default());
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        // The follower sees the change at 12 and drops the entry (there is
+        // none yet); a read that began before it then inserts what it saw
+        // at 10.
+        cache.changed("t", 12).await;
+        reader.set(Status::Open, 10, true);
+        assert_eq!(
+            status(cache.ticket("t", &graph(10)).await.unwrap()),
+            Status::Open
+        );
+        // At 12 that entry is stale: read again.
+        reader.set(Status::Closed, 12, true);
+        assert_eq!(
+            status(cache.ticket("t", &graph(12)).await.unwrap()),
+            Status::Closed
+        );
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
+        // Unchanged since: a hit, at 12 and later.
+        assert_eq!(
+            status(cache.ticket("t", &graph(13)).await.unwrap()),
+            Status::Closed
+        );
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_row_newer_than_the_graph_waits_for_the_graph() {
+        let reader = Arc::new(Scripted::default());
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        // Changed after the graph's 10, read at 15.
+        reader.set(Status::Open, 15, false);
+        match cache.ticket("t", &graph(10)).await.unwrap() {
+            Fit::After(r) => assert_eq!(r, 15),
+            Fit::Holds(_) => panic!("a row from revision 15 answered at 10"),
+        }
+        assert_eq!(
+            status(cache.ticket("t", &graph(15)).await.unwrap()),
+            Status::Open
+        );
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_make_one_read_and_a_reload_makes_entries_stale() {
+        let reader = Arc::new(Scripted {
+            delay: Duration::from_millis(30),
+            ..Scripted::default()
+        });
+        reader.set(Status::Open, 5, true);
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        let snap = graph(5);
+        let all = futures_util::future::join_all((0..8).map(|_| cache.ticket("t", &snap))).await;
+        assert!(all.into_iter().all(|f| matches!(f, Ok(Fit::Holds(_)))));
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+        cache.reloaded(9);
+        reader.set(Status::Solved, 9, true);
+        assert_eq!(
+            status(cache.ticket("t", &graph(9)).await.unwrap()),
+            Status::Solved
+        );
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2);
     }
 }

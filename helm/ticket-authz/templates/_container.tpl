@@ -51,6 +51,10 @@ context and "sidecar" whether the pod is someone else's.
   value: {{ $v.server.pollInterval | quote }}
 - name: TICKET_AUTHZ_REVISION_WAIT
   value: {{ $v.server.revisionWait | quote }}
+{{- if $v.server.ticketCache }}
+- name: TICKET_AUTHZ_TICKET_CACHE
+  value: {{ $v.server.ticketCache | quote }}
+{{- end }}
 - name: TICKET_AUTHZ_MAX_CONCURRENT_REQUESTS
   value: {{ int $v.server.maxConcurrentRequests | quote }}
 - name: TICKET_AUTHZ_MAX_MESSAGE_BYTES

@@ -21,7 +21,7 @@ mod sqlite;
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::{Decode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::DbError;
 use super::changes::LogBatch;
@@ -83,6 +83,42 @@ pub(crate) trait Dialect: sqlx::Database {
     /// The bound RFC 3339 text `$n`, typed as a timestamp where the
     /// database needs it.
     fn time_param(n: usize) -> String;
+
+    /// What follows a text expression to compare or order it in byte
+    /// order: `COLLATE "C"` on PostgreSQL (the database's default collation
+    /// may be another), nothing on SQLite (BINARY is byte order).
+    const BYTE_ORDER: &'static str;
+
+    /// A list of ids as it is bound: a text array on PostgreSQL, a JSON
+    /// array in text on SQLite.
+    type IdsArg: for<'q> Encode<'q, Self> + Type<Self> + Send;
+
+    /// Ids as an [`Dialect::IdsArg`].
+    fn ids_arg(ids: Vec<String>) -> Self::IdsArg;
+
+    /// A FROM item `alias` with one row (column `value`) per id of the
+    /// bound list `$n`.
+    fn each(n: usize, alias: &str) -> String;
+
+    /// A FROM item `alias` pairing the bound lists `$a` and `$b` element by
+    /// element, as columns `first` and `second`.
+    fn each_pair(a: usize, b: usize, alias: &str) -> String;
+
+    /// A SELECT of one column `id`: for every row of the FROM items
+    /// `source`, the rows of `inner` (a SELECT of `id`, with its own ORDER
+    /// BY and LIMIT, referring to `source`): PostgreSQL's LATERAL, SQLite's
+    /// correlated subquery collected into JSON and spread again.
+    fn per_row(source: &str, inner: &str) -> String;
+
+    /// How a timestamp column is keyed in the ticket-limit indexes, and
+    /// how a key is bound (placed with [`Dialect::time_param`]).
+    type TimeKey: for<'q> Encode<'q, Self> + Type<Self> + Send;
+
+    /// The key expression of the timestamp column `col`.
+    fn time_key(col: &str) -> String;
+
+    /// The keys of the window `[from, to]`.
+    fn time_window(from: Timestamp, to: Timestamp) -> TimeWindow<Self::TimeKey>;
 
     /// The latest committed revision, one `BIGINT` row.
     const REVISION: &'static str;
@@ -181,6 +217,16 @@ pub(crate) trait Dialect: sqlx::Database {
         conn: &mut Self::Connection,
         older_than: Duration,
     ) -> impl Future<Output = Result<Vec<i64>, sqlx::Error>> + Send;
+}
+
+/// A ticket-limit window `[from, to]` in keys of [`Dialect::time_key`]:
+/// rows keyed within `inside` (inclusive) lie in the window; rows keyed
+/// within an `edges` range must be compared by their exact time; any other
+/// row lies outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TimeWindow<K> {
+    pub inside: (K, K),
+    pub edges: Option<[(K, K); 2]>,
 }
 
 /// Rows streamed between two calls of [`Dialect::copy_rows`]'s `staged`.

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
 
 use futures_util::TryStreamExt as _;
 
-use super::{Cell, Column, Dialect, STAGED_EVERY};
+use super::{Cell, Column, Dialect, STAGED_EVERY, TimeWindow};
 use crate::db::DbError;
 use crate::db::changes::{ChangeRow, LogBatch};
 use crate::time::Timestamp;
@@ -78,6 +78,45 @@ impl Dialect for Postgres {
 
     fn ids(value: Vec<String>) -> Result<Vec<String>, DbError> {
         Ok(value)
+    }
+
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
+
+    type IdsArg = Vec<String>;
+
+    fn ids_arg(ids: Vec<String>) -> Vec<String> {
+        ids
+    }
+
+    fn each(n: usize, alias: &str) -> String {
+        format!("unnest(CAST(${n} AS text[])) AS {alias}(value)")
+    }
+
+    fn each_pair(a: usize, b: usize, alias: &str) -> String {
+        format!("unnest(CAST(${a} AS text[]), CAST(${b} AS text[])) AS {alias}(first, second)")
+    }
+
+    fn per_row(source: &str, inner: &str) -> String {
+        format!("SELECT x.id AS id FROM {source} CROSS JOIN LATERAL ({inner}) x")
+    }
+
+    type TimeKey = String;
+
+    fn time_key(col: &str) -> String {
+        col.to_owned()
+    }
+
+    /// `timestamptz` holds microseconds: the window is exact once its ends
+    /// are rounded inwards to whole microseconds.
+    fn time_window(from: Timestamp, to: Timestamp) -> TimeWindow<String> {
+        let micros = |nanos: i64| Timestamp::from_nanos(nanos.saturating_mul(1000)).to_string();
+        let (from, to) = (from.nanos(), to.nanos());
+        let first = from.div_euclid(1000) + i64::from(from.rem_euclid(1000) != 0);
+        let last = to.div_euclid(1000);
+        TimeWindow {
+            inside: (micros(first), micros(last)),
+            edges: None,
+        }
     }
 
     const REVISION: &'static str = "SELECT ticket_authz_revision()";

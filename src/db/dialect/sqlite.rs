@@ -9,7 +9,7 @@ use std::time::Duration;
 // only; every value is a bound parameter.
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{Cell, Column, Dialect, STAGED_EVERY};
+use super::{Cell, Column, Dialect, STAGED_EVERY, TimeWindow};
 use crate::db::DbError;
 use crate::db::changes::{ChangeRow, LogBatch};
 use crate::time::Timestamp;
@@ -51,6 +51,55 @@ impl Dialect for Sqlite {
 
     fn ids(value: String) -> Result<Vec<String>, DbError> {
         serde_json::from_str(&value).map_err(|e| DbError::Invalid(format!("id list: {e}")))
+    }
+
+    const BYTE_ORDER: &'static str = "";
+
+    type IdsArg = String;
+
+    fn ids_arg(ids: Vec<String>) -> String {
+        serde_json::Value::from(ids).to_string()
+    }
+
+    fn each(n: usize, alias: &str) -> String {
+        format!("json_each(${n}) AS {alias}")
+    }
+
+    fn each_pair(a: usize, b: usize, alias: &str) -> String {
+        format!(
+            "(SELECT f.value AS first, s.value AS second \
+              FROM json_each(${a}) f JOIN json_each(${b}) s ON s.key = f.key) AS {alias}"
+        )
+    }
+
+    fn per_row(source: &str, inner: &str) -> String {
+        format!(
+            "SELECT x.value AS id FROM {source}, \
+             json_each((SELECT json_group_array(id) FROM ({inner}) y)) x"
+        )
+    }
+
+    type TimeKey = i64;
+
+    /// Timestamps are text with any offset; `unixepoch` puts them on one
+    /// scale, in whole seconds.
+    fn time_key(col: &str) -> String {
+        format!("unixepoch({col})")
+    }
+
+    /// `unixepoch` rounds to milliseconds before it truncates to seconds,
+    /// so a key can be one second off: rows keyed within a second of
+    /// either end are compared exactly, by their text.
+    fn time_window(from: Timestamp, to: Timestamp) -> TimeWindow<i64> {
+        let from = from.nanos().div_euclid(1_000_000_000);
+        let to = to.nanos().div_euclid(1_000_000_000);
+        TimeWindow {
+            inside: (from.saturating_add(2), to.saturating_sub(2)),
+            edges: Some([
+                (from.saturating_sub(1), from.saturating_add(1)),
+                (to.saturating_sub(1), to.saturating_add(1)),
+            ]),
+        }
     }
 
     const REVISION: &'static str = "SELECT revision FROM ticket_authz_revision";
