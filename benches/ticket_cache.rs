@@ -144,7 +144,11 @@ fn user_id(i: usize) -> String {
 /// tickets asked" are spread over the table rather than one id range.
 fn scatter(i: usize, n: usize) -> usize {
     // 7,919,113 is prime and below 10M; any n it does not divide works.
-    let a = if n % 7_919_113 == 0 { 1 } else { 7_919_113 };
+    let a = if n.is_multiple_of(7_919_113) {
+        1
+    } else {
+        7_919_113
+    };
     ((i as u128 * a as u128 + 12_345) % n as u128) as usize
 }
 
