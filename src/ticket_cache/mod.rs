@@ -38,9 +38,11 @@ use crate::telemetry::metrics::metrics;
 /// one ticket in 16,384 as possibly stale.
 const STRIPES: usize = 1 << 14;
 
-/// What moka keeps per entry besides key and value (its node, deque links,
-/// counters), for the weight.
-const ENTRY_OVERHEAD: usize = 160;
+/// What an entry costs besides its key and strings: moka's node, deque
+/// links, counters and share of its table and frequency sketch, and the
+/// allocator's rounding. Measured at 10M tickets (BENCHMARKS.md): 557 B
+/// resident per entry that a 160 B estimate weighed at 422 B.
+const ENTRY_OVERHEAD: usize = 300;
 
 /// One cached read: a ticket, or its absence, and the revisions it holds at.
 #[derive(Debug)]
