@@ -281,6 +281,12 @@ async fn every_shared_scenario_through_connect_json_equals_grpc() {
                         .await;
                     assert_eq!(got, want, "{}: viewers of {ticket}", file.display());
                 }
+                Assertion::VisibleResources { .. } => {
+                    panic!(
+                        "{}: visible_resources is not served over Connect yet",
+                        file.display()
+                    )
+                }
             }
         }
         if !checks.is_empty() {

@@ -67,7 +67,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub user: String,
     /// view, comment, edit, close, delete, reassign, create, manage_access,
-    /// company_view, company_edit, company_manage or has_flag.
+    /// company_view, company_edit, company_manage, has_flag, or an action
+    /// of the service-desk sections (project_view … user_manage).
     #[arg(long)]
     pub action: String,
     #[arg(long, default_value = "")]
@@ -80,6 +81,9 @@ pub struct CheckArgs {
     pub company: String,
     #[arg(long, default_value = "")]
     pub flag: String,
+    /// The project, task, wiki page, … or target user of a section action.
+    #[arg(long, default_value = "")]
+    pub resource: String,
     #[arg(long, default_value_t = 0)]
     pub min_revision: u64,
     /// Ask for the explanation steps.
@@ -245,6 +249,7 @@ async fn check(args: CheckArgs) -> Result<serde_json::Value, String> {
             min_revision: args.min_revision,
             explain: args.explain,
             ticket: None,
+            resource_id: args.resource,
         })
         .await
         .map_err(|s| status_text(&s))?

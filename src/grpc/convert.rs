@@ -58,6 +58,7 @@ impl<'a> From<&'a pb::CheckAccessRequest> for CheckRequest<'a> {
             group: &m.group_id,
             company: &m.company_id,
             flag: &m.flag,
+            resource: &m.resource_id,
             inline: m.ticket.as_ref().map(|t| InlineTicket {
                 requester: &t.requester_id,
                 organisation: &t.organisation_id,
@@ -172,7 +173,8 @@ mod tests {
             assert_eq!(reason_of(reason_code(reason)), Some(reason));
         }
         assert_eq!(action_input(0), ActionInput::Missing);
-        assert_eq!(action_input(13), ActionInput::UnknownCode(13));
+        assert_eq!(action_input(39), ActionInput::UnknownCode(39));
+        assert_eq!(reason_of(25), None);
         assert_eq!(action_input(-1), ActionInput::UnknownCode(-1));
         assert_eq!(reason_of(0), None);
     }

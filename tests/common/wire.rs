@@ -221,6 +221,12 @@ pub async fn conform(
                     );
                 }
             }
+            Assertion::VisibleResources { .. } => {
+                panic!(
+                    "{}: visible_resources is not served over gRPC yet",
+                    file.display()
+                )
+            }
         }
     }
     let batched = c
