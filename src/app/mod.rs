@@ -464,6 +464,7 @@ impl Authz {
                 group_id: request.group.to_owned(),
                 company_id: request.company.to_owned(),
                 flag: request.flag.to_owned(),
+                resource_id: valid.resource.unwrap_or_default().to_owned(),
                 ticket_inline: valid.inline.is_some(),
             },
             allowed: d.allowed,
