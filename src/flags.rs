@@ -23,6 +23,28 @@ impl Flag {
     pub const CR: Flag = Flag(22);
     pub const CW: Flag = Flag(23);
     pub const CM: Flag = Flag(24);
+    // The service-desk sections (access model §8).
+    pub const FRR: Flag = Flag(9);
+    pub const FRW: Flag = Flag(10);
+    pub const FRM: Flag = Flag(11);
+    pub const VR: Flag = Flag(12);
+    pub const VW: Flag = Flag(13);
+    pub const VM: Flag = Flag(14);
+    pub const WR: Flag = Flag(17);
+    pub const WW: Flag = Flag(18);
+    pub const WM: Flag = Flag(19);
+    pub const PR: Flag = Flag(20);
+    pub const PM: Flag = Flag(21);
+    pub const CIR: Flag = Flag(25);
+    pub const CIW: Flag = Flag(26);
+    pub const CIM: Flag = Flag(27);
+    pub const CLR: Flag = Flag(28);
+    pub const CLW: Flag = Flag(29);
+    pub const CLM: Flag = Flag(30);
+    pub const AR: Flag = Flag(31);
+    pub const AW: Flag = Flag(32);
+    pub const AM: Flag = Flag(33);
+    pub const UM: Flag = Flag(34);
 
     /// Parses an upper-case flag name; anything else (lower case included)
     /// is not a flag.

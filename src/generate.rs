@@ -298,6 +298,7 @@ pub fn generate(spec: &Spec) -> Dataset {
         profiles,
         users,
         tickets,
+        sections: Default::default(),
     }
 }
 

@@ -203,6 +203,124 @@ pub struct Dataset {
     pub profiles: Vec<Profile>,
     pub users: Vec<User>,
     pub tickets: Vec<Ticket>,
+    /// The service-desk sections beyond tickets (access model §8).
+    pub sections: Sections,
+}
+
+named_enum!(
+    /// A member's role in a project or task (access model §8).
+    MemberRole { Member = "member", Manager = "manager" }
+);
+
+named_enum!(
+    /// The kinds of section resource a list can ask for (access model §8).
+    ResourceKind {
+        Project = "project",
+        Task = "task",
+        WikiPage = "wiki_page",
+        InventoryItem = "inventory_item",
+        Invoice = "invoice",
+        Lead = "lead",
+        AgendaEvent = "agenda_event",
+        Download = "download",
+    }
+);
+
+/// A user on a project or task, with a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionMember {
+    pub user: String,
+    pub role: MemberRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub members: Vec<SectionMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub name: String,
+    pub project: String,
+    /// A task of the same project.
+    pub parent: Option<String>,
+    pub members: Vec<SectionMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WikiPage {
+    pub id: String,
+    pub name: String,
+    /// Empty: every user reads it.
+    pub read_groups: Vec<String>,
+    /// Empty: every holder of WW writes it.
+    pub write_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryItem {
+    pub id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub public: bool,
+    pub companies: Vec<String>,
+    /// Users the item is associated with.
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub id: String,
+    pub company: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lead {
+    pub id: String,
+    pub name: String,
+    pub company: Option<String>,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgendaEvent {
+    pub id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub public: bool,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadCategory {
+    pub id: String,
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+}
+
+/// Every section's resources; each list is empty by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sections {
+    pub projects: Vec<Project>,
+    pub tasks: Vec<Task>,
+    pub wiki_pages: Vec<WikiPage>,
+    pub inventory_items: Vec<InventoryItem>,
+    pub invoices: Vec<Invoice>,
+    pub leads: Vec<Lead>,
+    pub agenda_events: Vec<AgendaEvent>,
+    pub download_categories: Vec<DownloadCategory>,
+    pub downloads: Vec<Download>,
 }
 
 /// The domain of an email address: the part after the last `@`.

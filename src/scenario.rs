@@ -155,6 +155,19 @@ pub fn run(snap: &Snapshot, assertions: &[Assertion], now: Timestamp) -> Outcome
                 users,
                 walk(|token| core::list_ticket_viewers(snap, ticket, ASSERTION_PAGE, token)),
             ),
+            Assertion::VisibleResources {
+                index,
+                user,
+                kind,
+                ids,
+            } => compare_sets(
+                *index,
+                format!("visible {kind} resources of {user}"),
+                ids,
+                walk(|token| {
+                    core::list_visible_resources(snap, user, *kind, ASSERTION_PAGE, token)
+                }),
+            ),
         };
         match result {
             Ok(()) => outcome.passed += 1,

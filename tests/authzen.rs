@@ -483,6 +483,11 @@ async fn every_shared_scenario_through_authzen() {
                         );
                     }
                 }
+                // AuthZEN maps no section resource (not in its contract):
+                // the files served here hold none.
+                Assertion::VisibleResources { .. } => {
+                    panic!("{name}: AuthZEN serves no section resources")
+                }
             }
         }
         // Every user's visible tickets and every ticket's viewers, not

@@ -287,3 +287,88 @@ fn write_orgs(url: &str, org: &str) -> String {
     .unwrap();
     path.display().to_string()
 }
+
+#[test]
+fn check_and_list_ask_about_section_resources() {
+    let file = common::section_scenario_files().remove(0);
+    let served = common::serve(&["--dataset", file.to_str().unwrap()], &[]);
+    let server = served.grpc.clone();
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--server",
+        &server,
+        "--user",
+        "ali",
+        "--action",
+        "task_edit",
+        "--resource",
+        "labels",
+        "--explain",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["reason"], "ROLE");
+    assert!(
+        answer["explanation"]
+            .to_string()
+            .contains("an ancestor of labels"),
+        "{answer}"
+    );
+
+    let (code, _, stderr) = run(&[
+        "check",
+        "--server",
+        &server,
+        "--user",
+        "ali",
+        "--action",
+        "task_edit",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("INVALID_ARGUMENT: resource_id: required"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = run(&[
+        "list",
+        "--server",
+        &server,
+        "resources",
+        "--kind",
+        "task",
+        "--user",
+        "wes",
+        "--page-size",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        listed["ids"],
+        serde_json::json!(["cabling", "labels", "plan"])
+    );
+
+    let (code, _, stderr) = run(&[
+        "list",
+        "--server",
+        &server,
+        "resources",
+        "--kind",
+        "ticket",
+        "--user",
+        "wes",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("--kind: unknown kind `ticket`"), "{stderr}");
+    assert_eq!(served.terminate().code(), Some(0));
+}

@@ -175,7 +175,7 @@ fn check_json(r: &OwnedRequest) -> Value {
     json!({
         "userId": r.user, "action": action, "ticketId": r.ticket,
         "organisationId": r.organisation, "groupId": r.group,
-        "companyId": r.company, "flag": r.flag,
+        "companyId": r.company, "flag": r.flag, "resourceId": r.resource,
     })
 }
 
@@ -183,6 +183,7 @@ fn check_json(r: &OwnedRequest) -> Value {
 async fn every_shared_scenario_through_connect_json_equals_grpc() {
     let mut files = common::scenario_files();
     files.push(demo());
+    files.extend(common::section_scenario_files());
     for file in files {
         let loaded = dataset::load_file(&file).unwrap();
         let served = serve(&["--dataset", file.to_str().unwrap()], &[]);
@@ -280,6 +281,36 @@ async fn every_shared_scenario_through_connect_json_equals_grpc() {
                         )
                         .await;
                     assert_eq!(got, want, "{}: viewers of {ticket}", file.display());
+                }
+                Assertion::VisibleResources { user, kind, .. } => {
+                    let code = ticket_authz::grpc::convert::resource_kind_code(*kind);
+                    let mut token = String::new();
+                    loop {
+                        let want = g
+                            .list_visible_resources(pb::ListVisibleResourcesRequest {
+                                user_id: user.clone(),
+                                kind: code,
+                                page_size: 2,
+                                page_token: token.clone(),
+                                min_revision: 0,
+                            })
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        // The kind by its enum name, as the JSON mapping writes it.
+                        let name = format!("RESOURCE_KIND_{}", kind.name().to_uppercase());
+                        let got: pb::ListVisibleResourcesResponse = http
+                            .call(
+                                "ListVisibleResources",
+                                &json!({"userId": user, "kind": name, "pageSize": 2, "pageToken": token}),
+                            )
+                            .await;
+                        assert_eq!(got, want, "{}: visible {kind} of {user}", file.display());
+                        if want.next_page_token.is_empty() {
+                            break;
+                        }
+                        token = want.next_page_token;
+                    }
                 }
             }
         }

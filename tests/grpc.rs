@@ -138,6 +138,7 @@ async fn client(addr: SocketAddr) -> TicketAuthzClient<Channel> {
 async fn every_shared_scenario_passes_through_the_wire() {
     let mut files = common::scenario_files();
     files.push(demo());
+    files.extend(common::section_scenario_files());
     for file in files {
         let loaded = dataset::load_file(&file).unwrap();
         let running = start(ServeConfig::default(), dataset_loader(file.clone())).await;
@@ -1180,4 +1181,123 @@ async fn a_follower_that_returns_early_turns_health_not_serving_and_is_counted()
     let (running, metrics) = start_following(follow).await;
     expect_follower_failure(&running, metrics).await;
     running.stop().await.unwrap();
+}
+
+/// Section checks and ticket checks share a batch (one snapshot, request
+/// order); `ListVisibleResources` refuses a missing kind, a bad page and a
+/// token of another query, and lists nothing for an unknown user.
+#[tokio::test]
+async fn section_checks_batch_with_ticket_checks_and_resource_lists_validate() {
+    let source = &common::section_scenario_files()[0];
+    let dir = std::env::temp_dir().join(format!("ticket-authz-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mixed.yaml");
+    let text = std::fs::read_to_string(source).unwrap()
+        + "\ntickets:\n  - { id: t1, created_at: 2025-02-01T00:00:00Z, requester: wes }\n";
+    std::fs::write(&file, text).unwrap();
+    let running = start(ServeConfig::default(), dataset_loader(file.clone())).await;
+    wait_serving(running.addr).await;
+    let mut c = client(running.addr).await;
+    let ask = |user: &str, action: Action, ticket: &str, resource: &str| pb::CheckAccessRequest {
+        user_id: user.into(),
+        action: action_code(action),
+        ticket_id: ticket.into(),
+        resource_id: resource.into(),
+        ..Default::default()
+    };
+    let checks = vec![
+        ask("wes", Action::View, "t1", "ignored-by-ticket-actions"),
+        ask("pia", Action::ProjectView, "", "move"),
+        ask("nia", Action::View, "t1", ""),
+        ask("cus", Action::WikiView, "t1", "welcome"),
+        ask("uma", Action::UserManage, "", "boss"),
+    ];
+    let want = [
+        (true, Reason::Requester),
+        (true, Reason::Owner),
+        (false, Reason::NoMatchingRule),
+        (true, Reason::Public),
+        (false, Reason::NoMatchingRule),
+    ];
+    let batch = c
+        .check_access_batch(pb::CheckAccessBatchRequest {
+            checks: checks.clone(),
+            min_revision: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for ((got, check), (allowed, reason)) in batch.results.iter().zip(&checks).zip(want) {
+        assert_eq!(
+            (got.allowed, got.reason),
+            (allowed, reason_code(reason)),
+            "{check:?}"
+        );
+        let single = c.check_access(check.clone()).await.unwrap().into_inner();
+        assert_eq!(&single, got);
+    }
+    let mut bad = checks.clone();
+    bad.push(ask("pia", Action::TaskView, "", ""));
+    let status = c
+        .check_access_batch(pb::CheckAccessBatchRequest {
+            checks: bad,
+            min_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("checks[5].resource_id"),
+        "{}",
+        status.message()
+    );
+
+    let list = |kind: i32, size: u32, token: &str, user: &str| pb::ListVisibleResourcesRequest {
+        user_id: user.into(),
+        kind,
+        page_size: size,
+        page_token: token.into(),
+        min_revision: 0,
+    };
+    let task = pb::ResourceKind::Task as i32;
+    for (request, field) in [
+        (list(0, 2, "", "wes"), "kind: "),
+        (list(9, 2, "", "wes"), "kind: "),
+        (list(task, 1001, "", "wes"), "page_size: "),
+        (list(task, 2, "%%", "wes"), "page_token: "),
+        (list(task, 2, "", ""), "user_id: "),
+    ] {
+        let status = c.list_visible_resources(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().starts_with(field), "{}", status.message());
+    }
+    let first = c
+        .list_visible_resources(list(task, 2, "", "wes"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.resource_ids, ["cabling", "labels"]);
+    let project = pb::ResourceKind::Project as i32;
+    let replayed = c
+        .list_visible_resources(list(project, 2, &first.next_page_token, "wes"))
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code(), Code::InvalidArgument);
+    let rest = c
+        .list_visible_resources(list(task, 2, &first.next_page_token, "wes"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rest.resource_ids.as_slice(), rest.next_page_token.as_str()),
+        (["plan".to_owned()].as_slice(), "")
+    );
+    let nobody = c
+        .list_visible_resources(list(task, 2, "", "nobody"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(nobody.resource_ids.is_empty());
+    running.stop().await.unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -12,7 +12,9 @@ use ticket_authz::snapshot::Snapshot;
 
 #[test]
 fn every_shared_scenario_passes_through_the_library() {
-    for file in common::scenario_files() {
+    let mut files = common::scenario_files();
+    files.extend(common::section_scenario_files());
+    for file in files {
         let loaded = dataset::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             !loaded.assertions.is_empty(),
@@ -34,7 +36,8 @@ fn every_shared_scenario_passes_through_the_library() {
 
 #[test]
 fn every_shared_scenario_passes_through_the_test_command() {
-    let files = common::scenario_files();
+    let mut files = common::scenario_files();
+    files.extend(common::section_scenario_files());
     let output = Command::new(env!("CARGO_BIN_EXE_ticket-authz"))
         .arg("test")
         .args(&files)

@@ -28,6 +28,9 @@ pub enum AppError {
     UnknownStatus(String),
     #[error(transparent)]
     List(#[from] ListError),
+    /// The resource kind of a list (access model §8).
+    #[error("kind: {0}")]
+    Kind(String),
     /// The data asked for is not there (not loaded, behind, held back).
     #[error(transparent)]
     Store(#[from] StoreError),

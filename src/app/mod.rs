@@ -20,6 +20,7 @@ use crate::core::{
     self, Action, CheckRequest, Context, Decision, Page, PageCursor, TicketFilter, ValidRequest,
     VisibilityFilter,
 };
+use crate::model::ResourceKind;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::telemetry::decision_log::{DecisionLog, DecisionRecord, LoggedRequest};
@@ -359,6 +360,29 @@ impl Authz {
         })
     }
 
+    /// One page of the resources of `kind` that `user_id` may view (access
+    /// model §8). Section data lives in the snapshot in every mode (the
+    /// ticket cache holds none of it), so this reads no ticket store. The
+    /// user and the page are checked before any wait.
+    pub async fn list_resources(
+        &self,
+        call: &Call<'_>,
+        user_id: &str,
+        kind: ResourceKind,
+        page: PageArgs<'_>,
+        min_revision: u64,
+    ) -> Result<AtRevision<Page>, AppError> {
+        required_id("user_id", user_id)?;
+        let cursor = PageCursor::resources(user_id, kind, page.size, page.token)?;
+        let snap = self.snapshot(min_revision).await?;
+        let page = core::visible_resources_page(&snap, user_id, kind, &cursor);
+        self.record_list(call, page.ids.len(), snap.revision(), user_id);
+        Ok(AtRevision {
+            value: page,
+            revision: snap.revision(),
+        })
+    }
+
     /// One page of the users who may view `ticket_id`; the ticket id and
     /// the page are checked before any wait.
     pub async fn list_viewers(
@@ -440,6 +464,7 @@ impl Authz {
                 group_id: request.group.to_owned(),
                 company_id: request.company.to_owned(),
                 flag: request.flag.to_owned(),
+                resource_id: valid.resource.unwrap_or_default().to_owned(),
                 ticket_inline: valid.inline.is_some(),
             },
             allowed: d.allowed,

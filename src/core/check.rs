@@ -101,6 +101,8 @@ struct Resolved<'s> {
     /// A group handle, `ALL` for `*`, or `NONE`.
     group: Idx,
     company: Idx,
+    /// The resource of a section action that names one (§8).
+    resource: Idx,
 }
 
 /// Resolves the ids the action uses; the first unknown one is returned as
@@ -115,6 +117,7 @@ fn resolve<'s, 'r>(
         org: NONE,
         group: NONE,
         company: NONE,
+        resource: NONE,
     };
     if req.action.is_ticket_action() {
         // A row the caller found (stored, cached or sent inline) decides;
@@ -143,6 +146,10 @@ fn resolve<'s, 'r>(
     }
     if let Some(id) = req.company.filter(|_| req.action.is_company_action()) {
         out.company = snap.companies.lookup(id).ok_or(("company", id))?;
+    }
+    if let Some(id) = req.resource.filter(|_| req.action.needs_resource()) {
+        out.resource = super::sections::lookup(snap, req.action, id)
+            .ok_or((super::sections::what(req.action), id))?;
     }
     Ok(out)
 }
@@ -201,6 +208,10 @@ pub fn decide_with(
     if user.kind == UserKind::Superadmin {
         ex.step(|| format!("{} is a superadmin", user.id));
         return ex.finish(true, Reason::Superadmin, None);
+    }
+    if req.action.is_section_action() {
+        let asker = super::sections::Asker { snap, uidx, user };
+        return super::sections::decide(&asker, req.action, res.resource, ex);
     }
     let actor = Actor { snap, uidx, user };
     match (req.action, res.ticket) {

@@ -1,7 +1,7 @@
 //! Decisions: allow or deny, the rule that decided, a warning, and the
 //! explanation steps.
 
-/// Reason codes (access model §3), in wire order without the `REASON_` prefix.
+/// Reason codes (access model §3 and §8), in wire order without the `REASON_` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     Superadmin,
@@ -23,10 +23,16 @@ pub enum Reason {
     OrganisationRequired,
     OpenTicketLimit,
     TotalTicketLimit,
+    // Access model §8 (wire numbers 20 … 24).
+    Owner,
+    Role,
+    Public,
+    Associated,
+    GroupMember,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Superadmin,
         Reason::Requester,
         Reason::Assignee,
@@ -46,6 +52,11 @@ impl Reason {
         Reason::OrganisationRequired,
         Reason::OpenTicketLimit,
         Reason::TotalTicketLimit,
+        Reason::Owner,
+        Reason::Role,
+        Reason::Public,
+        Reason::Associated,
+        Reason::GroupMember,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +80,11 @@ impl Reason {
             Reason::OrganisationRequired => "ORGANISATION_REQUIRED",
             Reason::OpenTicketLimit => "OPEN_TICKET_LIMIT",
             Reason::TotalTicketLimit => "TOTAL_TICKET_LIMIT",
+            Reason::Owner => "OWNER",
+            Reason::Role => "ROLE",
+            Reason::Public => "PUBLIC",
+            Reason::Associated => "ASSOCIATED",
+            Reason::GroupMember => "GROUP_MEMBER",
         }
     }
 

@@ -22,7 +22,9 @@ pub(crate) fn flags_on(snap: &Snapshot, user: &UserRow, group: Idx) -> FlagSet {
     flags
 }
 
-fn grant_applies(snap: &Snapshot, granted: Idx, group: Idx) -> bool {
+/// Whether a grant on `granted` applies to `group` (the same group, `*`, or
+/// a propagating ancestor).
+pub(crate) fn grant_applies(snap: &Snapshot, granted: Idx, group: Idx) -> bool {
     if granted == ALL || granted == group {
         return true;
     }

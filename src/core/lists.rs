@@ -469,6 +469,20 @@ impl PageCursor {
         Self::new(visible_key(user_id, filter), page_size, page_token)
     }
 
+    /// A page of `ListVisibleResources` for this user and kind.
+    pub fn resources(
+        user_id: &str,
+        kind: crate::model::ResourceKind,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Self, ListError> {
+        Self::new(
+            query_key(&["resources", user_id, kind.name()]),
+            page_size,
+            page_token,
+        )
+    }
+
     /// A page of `ListTicketViewers` for this ticket.
     pub fn viewers(ticket_id: &str, page_size: u32, page_token: &str) -> Result<Self, ListError> {
         Self::new(query_key(&["viewers", ticket_id]), page_size, page_token)

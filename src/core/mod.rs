@@ -8,6 +8,7 @@ mod derive;
 mod filter;
 mod lists;
 mod request;
+mod sections;
 
 pub use check::{Context, LimitCounts, LimitQuery, check, decide, decide_with, limit_query};
 pub use decision::{Decision, Reason};
@@ -20,6 +21,10 @@ pub use lists::{
 pub use request::{
     Action, ActionInput, CheckRequest, GroupArg, InlineTicket, RequestError, ValidInline,
     ValidRequest,
+};
+pub use sections::{
+    allows as section_allows, list_visible_resources, view_action, visible_resources_after,
+    visible_resources_page,
 };
 
 use crate::snapshot::Snapshot;

@@ -4,7 +4,8 @@ use crate::flags::Flag;
 use crate::model::{ALL_GROUPS, MAX_ID_BYTES, Status};
 use crate::time::{Timestamp, TimestampError};
 
-/// The twelve actions of the access model.
+/// The actions of the access model: the twelve of §3, then the
+/// service-desk sections of §8 (wire numbers 13 … 38 in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     View,
@@ -19,10 +20,36 @@ pub enum Action {
     CompanyEdit,
     CompanyManage,
     HasFlag,
+    ProjectView,
+    ProjectEdit,
+    ProjectDelete,
+    ProjectCreate,
+    TaskView,
+    TaskEdit,
+    WikiView,
+    WikiEdit,
+    WikiManage,
+    InventoryView,
+    InventoryEdit,
+    InventoryDelete,
+    InventoryCreate,
+    InvoiceView,
+    InvoiceEdit,
+    InvoiceDelete,
+    LeadView,
+    LeadEdit,
+    LeadCreate,
+    AgendaView,
+    AgendaEdit,
+    AgendaDelete,
+    DownloadView,
+    DownloadEdit,
+    DownloadDelete,
+    UserManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 38] = [
         Action::View,
         Action::Comment,
         Action::Edit,
@@ -35,6 +62,32 @@ impl Action {
         Action::CompanyEdit,
         Action::CompanyManage,
         Action::HasFlag,
+        Action::ProjectView,
+        Action::ProjectEdit,
+        Action::ProjectDelete,
+        Action::ProjectCreate,
+        Action::TaskView,
+        Action::TaskEdit,
+        Action::WikiView,
+        Action::WikiEdit,
+        Action::WikiManage,
+        Action::InventoryView,
+        Action::InventoryEdit,
+        Action::InventoryDelete,
+        Action::InventoryCreate,
+        Action::InvoiceView,
+        Action::InvoiceEdit,
+        Action::InvoiceDelete,
+        Action::LeadView,
+        Action::LeadEdit,
+        Action::LeadCreate,
+        Action::AgendaView,
+        Action::AgendaEdit,
+        Action::AgendaDelete,
+        Action::DownloadView,
+        Action::DownloadEdit,
+        Action::DownloadDelete,
+        Action::UserManage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +104,32 @@ impl Action {
             Action::CompanyEdit => "company_edit",
             Action::CompanyManage => "company_manage",
             Action::HasFlag => "has_flag",
+            Action::ProjectView => "project_view",
+            Action::ProjectEdit => "project_edit",
+            Action::ProjectDelete => "project_delete",
+            Action::ProjectCreate => "project_create",
+            Action::TaskView => "task_view",
+            Action::TaskEdit => "task_edit",
+            Action::WikiView => "wiki_view",
+            Action::WikiEdit => "wiki_edit",
+            Action::WikiManage => "wiki_manage",
+            Action::InventoryView => "inventory_view",
+            Action::InventoryEdit => "inventory_edit",
+            Action::InventoryDelete => "inventory_delete",
+            Action::InventoryCreate => "inventory_create",
+            Action::InvoiceView => "invoice_view",
+            Action::InvoiceEdit => "invoice_edit",
+            Action::InvoiceDelete => "invoice_delete",
+            Action::LeadView => "lead_view",
+            Action::LeadEdit => "lead_edit",
+            Action::LeadCreate => "lead_create",
+            Action::AgendaView => "agenda_view",
+            Action::AgendaEdit => "agenda_edit",
+            Action::AgendaDelete => "agenda_delete",
+            Action::DownloadView => "download_view",
+            Action::DownloadEdit => "download_edit",
+            Action::DownloadDelete => "download_delete",
+            Action::UserManage => "user_manage",
         }
     }
 
@@ -69,6 +148,49 @@ impl Action {
                 | Action::Delete
                 | Action::Reassign
         )
+    }
+
+    /// The actions of the service-desk sections (access model §8), which
+    /// name their resource in `resource_id`.
+    pub fn is_section_action(self) -> bool {
+        self.resource_kind().is_some()
+            || matches!(
+                self,
+                Action::ProjectCreate
+                    | Action::InventoryCreate
+                    | Action::LeadCreate
+                    | Action::WikiManage
+                    | Action::UserManage
+            )
+    }
+
+    /// Whether a section action needs `resource_id` (all but the three
+    /// `_create` actions, which ignore its value).
+    pub fn needs_resource(self) -> bool {
+        self.is_section_action()
+            && !matches!(
+                self,
+                Action::ProjectCreate | Action::InventoryCreate | Action::LeadCreate
+            )
+    }
+
+    /// The kind of resource a section action names, if it names one of a
+    /// listed kind (`wiki_manage` names a wiki page; `user_manage` a user).
+    pub fn resource_kind(self) -> Option<crate::model::ResourceKind> {
+        use crate::model::ResourceKind as K;
+        Some(match self {
+            Action::ProjectView | Action::ProjectEdit | Action::ProjectDelete => K::Project,
+            Action::TaskView | Action::TaskEdit => K::Task,
+            Action::WikiView | Action::WikiEdit | Action::WikiManage => K::WikiPage,
+            Action::InventoryView | Action::InventoryEdit | Action::InventoryDelete => {
+                K::InventoryItem
+            }
+            Action::InvoiceView | Action::InvoiceEdit | Action::InvoiceDelete => K::Invoice,
+            Action::LeadView | Action::LeadEdit => K::Lead,
+            Action::AgendaView | Action::AgendaEdit | Action::AgendaDelete => K::AgendaEvent,
+            Action::DownloadView | Action::DownloadEdit | Action::DownloadDelete => K::Download,
+            _ => return None,
+        })
     }
 
     pub fn is_company_action(self) -> bool {
@@ -108,6 +230,9 @@ pub struct CheckRequest<'a> {
     pub group: &'a str,
     pub company: &'a str,
     pub flag: &'a str,
+    /// `resource_id`: the project, task, … or target user of a section
+    /// action (access model §8); other actions ignore it.
+    pub resource: &'a str,
     /// The ticket's attributes sent with the question (`api.md` §
     /// Additions): a ticket action is then decided on these, and `ticket`
     /// may be empty.
@@ -281,6 +406,8 @@ pub struct ValidRequest<'a> {
     pub group: Option<GroupArg<'a>>,
     pub company: Option<&'a str>,
     pub flag: Option<Flag>,
+    /// The resource of a section action that names one.
+    pub resource: Option<&'a str>,
     /// Only for ticket actions.
     pub inline: Option<ValidInline<'a>>,
 }
@@ -317,6 +444,14 @@ impl<'a> CheckRequest<'a> {
                 });
             }
         }
+        // Checked with the other ids (§8), on section actions only: the
+        // actions of §3 ignore it whatever it holds.
+        if action.is_section_action() && self.resource.len() > MAX_ID_BYTES {
+            return Err(RequestError::IdTooLong {
+                field: "resource_id",
+                len: self.resource.len(),
+            });
+        }
         let need = |field: &'static str, value: &'a str| {
             given(value).ok_or(RequestError::MissingField { field, action })
         };
@@ -345,6 +480,9 @@ impl<'a> CheckRequest<'a> {
             _ if action.is_company_action() => {
                 need("company_id", self.company)?;
             }
+            _ if action.needs_resource() => {
+                need("resource_id", self.resource)?;
+            }
             _ => {}
         }
         let flag = match given(self.flag) {
@@ -367,6 +505,7 @@ impl<'a> CheckRequest<'a> {
             group,
             company: given(self.company),
             flag,
+            resource: given(self.resource).filter(|_| action.needs_resource()),
             inline,
         })
     }

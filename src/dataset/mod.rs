@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::core::{Action, ActionInput, CheckRequest, Reason};
-use crate::model::Dataset;
+use crate::model::{Dataset, ResourceKind};
 
 pub use raw::RawDataset;
 // The shape checks other importers (CSV) hold their input to as well.
@@ -81,6 +81,8 @@ pub struct OwnedRequest {
     pub group: String,
     pub company: String,
     pub flag: String,
+    /// `resource_id` (access model §8).
+    pub resource: String,
 }
 
 impl OwnedRequest {
@@ -98,6 +100,7 @@ impl OwnedRequest {
             group: &self.group,
             company: &self.company,
             flag: &self.flag,
+            resource: &self.resource,
             inline: None,
         }
     }
@@ -115,6 +118,7 @@ impl fmt::Display for OwnedRequest {
             ("group", &self.group),
             ("company", &self.company),
             ("flag", &self.flag),
+            ("resource", &self.resource),
         ] {
             if !value.is_empty() {
                 write!(f, " {name}={value}")?;
@@ -143,6 +147,13 @@ pub enum Assertion {
         index: usize,
         ticket: String,
         users: Vec<String>,
+    },
+    /// The visible resources of one kind (access model §8).
+    VisibleResources {
+        index: usize,
+        user: String,
+        kind: ResourceKind,
+        ids: Vec<String>,
     },
 }
 

@@ -69,6 +69,24 @@ pub struct RawDataset {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<RawTicket>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<RawProject>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<RawTask>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wiki_pages: Vec<RawWikiPage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory_items: Vec<RawInventoryItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invoices: Vec<RawInvoice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leads: Vec<RawLead>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agenda_events: Vec<RawAgendaEvent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub download_categories: Vec<RawDownloadCategory>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downloads: Vec<RawDownload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assertions: Vec<RawAssertion>,
 }
 
@@ -198,6 +216,132 @@ pub struct RawTicket {
     pub status: Option<String>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    pub user: RawId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RawId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<RawMember>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub project: Option<RawId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RawId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<RawMember>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWikiPage {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_groups: Vec<RawId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_groups: Vec<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventoryItem {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RawId>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub public: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companies: Vec<RawId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInvoice {
+    pub id: RawId,
+    #[serde(default)]
+    pub company: Option<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLead {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<RawId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgendaEvent {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RawId>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub public: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDownloadCategory {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<RawId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDownload {
+    pub id: RawId,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub category: Option<RawId>,
+}
+
+/// `visible_resources: {kind, ids}` in an assertion.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVisibleResources {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub ids: Vec<RawId>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssertion {
@@ -215,6 +359,9 @@ pub struct RawAssertion {
     pub company: Option<RawId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
+    /// The request's `resource_id` (access model §8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<RawId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +372,8 @@ pub struct RawAssertion {
     pub visible_tickets: Option<Vec<RawId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewers: Option<Vec<RawId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_resources: Option<RawVisibleResources>,
 }
 
 fn ts(t: crate::time::Timestamp) -> String {
@@ -343,5 +492,112 @@ pub fn from_dataset(data: &crate::model::Dataset) -> RawDataset {
             })
             .collect(),
         assertions: Vec::new(),
+        ..sections(&data.sections)
+    }
+}
+
+fn members(list: &[crate::model::SectionMember]) -> Vec<RawMember> {
+    list.iter()
+        .map(|m| RawMember {
+            user: RawId(m.user.clone()),
+            role: Some(m.role.name().to_owned()),
+        })
+        .collect()
+}
+
+/// The section lists of a validated dataset in their file shape.
+fn sections(s: &crate::model::Sections) -> RawDataset {
+    RawDataset {
+        projects: s
+            .projects
+            .iter()
+            .map(|p| RawProject {
+                id: RawId(p.id.clone()),
+                name: Some(p.name.clone()),
+                owner: opt_id(&p.owner),
+                members: members(&p.members),
+            })
+            .collect(),
+        tasks: s
+            .tasks
+            .iter()
+            .map(|t| RawTask {
+                id: RawId(t.id.clone()),
+                name: Some(t.name.clone()),
+                project: Some(RawId(t.project.clone())),
+                parent: opt_id(&t.parent),
+                members: members(&t.members),
+            })
+            .collect(),
+        wiki_pages: s
+            .wiki_pages
+            .iter()
+            .map(|w| RawWikiPage {
+                id: RawId(w.id.clone()),
+                name: Some(w.name.clone()),
+                read_groups: ids(&w.read_groups),
+                write_groups: ids(&w.write_groups),
+            })
+            .collect(),
+        inventory_items: s
+            .inventory_items
+            .iter()
+            .map(|i| RawInventoryItem {
+                id: RawId(i.id.clone()),
+                name: Some(i.name.clone()),
+                owner: opt_id(&i.owner),
+                public: i.public,
+                companies: ids(&i.companies),
+                users: ids(&i.users),
+            })
+            .collect(),
+        invoices: s
+            .invoices
+            .iter()
+            .map(|v| RawInvoice {
+                id: RawId(v.id.clone()),
+                company: Some(RawId(v.company.clone())),
+            })
+            .collect(),
+        leads: s
+            .leads
+            .iter()
+            .map(|l| RawLead {
+                id: RawId(l.id.clone()),
+                name: Some(l.name.clone()),
+                company: opt_id(&l.company),
+                owner: opt_id(&l.owner),
+            })
+            .collect(),
+        agenda_events: s
+            .agenda_events
+            .iter()
+            .map(|e| RawAgendaEvent {
+                id: RawId(e.id.clone()),
+                name: Some(e.name.clone()),
+                owner: opt_id(&e.owner),
+                public: e.public,
+                groups: ids(&e.groups),
+            })
+            .collect(),
+        download_categories: s
+            .download_categories
+            .iter()
+            .map(|c| RawDownloadCategory {
+                id: RawId(c.id.clone()),
+                name: Some(c.name.clone()),
+                groups: ids(&c.groups),
+            })
+            .collect(),
+        downloads: s
+            .downloads
+            .iter()
+            .map(|d| RawDownload {
+                id: RawId(d.id.clone()),
+                name: Some(d.name.clone()),
+                category: Some(RawId(d.category.clone())),
+            })
+            .collect(),
+        ..RawDataset::default()
     }
 }

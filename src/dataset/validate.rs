@@ -1,6 +1,8 @@
 //! Turns a raw dataset into a validated one, collecting every problem with
 //! the entity and field it concerns. Nothing is returned when any is found.
 
+mod sections;
+
 use std::collections::{HashMap, HashSet};
 
 use super::raw::{RawDataset, RawId};
@@ -9,7 +11,7 @@ use crate::core::Reason;
 use crate::flags::{Flag, FlagSet};
 use crate::model::{
     ALL_GROUPS, Company, Dataset, Domain, Grant, GrantScope, Group, MAX_ID_BYTES, OrgAccess,
-    Organisation, Partnership, Profile, Status, Ticket, User, UserAccess, UserKind,
+    Organisation, Partnership, Profile, ResourceKind, Status, Ticket, User, UserAccess, UserKind,
 };
 use crate::time::Timestamp;
 
@@ -468,6 +470,15 @@ pub(super) fn validate(raw: &RawDataset) -> Result<(Dataset, Vec<Assertion>), Ve
         });
     }
 
+    let sections = sections::validate(
+        &mut check,
+        raw,
+        &sections::Known {
+            users: &user_ids,
+            companies: &company_ids,
+            groups: &group_ids,
+        },
+    );
     let assertions = assertions(&mut check, raw);
     if check.problems.is_empty() {
         Ok((
@@ -480,6 +491,7 @@ pub(super) fn validate(raw: &RawDataset) -> Result<(Dataset, Vec<Assertion>), Ve
                 profiles,
                 users,
                 tickets,
+                sections,
             },
             assertions,
         ))
@@ -494,6 +506,46 @@ fn assertions(check: &mut Checker, raw: &RawDataset) -> Vec<Assertion> {
     for (index, a) in raw.assertions.iter().enumerate() {
         let e = format!("assertions[{index}]");
         let ids = |list: &[RawId]| list.iter().map(|i| i.0.clone()).collect::<Vec<_>>();
+        if let Some(listed) = &a.visible_resources {
+            if a.visible_tickets.is_some() || a.viewers.is_some() {
+                check.report(
+                    &e,
+                    "visible_resources",
+                    "an assertion lists one of visible_tickets, viewers or visible_resources",
+                );
+                continue;
+            }
+            let kind = match listed.kind.as_deref() {
+                None => {
+                    check.report(&e, "visible_resources.kind", "required");
+                    continue;
+                }
+                Some(name) => match ResourceKind::parse(name) {
+                    Some(kind) => kind,
+                    None => {
+                        check.report(
+                            &e,
+                            "visible_resources.kind",
+                            format!(
+                                "unknown value `{name}`, expected one of {}",
+                                ResourceKind::NAMES.join(", ")
+                            ),
+                        );
+                        continue;
+                    }
+                },
+            };
+            match &a.user {
+                Some(user) => out.push(Assertion::VisibleResources {
+                    index,
+                    user: user.0.clone(),
+                    kind,
+                    ids: ids(&listed.ids),
+                }),
+                None => check.report(&e, "user", "required with visible_resources"),
+            }
+            continue;
+        }
         match (&a.visible_tickets, &a.viewers) {
             (Some(_), Some(_)) => check.report(
                 &e,
@@ -557,6 +609,7 @@ fn assertions(check: &mut Checker, raw: &RawDataset) -> Vec<Assertion> {
                         group: text(&a.group),
                         company: text(&a.company),
                         flag: a.flag.clone().unwrap_or_default(),
+                        resource: text(&a.resource),
                     },
                     expect,
                     reason,

@@ -124,6 +124,8 @@ impl Question {
             group,
             company,
             flag,
+            // Routes map to the actions of §3 only.
+            resource: "",
             // Envoy sends the request, not the ticket.
             inline: None,
         }

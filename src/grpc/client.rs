@@ -11,9 +11,10 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::core::Action;
-use crate::grpc::convert::{action_code, reason_of};
+use crate::grpc::convert::{action_code, reason_of, resource_kind_code};
 use crate::grpc::pb;
 use crate::grpc::pb::ticket_authz_client::TicketAuthzClient;
+use crate::model::ResourceKind;
 
 /// Where the service is and how to reach it. Every flag is global, so that
 /// `list --server URL tickets …` and `list tickets --server URL …` both
@@ -67,7 +68,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub user: String,
     /// view, comment, edit, close, delete, reassign, create, manage_access,
-    /// company_view, company_edit, company_manage or has_flag.
+    /// company_view, company_edit, company_manage, has_flag, or an action
+    /// of the service-desk sections (project_view … user_manage).
     #[arg(long)]
     pub action: String,
     #[arg(long, default_value = "")]
@@ -80,6 +82,9 @@ pub struct CheckArgs {
     pub company: String,
     #[arg(long, default_value = "")]
     pub flag: String,
+    /// The project, task, wiki page, … or target user of a section action.
+    #[arg(long, default_value = "")]
+    pub resource: String,
     #[arg(long, default_value_t = 0)]
     pub min_revision: u64,
     /// Ask for the explanation steps.
@@ -115,6 +120,17 @@ pub enum ListWhat {
     Viewers {
         #[arg(long)]
         ticket: String,
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+    },
+    /// The resources of one service-desk section a user may view.
+    Resources {
+        /// project, task, wiki_page, inventory_item, invoice, lead,
+        /// agenda_event or download.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        user: String,
         #[arg(long, default_value_t = 100)]
         page_size: u32,
     },
@@ -245,6 +261,7 @@ async fn check(args: CheckArgs) -> Result<serde_json::Value, String> {
             min_revision: args.min_revision,
             explain: args.explain,
             ticket: None,
+            resource_id: args.resource,
         })
         .await
         .map_err(|s| status_text(&s))?
@@ -300,6 +317,30 @@ async fn list(args: ListArgs) -> Result<serde_json::Value, String> {
                     .map_err(status)?
                     .into_inner();
                 (r.user_ids, r.next_page_token, r.revision)
+            }
+            ListWhat::Resources {
+                kind,
+                user,
+                page_size,
+            } => {
+                let kind = ResourceKind::parse(kind).ok_or_else(|| {
+                    format!(
+                        "--kind: unknown kind `{kind}`, expected one of {}",
+                        ResourceKind::NAMES.join(", ")
+                    )
+                })?;
+                let r = client
+                    .list_visible_resources(pb::ListVisibleResourcesRequest {
+                        user_id: user.clone(),
+                        kind: resource_kind_code(kind),
+                        page_size: *page_size,
+                        page_token: token.clone(),
+                        min_revision: revision,
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                (r.resource_ids, r.next_page_token, r.revision)
             }
         };
         ids.extend(page);

@@ -366,6 +366,10 @@ impl Connect {
                 call.run(|r| async move { s.get_visibility_filter(r).await })
                     .await
             }
+            Rpc::ListVisibleResources => {
+                call.run(|r| async move { s.list_visible_resources(r).await })
+                    .await
+            }
         }
     }
 }

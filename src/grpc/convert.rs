@@ -58,6 +58,7 @@ impl<'a> From<&'a pb::CheckAccessRequest> for CheckRequest<'a> {
             group: &m.group_id,
             company: &m.company_id,
             flag: &m.flag,
+            resource: &m.resource_id,
             inline: m.ticket.as_ref().map(|t| InlineTicket {
                 requester: &t.requester_id,
                 organisation: &t.organisation_id,
@@ -141,6 +142,27 @@ pub fn check_options(m: &pb::CheckAccessRequest) -> CheckOptions {
 
 /// The status of a refusal: the caller's mistakes are INVALID_ARGUMENT,
 /// data not (yet) there is UNAVAILABLE; the message is the error's.
+/// `ResourceKind` by wire number; unspecified or unknown is an error
+/// naming `kind`.
+pub fn resource_kind(code: i32) -> Result<crate::model::ResourceKind, AppError> {
+    match code {
+        0 => Err(AppError::Kind("must be specified".to_owned())),
+        n => usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| crate::model::ResourceKind::ALL.get(i).copied())
+            .ok_or_else(|| AppError::Kind(format!("unknown kind {n}"))),
+    }
+}
+
+/// The wire number of a `ResourceKind`.
+pub fn resource_kind_code(kind: crate::model::ResourceKind) -> i32 {
+    crate::model::ResourceKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .and_then(|i| i32::try_from(i + 1).ok())
+        .unwrap_or(0)
+}
+
 pub fn app_status(e: AppError) -> Status {
     if e.is_invalid() {
         Status::invalid_argument(e.to_string())
@@ -172,8 +194,26 @@ mod tests {
             assert_eq!(reason_of(reason_code(reason)), Some(reason));
         }
         assert_eq!(action_input(0), ActionInput::Missing);
-        assert_eq!(action_input(13), ActionInput::UnknownCode(13));
+        assert_eq!(action_input(39), ActionInput::UnknownCode(39));
+        assert_eq!(reason_of(25), None);
         assert_eq!(action_input(-1), ActionInput::UnknownCode(-1));
         assert_eq!(reason_of(0), None);
+        for kind in crate::model::ResourceKind::ALL.iter().copied() {
+            let code = resource_kind_code(kind);
+            let wire = pb::ResourceKind::try_from(code).map(|k| k.as_str_name());
+            assert_eq!(
+                wire,
+                Ok(format!("RESOURCE_KIND_{}", kind.name().to_uppercase()).as_str())
+            );
+            assert_eq!(resource_kind(code), Ok(kind));
+        }
+        assert_eq!(
+            resource_kind(0),
+            Err(AppError::Kind("must be specified".to_owned()))
+        );
+        assert_eq!(
+            resource_kind(9),
+            Err(AppError::Kind("unknown kind 9".to_owned()))
+        );
     }
 }

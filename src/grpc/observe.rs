@@ -17,15 +17,17 @@ pub enum Rpc {
     ListVisibleTickets,
     ListTicketViewers,
     GetVisibilityFilter,
+    ListVisibleResources,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 5] = [
+    pub const ALL: [Rpc; 6] = [
         Rpc::CheckAccess,
         Rpc::CheckAccessBatch,
         Rpc::ListVisibleTickets,
         Rpc::ListTicketViewers,
         Rpc::GetVisibilityFilter,
+        Rpc::ListVisibleResources,
     ];
 
     pub fn method(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Rpc {
             Rpc::ListVisibleTickets => "ListVisibleTickets",
             Rpc::ListTicketViewers => "ListTicketViewers",
             Rpc::GetVisibilityFilter => "GetVisibilityFilter",
+            Rpc::ListVisibleResources => "ListVisibleResources",
         }
     }
 
@@ -46,6 +49,7 @@ impl Rpc {
             Rpc::ListVisibleTickets => "/ticketauthz.v1.TicketAuthz/ListVisibleTickets",
             Rpc::ListTicketViewers => "/ticketauthz.v1.TicketAuthz/ListTicketViewers",
             Rpc::GetVisibilityFilter => "/ticketauthz.v1.TicketAuthz/GetVisibilityFilter",
+            Rpc::ListVisibleResources => "/ticketauthz.v1.TicketAuthz/ListVisibleResources",
         }
     }
 
@@ -121,7 +125,7 @@ fn server_fault(code: Code) -> bool {
 
 /// Each RPC's metric handles (made at first use, then kept).
 #[derive(Debug)]
-pub struct Calls([CallMetrics; 5]);
+pub struct Calls([CallMetrics; Rpc::ALL.len()]);
 
 impl Calls {
     pub fn new() -> Self {

@@ -5,7 +5,7 @@
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
-use super::convert::{app_status, check_options, decision_to_pb, filter_to_pb};
+use super::convert::{app_status, check_options, decision_to_pb, filter_to_pb, resource_kind};
 use super::observe::{Calls, Rpc, finish};
 use super::pb;
 use super::pb::ticket_authz_server::TicketAuthz;
@@ -14,7 +14,7 @@ use crate::core::{CheckRequest, TicketFilter};
 
 pub use crate::app::MAX_BATCH;
 
-/// Serves the five RPCs from the application service.
+/// Serves the six RPCs from the application service.
 #[derive(Debug)]
 pub struct AuthzService {
     app: Authz,
@@ -157,6 +157,38 @@ impl TicketAuthz for AuthzService {
                 revision: filter.revision,
             })
             .map_err(app_status);
+        finish(call, &result, Answer::Ok);
+        result.map(Response::new)
+    }
+
+    async fn list_visible_resources(
+        &self,
+        request: Request<pb::ListVisibleResourcesRequest>,
+    ) -> Result<Response<pb::ListVisibleResourcesResponse>, Status> {
+        let call = self
+            .calls
+            .start(Rpc::ListVisibleResources, request.metadata());
+        let span = call.span().clone();
+        let m = request.into_inner();
+        let result = match resource_kind(m.kind) {
+            Err(e) => Err(e),
+            Ok(kind) => {
+                let page = PageArgs {
+                    size: m.page_size,
+                    token: &m.page_token,
+                };
+                self.app
+                    .list_resources(&call, &m.user_id, kind, page, m.min_revision)
+                    .instrument(span)
+                    .await
+            }
+        }
+        .map(|page| pb::ListVisibleResourcesResponse {
+            resource_ids: page.value.ids,
+            next_page_token: page.value.next_page_token.unwrap_or_default(),
+            revision: page.revision,
+        })
+        .map_err(app_status);
         finish(call, &result, Answer::Ok);
         result.map(Response::new)
     }

@@ -71,4 +71,14 @@ impl TicketAuthz for NoopService {
             ..Default::default()
         }))
     }
+
+    async fn list_visible_resources(
+        &self,
+        _request: Request<pb::ListVisibleResourcesRequest>,
+    ) -> Result<Response<pb::ListVisibleResourcesResponse>, Status> {
+        Ok(Response::new(pb::ListVisibleResourcesResponse {
+            revision: 1,
+            ..Default::default()
+        }))
+    }
 }

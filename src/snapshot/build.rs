@@ -34,7 +34,7 @@ pub enum SnapshotError {
 }
 
 /// Finds a parent cycle among `parents` (handle → parent handle or NONE).
-fn find_cycle(parents: &[Idx]) -> Option<usize> {
+pub(super) fn find_cycle(parents: &[Idx]) -> Option<usize> {
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut state = vec![0u8; parents.len()];
     for start in 0..parents.len() {
@@ -486,7 +486,7 @@ impl Snapshot {
         }
 
         let ticket_count = ticket_rows.len();
-        Ok(Snapshot {
+        let mut snap = Snapshot {
             revision: 0,
             fixed_now: data.now,
             orgs,
@@ -504,7 +504,10 @@ impl Snapshot {
                     .map(|i| Idx::try_from(i).unwrap_or(NONE))
                     .collect(),
             ),
-        })
+            sections: super::sections::SectionTables::default(),
+        };
+        snap.sections = super::sections::SectionTables::build(&data.sections, &snap)?;
+        Ok(snap)
     }
 }
 

@@ -18,6 +18,7 @@ pub use detached::TicketFacts;
 pub use sharded::ShardedMap;
 pub mod cow;
 mod members;
+pub mod sections;
 mod sharded;
 mod structure;
 mod table;
@@ -363,6 +364,8 @@ pub struct Snapshot {
     pub(crate) all_group_ir: SortedSeq<Idx>,
     /// Every ticket, by ticket id.
     pub(crate) all_tickets: SortedSeq<Idx>,
+    /// The service-desk sections (access model §8).
+    pub(crate) sections: sections::SectionTables,
 }
 
 /// Entity counts of a snapshot.

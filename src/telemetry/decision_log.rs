@@ -50,6 +50,9 @@ pub struct LoggedRequest {
     pub company_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub flag: String,
+    /// The resource of a service-desk section action (access model §8).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub resource_id: String,
     /// The ticket was decided on attributes sent with the question, not
     /// on a stored ticket of `ticket_id` (which may be empty or unknown).
     #[serde(skip_serializing_if = "std::ops::Not::not")]

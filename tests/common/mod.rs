@@ -40,6 +40,24 @@ pub fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
+/// Every scenario file in `../shared/scenarios/sections` (access model §8),
+/// sorted: data only dataset files hold, so kept apart from the files the
+/// database-backed tests serve.
+pub fn section_scenario_files() -> Vec<PathBuf> {
+    let dir = shared_dir().join("scenarios").join("sections");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenario files in {}", dir.display());
+    files
+}
+
 /// Builds a snapshot from inline YAML, failing the test on any error.
 pub fn snapshot(yaml: &str) -> Snapshot {
     let loaded = dataset::load_str("inline.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
@@ -60,6 +78,7 @@ pub fn ask<'a>(user: &'a str, action: Action, extra: &[(&str, &'a str)]) -> Chec
             "group" => req.group = value,
             "company" => req.company = value,
             "flag" => req.flag = value,
+            "resource" => req.resource = value,
             other => panic!("unknown field {other}"),
         }
     }
@@ -271,6 +290,7 @@ pub fn wire_check(r: &dataset::OwnedRequest) -> ticket_authz::grpc::pb::CheckAcc
         group_id: r.group.clone(),
         company_id: r.company.clone(),
         flag: r.flag.clone(),
+        resource_id: r.resource.clone(),
         ..Default::default()
     }
 }

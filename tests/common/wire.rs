@@ -11,10 +11,10 @@ use tonic::transport::Channel;
 
 use ticket_authz::core::Action;
 use ticket_authz::dataset::{self, Assertion, Expect};
-use ticket_authz::grpc::convert::reason_code;
+use ticket_authz::grpc::convert::{reason_code, resource_kind_code};
 use ticket_authz::grpc::pb;
 use ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient;
-use ticket_authz::model::Dataset;
+use ticket_authz::model::{Dataset, ResourceKind};
 
 pub type Client = TicketAuthzClient<Channel>;
 
@@ -69,6 +69,38 @@ pub async fn all_viewers(c: &mut Client, ticket: &str, page_size: u32) -> Vec<St
             .unwrap()
             .into_inner();
         out.extend(r.user_ids);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
+/// Every page of `ListVisibleResources`, each at `revision`.
+pub async fn all_resources(
+    c: &mut Client,
+    user: &str,
+    kind: ResourceKind,
+    page_size: u32,
+    revision: u64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .list_visible_resources(pb::ListVisibleResourcesRequest {
+                user_id: user.to_owned(),
+                kind: resource_kind_code(kind),
+                page_size,
+                page_token: token,
+                min_revision: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.resource_ids.len() <= page_size as usize);
+        assert_eq!(r.revision, revision);
+        out.extend(r.resource_ids);
         if r.next_page_token.is_empty() {
             return out;
         }
@@ -217,6 +249,18 @@ pub async fn conform(
                         all_viewers(c, ticket, size).await,
                         sorted(users.clone()),
                         "{}: viewers of {ticket} (page size {size})",
+                        file.display()
+                    );
+                }
+            }
+            Assertion::VisibleResources {
+                user, kind, ids, ..
+            } => {
+                for &size in page_sizes {
+                    assert_eq!(
+                        all_resources(c, user, *kind, size, revision).await,
+                        sorted(ids.clone()),
+                        "{}: visible {kind} resources of {user} (page size {size})",
                         file.display()
                     );
                 }
