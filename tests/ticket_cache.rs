@@ -314,43 +314,6 @@ async fn storm(db: &Database, data: &ticket_authz::model::Dataset, writes: usize
     );
 }
 
-/// All pages of a user's visible tickets under `filter`, at `min_revision`.
-async fn visible_with(
-    c: &mut TicketAuthzClient<Channel>,
-    user: &str,
-    filter: &ticket_authz::core::TicketFilter,
-    size: u32,
-    min_revision: u64,
-) -> Vec<String> {
-    use ticket_authz::grpc::pb;
-    let (mut out, mut token) = (Vec::new(), String::new());
-    loop {
-        let r = c
-            .list_visible_tickets(pb::ListVisibleTicketsRequest {
-                user_id: user.to_owned(),
-                page_size: size,
-                page_token: token,
-                organisation_id: filter.organisation.clone().unwrap_or_default(),
-                group_id: filter.group.clone().unwrap_or_default(),
-                statuses: filter
-                    .statuses
-                    .iter()
-                    .map(|s| s.name().to_owned())
-                    .collect(),
-                min_revision,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(r.revision >= min_revision);
-        out.extend(r.ticket_ids);
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        token = r.next_page_token;
-    }
-}
-
 #[tokio::test]
 async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
     use ticket_authz::core::{self, Action, CheckRequest, Context, TicketFilter};
@@ -494,7 +457,9 @@ async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
                     usize::MAX,
                 )
                 .0;
-                let got = visible_with(&mut c, user, &TicketFilter::default(), 7, at).await;
+                let got =
+                    common::wire::all_visible_with(&mut c, user, &TicketFilter::default(), 7, at)
+                        .await;
                 assert_eq!(
                     got, want,
                     "{kind}, cache {bytes}: visible tickets of {user}"
@@ -505,7 +470,7 @@ async fn a_change_storm_on_a_warm_cache_ends_where_a_full_load_does() {
                     statuses: vec![Status::Open, Status::New],
                 };
                 let want = core::visible_tickets_after(&full, user, &filter, None, usize::MAX).0;
-                let got = visible_with(&mut c, user, &filter, 3, at).await;
+                let got = common::wire::all_visible_with(&mut c, user, &filter, 3, at).await;
                 assert_eq!(got, want, "{kind}, cache {bytes}: {user} with {filter:?}");
             }
             for t in &ids {

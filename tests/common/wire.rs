@@ -9,7 +9,7 @@ use std::path::Path;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use ticket_authz::core::Action;
+use ticket_authz::core::{Action, TicketFilter};
 use ticket_authz::dataset::{self, Assertion, Expect};
 use ticket_authz::grpc::convert::{reason_code, resource_kind_code};
 use ticket_authz::grpc::pb;
@@ -32,6 +32,18 @@ pub fn attributes(t: &ticket_authz::model::Ticket) -> pb::TicketAttributes {
 }
 
 pub async fn all_visible(c: &mut Client, user: &str, page_size: u32) -> Vec<String> {
+    all_visible_with(c, user, &TicketFilter::default(), page_size, 0).await
+}
+
+/// All pages of a user's visible tickets under `filter`, each answered at
+/// `min_revision` or later.
+pub async fn all_visible_with(
+    c: &mut Client,
+    user: &str,
+    filter: &TicketFilter,
+    page_size: u32,
+    min_revision: u64,
+) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -40,12 +52,20 @@ pub async fn all_visible(c: &mut Client, user: &str, page_size: u32) -> Vec<Stri
                 user_id: user.to_owned(),
                 page_size,
                 page_token: token,
-                ..Default::default()
+                organisation_id: filter.organisation.clone().unwrap_or_default(),
+                group_id: filter.group.clone().unwrap_or_default(),
+                statuses: filter
+                    .statuses
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect(),
+                min_revision,
             })
             .await
             .unwrap()
             .into_inner();
         assert!(r.ticket_ids.len() <= page_size as usize);
+        assert!(r.revision >= min_revision);
         out.extend(r.ticket_ids);
         if r.next_page_token.is_empty() {
             return out;
