@@ -25,7 +25,7 @@ use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::telemetry::decision_log::{DecisionLog, DecisionRecord, LoggedRequest};
 use crate::telemetry::metrics::metrics;
-use crate::ticket_cache::TicketCache;
+use crate::ticket_cache::{Resolved, TicketCache};
 use crate::time::Timestamp;
 
 /// The most checks one batch may carry.
@@ -512,7 +512,7 @@ fn decide_outside(
     if valid.inline.is_some() || !valid.action.is_ticket_action() {
         return core::decide(snap, valid, ctx);
     }
-    core::decide_with(snap, valid, out.row.as_ref(), ctx)
+    core::decide_with(snap, valid, out.row.as_deref().map(Resolved::row), ctx)
 }
 
 /// The clock for ticket limits: the data's fixed `now`, else the wall clock.

@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 
 use super::{AppError, Authz, clock};
 use crate::core::{self, LimitCounts, Page, PageCursor, TicketFilter, ValidRequest};
-use crate::snapshot::{Snapshot, TicketRow};
-use crate::ticket_cache::{CacheError, Fit, TicketCache};
+use crate::snapshot::Snapshot;
+use crate::ticket_cache::{CacheError, Fit, Resolved, TicketCache};
 use crate::time::Timestamp;
 
 /// What one check needs from outside the graph.
@@ -21,7 +21,7 @@ use crate::time::Timestamp;
 pub(super) struct Outside {
     /// The stored ticket's row (`None` for no such ticket, and for checks
     /// that read none: not about a stored ticket, or sent inline).
-    pub row: Option<TicketRow>,
+    pub row: Option<Arc<Resolved>>,
     pub limits: Option<LimitCounts>,
 }
 
@@ -178,7 +178,11 @@ impl Authz {
             let snap = self.graph(want, started).await?;
             match cache.ticket(ticket_id, &snap).await.map_err(read_error)? {
                 Fit::Holds(entry) => {
-                    let page = core::viewers_of_row_page(&snap, entry.row(&snap).as_ref(), cursor);
+                    let page = core::viewers_of_row_page(
+                        &snap,
+                        entry.row(&snap).as_deref().map(Resolved::row),
+                        cursor,
+                    );
                     return Ok((snap, page));
                 }
                 Fit::After(r) => want = want.max(r),

@@ -488,6 +488,7 @@ impl Snapshot {
         let ticket_count = ticket_rows.len();
         let mut snap = Snapshot {
             revision: 0,
+            lineage: super::detached::next_lineage(),
             fixed_now: data.now,
             orgs,
             companies: Table::from_rows(company_rows),

@@ -14,7 +14,7 @@ mod detached;
 pub use apply::ApplyError;
 pub use build::SnapshotError;
 pub use change::{Change, OrgFields, Role, TicketFields, UserFields};
-pub use detached::TicketFacts;
+pub use detached::{HandleEpoch, TicketFacts};
 pub use sharded::ShardedMap;
 pub mod cow;
 mod members;
@@ -349,6 +349,8 @@ pub type EmailIndex = ShardedMap<SortedSeq<Idx>>;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(crate) revision: u64,
+    /// Which full build this snapshot descends from (see [`HandleEpoch`]).
+    pub(crate) lineage: u64,
     pub(crate) fixed_now: Option<Timestamp>,
     pub(crate) orgs: Table<OrgRow>,
     pub(crate) companies: Table<CompanyRow>,

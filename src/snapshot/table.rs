@@ -250,6 +250,12 @@ impl<R: Keyed> Table<R> {
         self.live == 0
     }
 
+    /// Slots, removed rows included: it grows with every push and only
+    /// a full build shrinks it.
+    pub fn slots(&self) -> usize {
+        self.rows.len()
+    }
+
     pub fn lookup(&self, id: &str) -> Option<Idx> {
         let (shard, tag) = self.index.locate(id);
         let rows = &self.rows;

@@ -22,16 +22,18 @@ mod source;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwapOption;
 use compact_str::CompactString;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use prometheus_client::metrics::counter::Counter;
 
 pub use reader::{Read, ReadAt, TicketReader};
+
 pub use source::CachedSource;
 
 use crate::model::Ticket;
-use crate::snapshot::{Snapshot, TicketFacts, TicketRow};
+use crate::snapshot::{HandleEpoch, Snapshot, TicketFacts, TicketRow};
 use crate::telemetry::metrics::metrics;
 
 /// Stripes of change revisions: 128 KiB, so that a change marks about
@@ -50,29 +52,73 @@ pub struct Entry {
     ticket: Option<Ticket>,
     valid_from: u64,
     read_at: u64,
+    /// The ticket's row as last resolved against the graph, kept so that
+    /// a hit skips the id lookups while the graph's [`HandleEpoch`] is
+    /// unchanged (most changes leave it alone: only a user, organisation
+    /// or group added or removed moves it).
+    resolved: ArcSwapOption<Resolved>,
+}
+
+/// A cached ticket's row, resolved against snapshots of one handle epoch.
+#[derive(Debug)]
+pub struct Resolved {
+    epoch: HandleEpoch,
+    row: TicketRow,
+}
+
+impl Resolved {
+    pub fn row(&self) -> &TicketRow {
+        &self.row
+    }
 }
 
 impl Entry {
+    fn new(ticket: Option<Ticket>, valid_from: u64, read_at: u64, snap: &Snapshot) -> Self {
+        let entry = Self {
+            ticket,
+            valid_from,
+            read_at,
+            resolved: ArcSwapOption::empty(),
+        };
+        entry.resolved.store(entry.resolve(snap));
+        entry
+    }
+
     /// The ticket (`None`: there is no such ticket).
     pub fn ticket(&self) -> Option<&Ticket> {
         self.ticket.as_ref()
     }
 
-    /// Its row resolved against `snap` (which must be one it holds at).
-    pub fn row(&self, snap: &Snapshot) -> Option<TicketRow> {
-        self.ticket.as_ref().map(|t| {
-            snap.detached_ticket(&TicketFacts {
-                id: &t.id,
-                created_at: Some(t.created_at),
-                requester: &t.requester,
-                organisation: t.organisation.as_deref(),
-                group: t.group.as_deref(),
-                assignee: t.assignee.as_deref(),
-                status: t.status,
-                ccs: &t.ccs,
-                participants: &t.participants,
-            })
-        })
+    /// Its row resolved against `snap` (which must be one it holds at):
+    /// the kept one when `snap` has its epoch, else resolved anew and kept.
+    pub fn row(&self, snap: &Snapshot) -> Option<Arc<Resolved>> {
+        self.ticket.as_ref()?;
+        let epoch = snap.handle_epoch();
+        if let Some(kept) = self.resolved.load_full().filter(|r| r.epoch == epoch) {
+            return Some(kept);
+        }
+        let fresh = self.resolve(snap);
+        self.resolved.store(fresh.clone());
+        fresh
+    }
+
+    fn resolve(&self, snap: &Snapshot) -> Option<Arc<Resolved>> {
+        let t = self.ticket.as_ref()?;
+        let row = snap.detached_ticket(&TicketFacts {
+            id: &t.id,
+            created_at: Some(t.created_at),
+            requester: &t.requester,
+            organisation: t.organisation.as_deref(),
+            group: t.group.as_deref(),
+            assignee: t.assignee.as_deref(),
+            status: t.status,
+            ccs: &t.ccs,
+            participants: &t.participants,
+        });
+        Some(Arc::new(Resolved {
+            epoch: snap.handle_epoch(),
+            row,
+        }))
     }
 
     /// Bytes this entry holds, with its key and moka's bookkeeping.
@@ -90,16 +136,24 @@ impl Entry {
                 + list(&t.ccs)
                 + list(&t.participants)
         });
-        let key_heap = if key.len() > std::mem::size_of::<CompactString>() {
-            key.len()
-        } else {
-            0
-        };
-        let total = ENTRY_OVERHEAD
-            + std::mem::size_of::<CompactString>()
-            + key_heap
-            + std::mem::size_of::<Entry>()
-            + strings;
+        let inline = std::mem::size_of::<CompactString>();
+        let key_heap = if key.len() > inline { key.len() } else { 0 };
+        // The kept row: its Arc, its id's heap (as the key's) and its
+        // handle lists (at most as long as the id lists).
+        let resolved = self.ticket.as_ref().map_or(0, |t| {
+            let people = t.ccs.len() + t.participants.len();
+            2 * std::mem::size_of::<usize>()
+                + std::mem::size_of::<Resolved>()
+                + key_heap
+                + if people == 0 {
+                    0
+                } else {
+                    std::mem::size_of::<crate::snapshot::TicketPeople>()
+                        + people * std::mem::size_of::<crate::snapshot::Idx>()
+                }
+        });
+        let total =
+            ENTRY_OVERHEAD + inline + key_heap + std::mem::size_of::<Entry>() + strings + resolved;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }
@@ -229,7 +283,7 @@ impl TicketCache {
                     let entry = self
                         .inner
                         .entries
-                        .try_get_with(CompactString::from(id), self.read(id, revision))
+                        .try_get_with(CompactString::from(id), self.read(id, snap))
                         .await
                         .map_err(|cause| CacheError::Read {
                             id: id.to_owned(),
@@ -257,18 +311,16 @@ impl TicketCache {
     }
 
     /// One read of the database; the new entry's weight joins the bytes held.
-    async fn read(&self, id: &str, graph_revision: u64) -> Result<Arc<Entry>, String> {
+    async fn read(&self, id: &str, snap: &Snapshot) -> Result<Arc<Entry>, String> {
         self.inner.misses.inc();
+        let graph_revision = snap.revision();
         let read = self.inner.reader.ticket(id, graph_revision).await?;
-        let entry = Arc::new(Entry {
-            valid_from: if read.unchanged {
-                graph_revision.min(read.revision)
-            } else {
-                read.revision
-            },
-            read_at: read.revision,
-            ticket: read.value,
-        });
+        let valid_from = if read.unchanged {
+            graph_revision.min(read.revision)
+        } else {
+            read.revision
+        };
+        let entry = Arc::new(Entry::new(read.value, valid_from, read.revision, snap));
         metrics()
             .ticket_cache_bytes
             .inc_by(i64::from(entry.weight(id)));
@@ -437,6 +489,57 @@ mod tests {
             Status::Open
         );
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_kept_row_is_resolved_again_once_an_id_it_names_is_known() {
+        let reader = Arc::new(Scripted::default());
+        let mut with_cc = ticket(Status::Open);
+        with_cc.ccs = vec!["bob".to_owned()];
+        *reader.next.lock().unwrap() = Some(ReadAt {
+            value: Some(with_cc),
+            revision: 5,
+            unchanged: true,
+        });
+        let cache = TicketCache::new(1 << 20, reader.clone());
+        let before = graph(5);
+        let Fit::Holds(entry) = cache.ticket("t", &before).await.unwrap() else {
+            panic!("a read at the graph's revision waits");
+        };
+        let row = entry.row(&before).unwrap();
+        assert!(row.row().ccs().is_empty(), "bob is not a user yet");
+        assert!(
+            Arc::ptr_eq(&row, &entry.row(&before).unwrap()),
+            "the same epoch reuses the kept row"
+        );
+        // Bob becomes a user at 6: no change to the ticket, so the entry
+        // still holds, but its CC now resolves.
+        let mut after = before.clone();
+        after
+            .apply_all(
+                &[crate::snapshot::Change::UpsertUser(
+                    crate::snapshot::UserFields {
+                        id: "bob".to_owned(),
+                        email: None,
+                        name: None,
+                        created_at: Timestamp::from_nanos(0),
+                        kind: crate::model::UserKind::EndUser,
+                        suspended: false,
+                        ticket_access: crate::model::UserAccess::Own,
+                        default_organisation: None,
+                        company: None,
+                        company_scoped: false,
+                    },
+                )],
+                6,
+            )
+            .unwrap();
+        let Fit::Holds(again) = cache.ticket("t", &after).await.unwrap() else {
+            panic!("an unchanged ticket waits");
+        };
+        let bob = after.users.lookup("bob").unwrap();
+        assert_eq!(again.row(&after).unwrap().row().ccs(), &[bob]);
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1, "no second read");
     }
 
     #[tokio::test]
