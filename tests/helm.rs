@@ -1191,13 +1191,16 @@ fn dashboard_config_map_carries_a_valid_dashboard_when_enabled() {
 
 /// The alerts the chart defines, each with a section of that name in the
 /// chart's README.
-const ALERTS: [&str; 7] = [
+const ALERTS: [&str; 10] = [
     "TicketAuthzChangeLagHigh",
     "TicketAuthzCaughtUpAgeHigh",
+    "TicketAuthzCaughtUpAgeCritical",
     "TicketAuthzHeldBack",
     "TicketAuthzShedding",
     "TicketAuthzErrorRatioHigh",
     "TicketAuthzNotServing",
+    "TicketAuthzCredentialReloadFailed",
+    "TicketAuthzTaskFailed",
     "TicketAuthzAbsent",
 ];
 
@@ -1261,6 +1264,7 @@ fn prometheus_rule_is_scoped_to_the_release_and_documented() {
     for (alert, threshold, duration, severity) in [
         ("TicketAuthzChangeLagHigh", "> 20", "15m", "warning"),
         ("TicketAuthzCaughtUpAgeHigh", "> 90", "3m", "critical"),
+        ("TicketAuthzCaughtUpAgeCritical", "> 600", "2m", "critical"),
         ("TicketAuthzShedding", "> 0.5", "10m", "warning"),
         ("TicketAuthzErrorRatioHigh", "> 0.02", "5m", "critical"),
         ("TicketAuthzHeldBack", "== 1", "5m", "warning"),
@@ -1273,6 +1277,17 @@ fn prometheus_rule_is_scoped_to_the_release_and_documented() {
             r["expr"]
         );
         assert_eq!(r["for"], duration, "{alert}");
+        assert_eq!(r["labels"]["severity"], severity, "{alert}");
+    }
+    // The increase alerts fire at once, over their window.
+    for (alert, window, severity) in [
+        ("TicketAuthzCredentialReloadFailed", "[30m]", "warning"),
+        ("TicketAuthzTaskFailed", "[10m]", "critical"),
+    ] {
+        let r = find(alert);
+        let expr = r["expr"].as_str().unwrap();
+        assert!(expr.contains(window) && expr.ends_with("> 0"), "{alert}: {expr}");
+        assert!(r.get("for").is_none(), "{alert}");
         assert_eq!(r["labels"]["severity"], severity, "{alert}");
     }
     assert!(
