@@ -687,10 +687,19 @@ fn counters_at_start() -> Vec<String> {
             "ticket_authz_refresh_errors_total{{kind=\"{kind}\"}}"
         ));
     }
-    for task in ["follower", "health_server", "metrics_server"] {
+    for task in ["follower", "credentials", "health_server", "metrics_server"] {
         series.push(format!(
             "ticket_authz_task_failures_total{{task=\"{task}\"}}"
         ));
+    }
+    // Alerts on a failed rotation need these before the first rotation.
+    for credential in ["certificate", "client_ca", "token"] {
+        for name in [
+            "ticket_authz_credential_reloads_total",
+            "ticket_authz_credential_reload_errors_total",
+        ] {
+            series.push(format!("{name}{{credential=\"{credential}\"}}"));
+        }
     }
     series
 }
