@@ -175,7 +175,9 @@ pub struct TicketCache {
 
 #[derive(Debug)]
 struct Inner {
-    entries: Cache<CompactString, Arc<Entry>>,
+    /// Keyed with foldhash, as the snapshot's id index is: moka's default
+    /// SipHash is several times slower on short ids, on every hit.
+    entries: Cache<CompactString, Arc<Entry>, foldhash::fast::RandomState>,
     /// The highest revision of a followed change to any ticket of the
     /// stripe.
     changed: Box<[AtomicU64]>,
@@ -225,7 +227,7 @@ impl TicketCache {
                 }
                 listener_bytes.dec_by(i64::from(entry.weight(&key)));
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             inner: Arc::new(Inner {
                 entries,
@@ -272,31 +274,37 @@ impl TicketCache {
     /// the cache holds no entry that fits; or the later revision to wait
     /// for. Concurrent misses for one ticket make one read.
     pub async fn ticket(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
+        if let Some(entry) = self.inner.entries.get(id).await
+            && let Some(fit) = self.fit(id, entry, snap.revision())
+        {
+            self.inner.hits.inc();
+            return Ok(fit);
+        }
+        // Boxed: the read-through future (moka's `try_get_with` and the
+        // reader's) is many times the size of a hit's, and every caller's
+        // future would otherwise carry and move it.
+        Box::pin(self.read_through(id, snap)).await
+    }
+
+    async fn read_through(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
         let revision = snap.revision();
         let mut read_at = 0;
-        // A stale entry is dropped and read again; another caller's stale
-        // read may land in between, hence a few attempts.
+        // `try_get_with` answers with an entry already there (the stale
+        // one the hit path found, or one another caller just read) or reads
+        // one; a stale one is dropped and read again, and another caller's
+        // stale read may land in between, hence a few attempts.
         for _ in 0..3 {
-            let (entry, hit) = match self.inner.entries.get(id).await {
-                Some(entry) => (entry, true),
-                None => {
-                    let entry = self
-                        .inner
-                        .entries
-                        .try_get_with(CompactString::from(id), self.read(id, snap))
-                        .await
-                        .map_err(|cause| CacheError::Read {
-                            id: id.to_owned(),
-                            cause: cause.to_string(),
-                        })?;
-                    (entry, false)
-                }
-            };
+            let entry = self
+                .inner
+                .entries
+                .try_get_with(CompactString::from(id), self.read(id, snap))
+                .await
+                .map_err(|cause| CacheError::Read {
+                    id: id.to_owned(),
+                    cause: cause.to_string(),
+                })?;
             read_at = entry.read_at;
             if let Some(fit) = self.fit(id, entry, revision) {
-                if hit {
-                    self.inner.hits.inc();
-                }
                 return Ok(fit);
             }
             self.inner.entries.invalidate(id).await;
