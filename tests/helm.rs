@@ -1286,7 +1286,10 @@ fn prometheus_rule_is_scoped_to_the_release_and_documented() {
     ] {
         let r = find(alert);
         let expr = r["expr"].as_str().unwrap();
-        assert!(expr.contains(window) && expr.ends_with("> 0"), "{alert}: {expr}");
+        assert!(
+            expr.contains(window) && expr.ends_with("> 0"),
+            "{alert}: {expr}"
+        );
         assert!(r.get("for").is_none(), "{alert}");
         assert_eq!(r["labels"]["severity"], severity, "{alert}");
     }
