@@ -1008,6 +1008,7 @@ async fn the_serving_gauge_follows_health() {
             grpc,
             health: None,
             metrics: Some(metrics),
+            console: None,
         },
         async move {
             let _ = stopped.await;
