@@ -22,8 +22,15 @@ use ticket_authz::serve_cmd::dataset_loader;
 
 const TOKEN: &str = "console-test-token";
 
+/// Where the console listens, and how to reach it (TLS or not).
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
 struct Running {
-    console: SocketAddr,
+    console: Target,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
@@ -46,6 +53,15 @@ fn demo() -> PathBuf {
 }
 
 async fn start_with(config: ServeConfig, load: Loader) -> Running {
+    start_reached(config, load, None).await
+}
+
+/// [`start_with`], reaching the console with `tls` when it is set.
+async fn start_reached(
+    config: ServeConfig,
+    load: Loader,
+    tls: Option<tokio_rustls::TlsConnector>,
+) -> Running {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let console = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = console.local_addr().unwrap();
@@ -66,13 +82,13 @@ async fn start_with(config: ServeConfig, load: Loader) -> Running {
         None,
     ));
     let running = Running {
-        console: addr,
+        console: Target { addr, tls },
         stop: Some(stop),
         handle,
     };
     // Serving once the first page shows a revision.
     for _ in 0..200 {
-        let r = get(addr, "/", Some(&bearer())).await;
+        let r = get(&running.console, "/", Some(&bearer())).await;
         if r.status == 200 {
             return running;
         }
@@ -114,13 +130,33 @@ impl Answer {
 
 /// One HTTP/1.1 request on its own connection (`connection: close`).
 async fn send(
-    addr: SocketAddr,
+    target: &Target,
     method: &str,
     path: &str,
     headers: &[(String, String)],
     body: &[u8],
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(target.addr).await.unwrap();
+    let raw = match &target.tls {
+        None => exchange(tcp, target.addr, method, path, headers, body).await,
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let stream = tls.connect(name, tcp).await.unwrap();
+            exchange(stream, target.addr, method, path, headers, body).await
+        }
+    };
+    parse(&raw)
+}
+
+/// Writes one request and reads the whole answer.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
@@ -135,7 +171,11 @@ async fn send(
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    raw
+}
+
+fn parse(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
     let mut lines = head.split("\r\n");
     let status: u16 = lines
@@ -175,9 +215,9 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
-async fn get(addr: SocketAddr, path: &str, auth: Option<&(String, String)>) -> Answer {
+async fn get(target: &Target, path: &str, auth: Option<&(String, String)>) -> Answer {
     let headers: Vec<(String, String)> = auth.into_iter().cloned().collect();
-    send(addr, "GET", path, &headers, b"").await
+    send(target, "GET", path, &headers, b"").await
 }
 
 fn form(fields: &[(&str, &str)]) -> Vec<u8> {
@@ -197,7 +237,7 @@ fn form(fields: &[(&str, &str)]) -> Vec<u8> {
 }
 
 async fn post_form(
-    addr: SocketAddr,
+    target: &Target,
     path: &str,
     auth: Option<&(String, String)>,
     fields: &[(&str, &str)],
@@ -207,7 +247,12 @@ async fn post_form(
         "content-type".into(),
         "application/x-www-form-urlencoded".into(),
     ));
-    send(addr, "POST", path, &headers, &form(fields)).await
+    send(target, "POST", path, &headers, &form(fields)).await
+}
+
+/// Signs in with the token through the form.
+async fn sign_in(target: &Target) -> Answer {
+    post_form(target, "/login", None, &[("token", TOKEN), ("next", "/")]).await
 }
 
 /// The session cookie a sign-in set, as a `cookie` request header.
@@ -239,7 +284,7 @@ async fn the_token_is_asked_for_once_and_no_token_means_no_data() {
         "/check?user=paul&action=view&ticket=1004",
         "/orgs/northwind",
     ] {
-        let r = get(s.console, path, None).await;
+        let r = get(&s.console, path, None).await;
         assert_eq!(r.status, 401, "{path}");
         assert!(r.body.contains("name=\"token\""), "{path}: no token prompt");
         for secret in [
@@ -256,7 +301,7 @@ async fn the_token_is_asked_for_once_and_no_token_means_no_data() {
         }
     }
     let wrong = post_form(
-        s.console,
+        &s.console,
         "/login",
         None,
         &[("token", "nope"), ("next", "/users/paul")],
@@ -265,7 +310,7 @@ async fn the_token_is_asked_for_once_and_no_token_means_no_data() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_none());
     let signed = post_form(
-        s.console,
+        &s.console,
         "/login",
         None,
         &[("token", TOKEN), ("next", "/users/paul")],
@@ -282,13 +327,13 @@ async fn the_token_is_asked_for_once_and_no_token_means_no_data() {
     assert!(!set.contains("Secure"), "Secure without TLS: {set}");
     assert!(!set.contains(TOKEN), "the cookie carries the token: {set}");
     let cookie = cookie_of(&signed);
-    let page = get(s.console, "/users/paul", Some(&cookie)).await;
+    let page = get(&s.console, "/users/paul", Some(&cookie)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Paul Becker"));
     assert_eq!(element(&page.body, "revision"), "1");
     // Only a path here may be the place to go back to.
     let away = post_form(
-        s.console,
+        &s.console,
         "/login",
         None,
         &[("token", TOKEN), ("next", "//evil.example/")],
@@ -313,22 +358,16 @@ async fn a_session_ends_when_the_token_file_changes() {
         dataset_loader(demo()),
     )
     .await;
-    let signed = post_form(
-        s.console,
-        "/login",
-        None,
-        &[("token", TOKEN), ("next", "/")],
-    )
-    .await;
+    let signed = sign_in(&s.console).await;
     let cookie = cookie_of(&signed);
     assert_eq!(
-        get(s.console, "/users/nina", Some(&cookie)).await.status,
+        get(&s.console, "/users/nina", Some(&cookie)).await.status,
         200
     );
     std::fs::write(&file, "another-token\n").unwrap();
     let mut ended = false;
     for _ in 0..100 {
-        if get(s.console, "/users/nina", Some(&cookie)).await.status == 401 {
+        if get(&s.console, "/users/nina", Some(&cookie)).await.status == 401 {
             ended = true;
             break;
         }
@@ -363,7 +402,7 @@ async fn without_a_token_only_loopback_may_serve_the_console() {
     assert!(error.to_string().contains("loopback"), "{error}");
     // On loopback it serves without asking for a token.
     let s = start_with(ServeConfig::default(), dataset_loader(demo())).await;
-    let page = get(s.console, "/users/paul", None).await;
+    let page = get(&s.console, "/users/paul", None).await;
     assert_eq!(page.status, 200);
     s.stop().await;
 }
@@ -372,30 +411,30 @@ async fn without_a_token_only_loopback_may_serve_the_console() {
 async fn the_explorer_shows_derivations_reasons_and_explanations() {
     let s = start(dataset_loader(demo())).await;
     let auth = bearer();
-    let found = get(s.console, "/search?q=becker", Some(&auth)).await;
+    let found = get(&s.console, "/search?q=becker", Some(&auth)).await;
     assert!(
         found.body.contains("href=\"/users/paul\""),
         "{}",
         found.body
     );
-    let paul = get(s.console, "/users/paul", Some(&auth)).await;
+    let paul = get(&s.console, "/users/paul", Some(&auth)).await;
     assert!(paul.body.contains("through partnership"), "{}", paul.body);
     assert!(paul.body.contains("href=\"/orgs/brightdesk\""));
     assert!(paul.body.contains("href=\"/tickets/1004\""));
     assert!(paul.body.contains("ORGANISATION"));
-    let lena = get(s.console, "/users/lena", Some(&auth)).await;
+    let lena = get(&s.console, "/users/lena", Some(&auth)).await;
     assert!(
         lena.body.contains("propagates to its descendants"),
         "{}",
         lena.body
     );
     assert!(lena.body.contains("href=\"/profiles/team-lead\""));
-    let audrey = get(s.console, "/users/audrey", Some(&auth)).await;
+    let audrey = get(&s.console, "/users/audrey", Some(&auth)).await;
     assert!(audrey.body.contains("* covers every group"));
-    let ticket = get(s.console, "/tickets/1003", Some(&auth)).await;
+    let ticket = get(&s.console, "/tickets/1003", Some(&auth)).await;
     assert!(ticket.body.contains("href=\"/users/nina\"") && ticket.body.contains("CC"));
     let denied = get(
-        s.console,
+        &s.console,
         "/check?user=paul&action=view&ticket=1005",
         Some(&auth),
     )
@@ -408,11 +447,11 @@ async fn the_explorer_shows_derivations_reasons_and_explanations() {
         "{}",
         denied.body
     );
-    let invalid = get(s.console, "/check?user=paul&action=view", Some(&auth)).await;
+    let invalid = get(&s.console, "/check?user=paul&action=view", Some(&auth)).await;
     assert_eq!(invalid.status, 400);
     assert!(invalid.body.contains("ticket_id"), "{}", invalid.body);
     assert_eq!(
-        get(s.console, "/users/nobody", Some(&auth)).await.status,
+        get(&s.console, "/users/nobody", Some(&auth)).await.status,
         404
     );
     s.stop().await;
@@ -439,7 +478,7 @@ async fn a_stored_xss_attempt_in_a_name_is_rendered_inert() {
         "/users/u%22%3E%3Cscript%3Ealert(2)%3C%2Fscript%3E",
         "/orgs/o%3Cb%3E1",
     ] {
-        let page = get(s.console, path, Some(&auth)).await;
+        let page = get(&s.console, path, Some(&auth)).await;
         assert_eq!(page.status, 200, "{path}");
         for live in ["<script>alert", "<img src=x", "<b>1"] {
             assert!(
@@ -461,7 +500,7 @@ async fn the_playground_refuses_input_over_its_bound() {
     let s = start(dataset_loader(demo())).await;
     let auth = bearer();
     let big = format!("# {}\n", "x".repeat(MAX_DATASET_BYTES));
-    let r = post_form(s.console, "/playground", Some(&auth), &[("dataset", &big)]).await;
+    let r = post_form(&s.console, "/playground", Some(&auth), &[("dataset", &big)]).await;
     assert_eq!(r.status, 413);
     assert!(
         element(&r.body, "refused").contains("at most"),
@@ -470,7 +509,13 @@ async fn the_playground_refuses_input_over_its_bound() {
     );
     // Far past the body bound: refused before it is read.
     let huge = "a".repeat(MAX_DATASET_BYTES * 4);
-    let r = post_form(s.console, "/playground", Some(&auth), &[("dataset", &huge)]).await;
+    let r = post_form(
+        &s.console,
+        "/playground",
+        Some(&auth),
+        &[("dataset", &huge)],
+    )
+    .await;
     assert_eq!(r.status, 413);
     assert!(r.body.contains("id=\"refused\""), "{}", r.body);
     s.stop().await;
@@ -480,7 +525,7 @@ async fn the_playground_refuses_input_over_its_bound() {
 async fn nothing_can_be_changed_through_the_console() {
     let s = start(dataset_loader(demo())).await;
     let auth = bearer();
-    let before = get(s.console, "/users/paul", Some(&auth)).await;
+    let before = get(&s.console, "/users/paul", Some(&auth)).await;
     for method in ["PUT", "DELETE", "PATCH", "POST"] {
         for path in [
             "/",
@@ -491,7 +536,7 @@ async fn nothing_can_be_changed_through_the_console() {
             "/search",
         ] {
             let r = send(
-                s.console,
+                &s.console,
                 method,
                 path,
                 std::slice::from_ref(&auth),
@@ -503,7 +548,7 @@ async fn nothing_can_be_changed_through_the_console() {
     }
     for method in ["PUT", "DELETE", "PATCH"] {
         let r = send(
-            s.console,
+            &s.console,
             method,
             "/playground",
             std::slice::from_ref(&auth),
@@ -515,9 +560,15 @@ async fn nothing_can_be_changed_through_the_console() {
     // A playground run with other data for the same ids leaves the served
     // data as it was.
     let other = "users:\n  - { id: paul, name: Someone Else, created_at: 2026-01-01T00:00:00Z, kind: superadmin }\n";
-    let ran = post_form(s.console, "/playground", Some(&auth), &[("dataset", other)]).await;
+    let ran = post_form(
+        &s.console,
+        "/playground",
+        Some(&auth),
+        &[("dataset", other)],
+    )
+    .await;
     assert_eq!(ran.status, 200);
-    let after = get(s.console, "/users/paul", Some(&auth)).await;
+    let after = get(&s.console, "/users/paul", Some(&auth)).await;
     assert_eq!(before.body, after.body);
     assert!(after.body.contains("Paul Becker") && !after.body.contains("Someone Else"));
     s.stop().await;
@@ -529,7 +580,7 @@ async fn the_playground_shows_problems_where_they_are() {
     let auth = bearer();
     let dangling = "users:\n  - { id: ann, created_at: 2026-01-01T00:00:00Z, company: nowhere }\n";
     let r = post_form(
-        s.console,
+        &s.console,
         "/playground",
         Some(&auth),
         &[("dataset", dangling)],
@@ -540,7 +591,7 @@ async fn the_playground_shows_problems_where_they_are() {
     assert!(r.body.contains("ann"), "{}", r.body);
     let broken = "users:\n  - { id: ann\n    created_at: [\n";
     let r = post_form(
-        s.console,
+        &s.console,
         "/playground",
         Some(&auth),
         &[("dataset", broken)],
@@ -552,7 +603,7 @@ async fn the_playground_shows_problems_where_they_are() {
     // A failing check comes with its explanation.
     let failing = "users:\n  - { id: ann, created_at: 2026-01-01T00:00:00Z }\ntickets:\n  - { id: t1, created_at: 2026-01-02T00:00:00Z, requester: ann }\nassertions:\n  - { user: ann, action: view, ticket: t1, expect: allow }\n  - { user: ann, action: delete, ticket: t1, expect: allow }\n";
     let r = post_form(
-        s.console,
+        &s.console,
         "/playground",
         Some(&auth),
         &[("dataset", failing)],
@@ -563,7 +614,7 @@ async fn the_playground_shows_problems_where_they_are() {
     assert!(r.body.contains("class=\"explanation\""), "{}", r.body);
     // The export is the text as submitted.
     let exported = post_form(
-        s.console,
+        &s.console,
         "/playground/export",
         Some(&auth),
         &[("dataset", failing), ("name", "mine.yaml")],
@@ -593,7 +644,7 @@ async fn the_playground_counts_every_shared_scenario_as_ticket_authz_test_does()
         let text = std::fs::read_to_string(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let r = post_form(
-            s.console,
+            &s.console,
             "/playground",
             Some(&auth),
             &[("dataset", &text), ("name", &name)],
@@ -609,4 +660,78 @@ async fn the_playground_counts_every_shared_scenario_as_ticket_authz_test_does()
         assert!(!shown.starts_with("0 passed"), "{name}: nothing ran");
     }
     s.stop().await;
+}
+
+#[tokio::test]
+async fn under_tls_the_console_uses_the_main_ports_certificate_and_secure_cookies() {
+    use rcgen::{CertificateParams, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tls = server::TlsPem {
+        cert: cert.pem().into_bytes(),
+        key: key.serialize_pem().into_bytes(),
+        client_ca: None,
+    };
+    let s = start_reached(
+        ServeConfig {
+            tls: Some(tls.into()),
+            auth_token: Some(TokenSource::from(TOKEN)),
+            ..ServeConfig::default()
+        },
+        dataset_loader(demo()),
+        Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            client,
+        ))),
+    )
+    .await;
+    let signed = sign_in(&s.console).await;
+    let set = signed.header("set-cookie").unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    let page = get(&s.console, "/users/paul", Some(&cookie_of(&signed))).await;
+    assert!(page.body.contains("Paul Becker"));
+    // Plaintext gets no page.
+    let plain = Target {
+        addr: s.console.addr,
+        tls: None,
+    };
+    let mut tcp = TcpStream::connect(plain.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tcp.read_to_end(&mut raw).await;
+    assert!(!String::from_utf8_lossy(&raw).contains("HTTP/1.1 200"));
+    s.stop().await;
+}
+
+#[test]
+fn the_flag_refuses_a_console_off_loopback_without_a_token() {
+    let out = common::bin()
+        .args([
+            "serve",
+            "--dataset",
+            "examples/demo.yaml",
+            "--console-listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--console-listen") && err.contains("loopback"),
+        "{err}"
+    );
 }
