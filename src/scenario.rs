@@ -290,3 +290,54 @@ pub fn run_text(file: &str, text: &str, deadline: Option<Instant>) -> FileResult
     let now = snapshot.fixed_now().unwrap_or_else(Timestamp::now);
     FileResult::Ran(run_until(&snapshot, &loaded.assertions, now, deadline))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    const TWO: &str = "users:\n  - { id: ann, created_at: 2026-01-01T00:00:00Z }\ntickets:\n  - { id: t1, created_at: 2026-01-02T00:00:00Z, requester: ann }\nassertions:\n  - { user: ann, action: view, ticket: t1, expect: allow }\n  - { user: ann, action: delete, ticket: t1, expect: allow }\n";
+
+    /// The playground's time bound: past the deadline nothing more runs,
+    /// and the file counts as failed rather than passed.
+    #[test]
+    fn a_run_past_its_deadline_stops_and_counts_as_a_failure() {
+        let past = Instant::now();
+        let FileResult::Ran(outcome) = run_text("f.yaml", TWO, Some(past)) else {
+            panic!("the file did not load");
+        };
+        assert_eq!(outcome.stopped_after, Some(0));
+        assert_eq!(outcome.passed, 0);
+        assert_eq!(FileResult::Ran(outcome).counts(), (0, 1));
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let result = run_text("f.yaml", TWO, Some(later));
+        assert_eq!(result.counts(), (1, 1));
+        let FileResult::Ran(outcome) = result else {
+            panic!("the file did not load");
+        };
+        assert_eq!(
+            outcome.passes[0].assertion,
+            "user=ann action=view ticket=t1"
+        );
+        assert!(
+            outcome.failures[0]
+                .explanation
+                .iter()
+                .any(|s| s.contains("NO_MATCHING_RULE")),
+            "{:?}",
+            outcome.failures[0]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_carries_its_line_and_column() {
+        let FileResult::Invalid(DatasetError::Syntax { line, column, .. }) =
+            run_text("f.yaml", "users:\n  - { id: ann\n    created_at: [\n", None)
+        else {
+            panic!("not a syntax error");
+        };
+        assert!(line.is_some_and(|l| l >= 2), "{line:?}");
+        assert!(column.is_some());
+    }
+}
