@@ -11,8 +11,6 @@ use clap::{Parser, Subcommand};
 use crate::dataset;
 use crate::generate::{Spec, generate};
 use crate::scenario;
-use crate::snapshot::Snapshot;
-use crate::time::Timestamp;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,29 +100,28 @@ pub fn run_test(files: &[PathBuf], out: &mut impl std::io::Write) -> std::io::Re
     let mut passed = 0usize;
     let mut failed = 0usize;
     for path in files {
-        let loaded = match dataset::load_file(path) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                writeln!(out, "{e}")?;
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(source) => {
+                writeln!(out, "{}", dataset::DatasetError::Read { file, source })?;
                 failed += 1;
                 continue;
             }
         };
-        let snapshot = match Snapshot::build(&loaded.dataset) {
-            Ok(s) => s,
-            Err(e) => {
-                writeln!(out, "{}: {e}", path.display())?;
-                failed += 1;
-                continue;
+        let result = scenario::run_text(&file, &text, None);
+        match &result {
+            scenario::FileResult::Ran(outcome) => {
+                for failure in &outcome.failures {
+                    writeln!(out, "FAIL {file}: {failure}")?;
+                }
             }
-        };
-        let now = snapshot.fixed_now().unwrap_or_else(Timestamp::now);
-        let outcome = scenario::run(&snapshot, &loaded.assertions, now);
-        for failure in &outcome.failures {
-            writeln!(out, "FAIL {}: {failure}", path.display())?;
+            scenario::FileResult::Invalid(e) => writeln!(out, "{e}")?,
+            scenario::FileResult::NotBuilt(e) => writeln!(out, "{e}")?,
         }
-        passed += outcome.passed;
-        failed += outcome.failures.len();
+        let (p, f) = result.counts();
+        passed += p;
+        failed += f;
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod authzen;
 pub mod cli;
+pub mod console;
 pub mod core;
 pub mod csv_import;
 pub mod dataset;

@@ -1,9 +1,11 @@
-//! Runs a scenario file's assertions against a snapshot (`ticket-authz test`).
+//! Runs a scenario file's assertions against a snapshot (`ticket-authz test`
+//! and the console's playground, which must count alike).
 
 use std::fmt;
+use std::time::Instant;
 
 use crate::core::{self, Context, Decision, TicketFilter};
-use crate::dataset::{Assertion, Expect};
+use crate::dataset::{self, Assertion, DatasetError, Expect};
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
 
@@ -14,6 +16,9 @@ pub struct Failure {
     pub assertion: String,
     pub expected: String,
     pub actual: String,
+    /// The explanation steps of a failing check's answer (empty for lists
+    /// and for requests refused as malformed).
+    pub explanation: Vec<String>,
 }
 
 impl fmt::Display for Failure {
@@ -26,10 +31,22 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A passed assertion: its position and what it asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub index: usize,
+    pub assertion: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub passed: usize,
     pub failures: Vec<Failure>,
+    /// Each passed assertion, in file order.
+    pub passes: Vec<Pass>,
+    /// Set when the deadline passed: how many assertions were evaluated;
+    /// the rest were not.
+    pub stopped_after: Option<usize>,
 }
 
 fn describe(decision: &Decision) -> String {
@@ -83,13 +100,41 @@ fn compare_sets(
         assertion: what,
         expected: format!("[{}]", want.join(", ")),
         actual,
+        explanation: Vec::new(),
     })
 }
 
 /// Evaluates every assertion; `now` is the clock for ticket limits.
 pub fn run(snap: &Snapshot, assertions: &[Assertion], now: Timestamp) -> Outcome {
+    run_until(snap, assertions, now, None)
+}
+
+/// What was asked, for a passed assertion.
+fn asked(assertion: &Assertion) -> String {
+    match assertion {
+        Assertion::Check { request, .. } => request.to_string(),
+        Assertion::VisibleTickets { user, .. } => format!("visible tickets of {user}"),
+        Assertion::Viewers { ticket, .. } => format!("viewers of {ticket}"),
+        Assertion::VisibleResources { user, kind, .. } => {
+            format!("visible {kind} resources of {user}")
+        }
+    }
+}
+
+/// [`run`], stopping before the next assertion once `deadline` has passed
+/// (the playground's time bound); `stopped_after` then says so.
+pub fn run_until(
+    snap: &Snapshot,
+    assertions: &[Assertion],
+    now: Timestamp,
+    deadline: Option<Instant>,
+) -> Outcome {
     let mut outcome = Outcome::default();
-    for assertion in assertions {
+    for (done, assertion) in assertions.iter().enumerate() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            outcome.stopped_after = Some(done);
+            break;
+        }
         let result = match assertion {
             Assertion::Check {
                 index,
@@ -123,6 +168,19 @@ pub fn run(snap: &Snapshot, assertions: &[Assertion], now: Timestamp) -> Outcome
                         index: *index,
                         assertion: request.to_string(),
                         expected,
+                        explanation: match &answer {
+                            Ok(_) => core::check(
+                                snap,
+                                &request.as_request(),
+                                Context {
+                                    explain: true,
+                                    ..Context::at(now)
+                                },
+                            )
+                            .map(|d| d.explanation)
+                            .unwrap_or_default(),
+                            Err(_) => Vec::new(),
+                        },
                         actual: match answer {
                             Ok(d) => describe(&d),
                             Err(e) => format!("invalid ({e})"),
@@ -170,9 +228,116 @@ pub fn run(snap: &Snapshot, assertions: &[Assertion], now: Timestamp) -> Outcome
             ),
         };
         match result {
-            Ok(()) => outcome.passed += 1,
+            Ok(()) => {
+                outcome.passed += 1;
+                outcome.passes.push(Pass {
+                    index: assertion_index(assertion),
+                    assertion: asked(assertion),
+                });
+            }
             Err(failure) => outcome.failures.push(failure),
         }
     }
     outcome
+}
+
+fn assertion_index(assertion: &Assertion) -> usize {
+    match assertion {
+        Assertion::Check { index, .. }
+        | Assertion::VisibleTickets { index, .. }
+        | Assertion::Viewers { index, .. }
+        | Assertion::VisibleResources { index, .. } => *index,
+    }
+}
+
+/// One file's result as `ticket-authz test` counts it: a file that does
+/// not load or build counts as one failure.
+#[derive(Debug)]
+pub enum FileResult {
+    /// The data loaded; its assertions ran.
+    Ran(Outcome),
+    /// The file has syntax or validation problems; nothing was loaded.
+    Invalid(DatasetError),
+    /// The data did not build into a snapshot (a dangling reference, a cycle).
+    NotBuilt(String),
+}
+
+impl FileResult {
+    /// (passed, failed), as `ticket-authz test` adds them up.
+    pub fn counts(&self) -> (usize, usize) {
+        match self {
+            FileResult::Ran(o) => (
+                o.passed,
+                o.failures.len() + o.stopped_after.map_or(0, |_| 1),
+            ),
+            FileResult::Invalid(_) | FileResult::NotBuilt(_) => (0, 1),
+        }
+    }
+}
+
+/// Loads dataset text named `file`, builds a private snapshot of it (never
+/// published anywhere) and runs its assertions up to `deadline`; the
+/// clock is the file's `now`, else the wall clock.
+pub fn run_text(file: &str, text: &str, deadline: Option<Instant>) -> FileResult {
+    let loaded = match dataset::load_str(file, text) {
+        Ok(loaded) => loaded,
+        Err(e) => return FileResult::Invalid(e),
+    };
+    let snapshot = match Snapshot::build(&loaded.dataset) {
+        Ok(s) => s,
+        Err(e) => return FileResult::NotBuilt(format!("{file}: {e}")),
+    };
+    let now = snapshot.fixed_now().unwrap_or_else(Timestamp::now);
+    FileResult::Ran(run_until(&snapshot, &loaded.assertions, now, deadline))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    const TWO: &str = "users:\n  - { id: ann, created_at: 2026-01-01T00:00:00Z }\ntickets:\n  - { id: t1, created_at: 2026-01-02T00:00:00Z, requester: ann }\nassertions:\n  - { user: ann, action: view, ticket: t1, expect: allow }\n  - { user: ann, action: delete, ticket: t1, expect: allow }\n";
+
+    /// The playground's time bound: past the deadline nothing more runs,
+    /// and the file counts as failed rather than passed.
+    #[test]
+    fn a_run_past_its_deadline_stops_and_counts_as_a_failure() {
+        let past = Instant::now();
+        let FileResult::Ran(outcome) = run_text("f.yaml", TWO, Some(past)) else {
+            panic!("the file did not load");
+        };
+        assert_eq!(outcome.stopped_after, Some(0));
+        assert_eq!(outcome.passed, 0);
+        assert_eq!(FileResult::Ran(outcome).counts(), (0, 1));
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let result = run_text("f.yaml", TWO, Some(later));
+        assert_eq!(result.counts(), (1, 1));
+        let FileResult::Ran(outcome) = result else {
+            panic!("the file did not load");
+        };
+        assert_eq!(
+            outcome.passes[0].assertion,
+            "user=ann action=view ticket=t1"
+        );
+        assert!(
+            outcome.failures[0]
+                .explanation
+                .iter()
+                .any(|s| s.contains("NO_MATCHING_RULE")),
+            "{:?}",
+            outcome.failures[0]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_carries_its_line_and_column() {
+        let FileResult::Invalid(DatasetError::Syntax { line, column, .. }) =
+            run_text("f.yaml", "users:\n  - { id: ann\n    created_at: [\n", None)
+        else {
+            panic!("not a syntax error");
+        };
+        assert!(line.is_some_and(|l| l >= 2), "{line:?}");
+        assert!(column.is_some());
+    }
 }

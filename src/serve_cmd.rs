@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDRESS/metrics.
     #[arg(long, env = "TICKET_AUTHZ_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Serve the web console (explorer and playground) on this address,
+    /// with the main port's TLS and tokens. Off by default; without
+    /// --auth-token-file only a loopback address is allowed.
+    #[arg(long, env = "TICKET_AUTHZ_CONSOLE_LISTEN")]
+    pub console_listen: Option<String>,
     /// Write sampled decisions as JSON lines to `stdout` or to this file
     /// (appended). Off by default.
     #[arg(long, env = "TICKET_AUTHZ_DECISION_LOG")]
@@ -247,6 +252,7 @@ pub struct Plan {
     pub listen: SocketAddr,
     pub health_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
+    pub console_listen: Option<SocketAddr>,
     /// Where decisions are logged, and the share logged.
     pub decision_log: Option<(Destination, f64)>,
     pub telemetry: TelemetrySettings,
@@ -410,6 +416,7 @@ impl ServeArgs {
                 .as_deref()
                 .map(|m| address("--metrics-listen", m))
                 .transpose()?,
+            console_listen: self.console_listen(auth_token.is_some())?,
             decision_log,
             telemetry: TelemetrySettings {
                 log_format: self.log_format,
@@ -436,6 +443,24 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--console-listen`: without a token, loopback only (the console
+    /// would show the data to anyone who reaches it).
+    fn console_listen(&self, token: bool) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(text) = &self.console_listen else {
+            return Ok(None);
+        };
+        let addr = address("--console-listen", text)?;
+        if !token && !addr.ip().is_loopback() {
+            return Err(config_error(
+                "--console-listen",
+                format!(
+                    "{addr} is not a loopback address: set --auth-token-file, or listen on 127.0.0.1 or [::1]"
+                ),
+            ));
+        }
+        Ok(Some(addr))
+    }
+
     /// The ext_authz flags; a bad route file stops the start, naming the
     /// file, the line and the member.
     fn ext_authz(&self) -> Result<ExtAuthzConfig, ConfigError> {
@@ -670,9 +695,17 @@ async fn serve(mut plan: Plan) -> ExitCode {
                 Err(code) => return code,
             },
         };
+        let console = match plan.console_listen {
+            None => None,
+            Some(addr) => match bind("--console-listen", addr).await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
+            },
+        };
         tracing::info!(
             listen = %plan.listen,
             health = ?plan.health_listen,
+            console = ?plan.console_listen,
             metrics = ?plan.metrics_listen,
             traces = plan.telemetry.export_traces,
             decision_log = plan.config.decision_log.is_some(),
@@ -715,6 +748,7 @@ async fn serve(mut plan: Plan) -> ExitCode {
             grpc: listener,
             health,
             metrics,
+            console,
         };
         match server::run(plan.config, listeners, signal(), loader, follow).await {
             Ok(()) => {

@@ -53,6 +53,7 @@ async fn start(config: ServeConfig, load: Loader) -> Running {
         grpc: listener,
         health: Some(health),
         metrics: None,
+        console: None,
     };
     let handle = tokio::spawn(server::run(
         config,
@@ -1102,6 +1103,7 @@ async fn start_following(follow: server::Follow) -> (Running, SocketAddr) {
         grpc: listener,
         health: Some(health),
         metrics: Some(metrics),
+        console: None,
     };
     let handle = tokio::spawn(server::run(
         ServeConfig::default(),

@@ -140,6 +140,7 @@ impl Running {
                 grpc,
                 health: Some(health),
                 metrics: Some(metrics),
+                console: None,
             },
             async move {
                 let _ = stopped.await;

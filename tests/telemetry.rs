@@ -1017,6 +1017,7 @@ async fn the_serving_gauge_follows_health() {
             grpc,
             health: None,
             metrics: Some(metrics),
+            console: None,
         },
         async move {
             let _ = stopped.await;

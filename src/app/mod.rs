@@ -485,7 +485,10 @@ impl Authz {
         }
     }
 
-    async fn snapshot(&self, min_revision: u64) -> Result<Arc<Snapshot>, AppError> {
+    /// The snapshot being served (at `min_revision` or later, waiting as a
+    /// check does): the console reads it, never changes it, to render the
+    /// relations the core derives.
+    pub async fn snapshot(&self, min_revision: u64) -> Result<Arc<Snapshot>, AppError> {
         Ok(self
             .inner
             .store

@@ -52,8 +52,97 @@ pub(crate) fn company_allows(snap: &Snapshot, user: &UserRow, ticket: &TicketRow
 
 /// Whether company `company` is in reach(U).
 pub(crate) fn in_reach(snap: &Snapshot, user_idx: Idx, user: &UserRow, company: Idx) -> bool {
-    snap.company_chain(company)
-        .any(|c| c == user.company || snap.companies[c].owner == user_idx)
+    reach_via(snap, user_idx, user, company).is_some()
+}
+
+/// Why a company is in reach(U) (access model §2): the first company on
+/// its way up to the root that is U's own or owned by U.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReachVia {
+    /// `through` is U's company (the company itself or an ancestor).
+    OwnCompany { through: Idx },
+    /// `through` is owned by U (the company itself or an ancestor).
+    Owned { through: Idx },
+}
+
+/// Whether `company` is in reach(U), and by which rule.
+pub fn reach_via(snap: &Snapshot, user_idx: Idx, user: &UserRow, company: Idx) -> Option<ReachVia> {
+    snap.company_chain(company).find_map(|c| {
+        if c == user.company {
+            Some(ReachVia::OwnCompany { through: c })
+        } else if snap.companies[c].owner == user_idx {
+            Some(ReachVia::Owned { through: c })
+        } else {
+            None
+        }
+    })
+}
+
+/// How one grant reaches a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantReach {
+    /// The grant names the group itself.
+    Direct,
+    /// The grant is on `*`.
+    All,
+    /// The grant is on a propagating ancestor.
+    Propagated,
+}
+
+/// One grant that gives flags on a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagSource {
+    pub profile: Idx,
+    /// The group the grant names (`ALL` for `*`).
+    pub granted: Idx,
+    pub reach: GrantReach,
+}
+
+/// `flags(U, G)` for one group and the grants that make it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFlags {
+    /// `ALL` for the grants on `*` itself (what `has_flag` on `*` asks).
+    pub group: Idx,
+    pub flags: FlagSet,
+    pub sources: Vec<FlagSource>,
+}
+
+/// Every group on which `user` holds flags (the `*` row first, then the
+/// groups in handle order), each with the grants that apply by the rule of
+/// [`flags_on`]. Empty for end-users and superadmins, who hold no flags.
+pub fn effective_flags(snap: &Snapshot, user: &UserRow) -> Vec<GroupFlags> {
+    if user.kind != UserKind::Agent || user.grants.is_empty() {
+        return Vec::new();
+    }
+    let groups = (0..snap.groups.capacity())
+        .filter_map(|g| Idx::try_from(g).ok())
+        .filter(|&g| snap.groups.is_live(g));
+    std::iter::once(ALL)
+        .chain(groups)
+        .filter_map(|group| {
+            let sources: Vec<FlagSource> = user
+                .grants
+                .iter()
+                .filter(|grant| grant_applies(snap, grant.group, group))
+                .map(|grant| FlagSource {
+                    profile: grant.profile,
+                    granted: grant.group,
+                    reach: if grant.group == group {
+                        GrantReach::Direct
+                    } else if grant.group == ALL {
+                        GrantReach::All
+                    } else {
+                        GrantReach::Propagated
+                    },
+                })
+                .collect();
+            (!sources.is_empty()).then(|| GroupFlags {
+                group,
+                flags: flags_on(snap, user, group),
+                sources,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn group_name(snap: &Snapshot, group: Idx) -> &str {

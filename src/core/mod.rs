@@ -12,6 +12,7 @@ mod sections;
 
 pub use check::{Context, LimitCounts, LimitQuery, check, decide, decide_with, limit_query};
 pub use decision::{Decision, Reason};
+pub use derive::{FlagSource, GrantReach, GroupFlags, ReachVia, effective_flags, reach_via};
 pub use filter::{GroupClause, VisibilityFilter, visibility_filter};
 pub use lists::{
     DEFAULT_PAGE_SIZE, ListError, MAX_PAGE_SIZE, Page, PageCursor, TicketFilter,

@@ -38,8 +38,14 @@ pub enum DatasetError {
         file: String,
         source: std::io::Error,
     },
+    /// `line` and `column` (1-based) where the parser stopped, when it knows.
     #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
+    Syntax {
+        file: String,
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
     #[error("{}", render_problems(.file, .problems))]
     Invalid {
         file: String,
@@ -166,9 +172,14 @@ pub struct Loaded {
 
 /// Parses and validates dataset text; `file` names it in errors.
 pub fn load_str(file: &str, text: &str) -> Result<Loaded, DatasetError> {
-    let raw: RawDataset = serde_yaml_ng::from_str(text).map_err(|e| DatasetError::Syntax {
-        file: file.to_owned(),
-        message: e.to_string(),
+    let raw: RawDataset = serde_yaml_ng::from_str(text).map_err(|e| {
+        let at = e.location();
+        DatasetError::Syntax {
+            file: file.to_owned(),
+            message: e.to_string(),
+            line: at.as_ref().map(|l| l.line()),
+            column: at.as_ref().map(|l| l.column()),
+        }
     })?;
     from_raw(file, &raw)
 }

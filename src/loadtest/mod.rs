@@ -304,6 +304,7 @@ impl InProcess {
                     grpc,
                     health: None,
                     metrics: Some(bind().await?),
+                    console: None,
                 };
                 tokio::spawn(serve::run(
                     ServeConfig::default(),

@@ -163,6 +163,11 @@ impl Tokens {
         self.0.is_empty()
     }
 
+    /// Each token's bytes (the console binds its session cookies to them).
+    pub(crate) fn each(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|t| &t[..])
+    }
+
     /// Whether `presented` is one of the tokens.
     pub fn admits(&self, presented: &[u8]) -> bool {
         let matched = self

@@ -71,6 +71,9 @@ pub struct Listeners {
     pub grpc: TcpListener,
     pub health: Option<TcpListener>,
     pub metrics: Option<TcpListener>,
+    /// The web console (`--console-listen`), with the main port's TLS and
+    /// tokens.
+    pub console: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -80,6 +83,7 @@ impl Listeners {
             grpc,
             health: None,
             metrics: None,
+            console: None,
         }
     }
 }
@@ -135,6 +139,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("{0}")]
     Telemetry(#[from] telemetry::TelemetryError),
+    #[error("console: {0}")]
+    Console(String),
 }
 
 /// Loads the first snapshot.
@@ -217,6 +223,7 @@ pub async fn run(
         grpc: listener,
         health: health_listener,
         metrics: metrics_listener,
+        console: console_listener,
     } = listeners;
     // Registered now, so that the caught-up age counts from start.
     telemetry::metrics::metrics();
@@ -229,6 +236,20 @@ pub async fn run(
     // Bad material at start is fatal: there is nothing older to keep.
     let mut credentials =
         credentials::Credentials::load(config.tls.as_ref(), config.auth_token.as_ref()).await?;
+    // Without a token the console would show the data to anyone who can
+    // reach it: only loopback may go without one.
+    if let Some(l) = &console_listener
+        && credentials.tokens.is_none()
+    {
+        let addr = l
+            .local_addr()
+            .map_err(|e| ServeError::Console(format!("the console port: {e}")))?;
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::Console(format!(
+                "--console-listen {addr} is not a loopback address and no --auth-token-file is set: the console needs the API token there"
+            )));
+        }
+    }
     let store = Arc::new(Store::default());
     let reporter = HealthReporter::new();
     let health = Arc::new(Health::new(reporter.clone()));
@@ -282,6 +303,19 @@ pub async fn run(
         },
         config.ticket_cache.clone(),
     );
+    if let Some(l) = console_listener {
+        let console = crate::console::router(
+            app.clone(),
+            credentials.tokens.clone(),
+            credentials.tls.is_some(),
+        )
+        .map_err(|e| ServeError::Console(e.to_string()))?;
+        let (tls, stopped) = (credentials.tls.clone(), stop.stopped());
+        supervisor.spawn("console_server", async move {
+            listen::serve(l, tls, console, stopped).await;
+            Ok(())
+        });
+    }
     // One service for gRPC and Connect: the same metric handles, spans
     // and `rpc` labels whichever encoding a call came in.
     let authz = Arc::new(crate::grpc::service::AuthzService::new(app.clone()));

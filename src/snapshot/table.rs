@@ -274,6 +274,28 @@ impl<R: Keyed> Table<R> {
         self[idx].key()
     }
 
+    /// How many handles were ever given out (removed rows included).
+    pub fn capacity(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether `idx` names a row that can be looked up (not removed).
+    pub fn is_live(&self, idx: Idx) -> bool {
+        self.rows
+            .get(idx as usize)
+            .is_some_and(|row| self.lookup(row.key()) == Some(idx))
+    }
+
+    /// Every live row with its handle, in handle order: for scans that no
+    /// index serves (the console's search by name).
+    pub fn live(&self) -> impl Iterator<Item = (Idx, &R)> + '_ {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| Idx::try_from(i).ok().map(|idx| (idx, row)))
+            .filter(|(idx, row)| self.lookup(row.key()) == Some(*idx))
+    }
+
     /// Mutable access to a row; the caller must not change its id.
     pub fn row_mut(&mut self, idx: Idx) -> Option<&mut R> {
         self.rows.get_mut(idx as usize)

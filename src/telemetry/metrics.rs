@@ -71,7 +71,13 @@ pub const TICKET_CACHE_EVICTIONS: &str = "ticket_authz_ticket_cache_evictions_to
 pub const TICKET_CACHE_BYTES: &str = "ticket_authz_ticket_cache_bytes";
 
 /// The supervised tasks `serve::run` starts, counted from start at zero.
-pub const TASKS: [&str; 4] = ["follower", "credentials", "health_server", "metrics_server"];
+pub const TASKS: [&str; 5] = [
+    "follower",
+    "credentials",
+    "health_server",
+    "metrics_server",
+    "console_server",
+];
 
 /// The entity kinds of `ticket_authz_snapshot_entities`.
 pub const ENTITY_KINDS: [&str; 6] = [
