@@ -687,7 +687,13 @@ fn counters_at_start() -> Vec<String> {
             "ticket_authz_refresh_errors_total{{kind=\"{kind}\"}}"
         ));
     }
-    for task in ["follower", "credentials", "health_server", "metrics_server"] {
+    for task in [
+        "follower",
+        "credentials",
+        "health_server",
+        "metrics_server",
+        "console_server",
+    ] {
         series.push(format!(
             "ticket_authz_task_failures_total{{task=\"{task}\"}}"
         ));
