@@ -44,7 +44,8 @@ CREATE TABLE wiki_pages (
 -- `access` says which list of the page the group is on.
 CREATE TABLE wiki_page_groups (
     wiki_page_id text NOT NULL REFERENCES wiki_pages (id) ON DELETE CASCADE,
-    group_id     text NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    -- RESTRICT: dropping the last group would open the page to everyone.
+    group_id     text NOT NULL REFERENCES groups (id) ON DELETE RESTRICT,
     access       text NOT NULL CHECK (access IN ('read', 'write')),
     PRIMARY KEY (wiki_page_id, group_id, access)
 );
@@ -76,7 +77,8 @@ CREATE TABLE invoices (
 CREATE TABLE leads (
     id         text PRIMARY KEY CHECK (ticket_authz_valid_id(id)),
     name       text NOT NULL,
-    company_id text REFERENCES companies (id) ON DELETE SET NULL,
+    -- RESTRICT: a lead without a company is visible to every holder of CLR.
+    company_id text REFERENCES companies (id) ON DELETE RESTRICT,
     owner_id   text REFERENCES users (id) ON DELETE SET NULL
 );
 
@@ -100,7 +102,8 @@ CREATE TABLE download_categories (
 
 CREATE TABLE download_category_groups (
     download_category_id text NOT NULL REFERENCES download_categories (id) ON DELETE CASCADE,
-    group_id             text NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    -- RESTRICT: dropping the last group would open the category to every holder of the flag.
+    group_id             text NOT NULL REFERENCES groups (id) ON DELETE RESTRICT,
     PRIMARY KEY (download_category_id, group_id)
 );
 

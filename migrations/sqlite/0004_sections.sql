@@ -45,7 +45,8 @@ CREATE TABLE wiki_pages (
 -- `access` says which list of the page the group is on.
 CREATE TABLE wiki_page_groups (
     wiki_page_id TEXT NOT NULL REFERENCES wiki_pages (id) ON DELETE CASCADE,
-    group_id     TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    -- RESTRICT: dropping the last group would open the page to everyone.
+    group_id     TEXT NOT NULL REFERENCES groups (id) ON DELETE RESTRICT,
     access       TEXT NOT NULL CHECK (access IN ('read', 'write')),
     PRIMARY KEY (wiki_page_id, group_id, access)
 );
@@ -77,7 +78,8 @@ CREATE TABLE invoices (
 CREATE TABLE leads (
     id         TEXT PRIMARY KEY NOT NULL CHECK (id <> '' AND length(CAST(id AS BLOB)) <= 128),
     name       TEXT NOT NULL,
-    company_id TEXT REFERENCES companies (id) ON DELETE SET NULL,
+    -- RESTRICT: a lead without a company is visible to every holder of CLR.
+    company_id TEXT REFERENCES companies (id) ON DELETE RESTRICT,
     owner_id   TEXT REFERENCES users (id) ON DELETE SET NULL
 );
 
@@ -101,7 +103,8 @@ CREATE TABLE download_categories (
 
 CREATE TABLE download_category_groups (
     download_category_id TEXT NOT NULL REFERENCES download_categories (id) ON DELETE CASCADE,
-    group_id             TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    -- RESTRICT: dropping the last group would open the category to every holder of the flag.
+    group_id             TEXT NOT NULL REFERENCES groups (id) ON DELETE RESTRICT,
     PRIMARY KEY (download_category_id, group_id)
 );
 
