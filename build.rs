@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .emit_fields()
         .build(&[".ticketauthz.v1"])?;
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these at compile time; a new file must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=PROTOC");
     Ok(())
 }

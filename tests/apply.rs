@@ -1,19 +1,25 @@
 //! Incremental changes (tickets, CCs, participants, users, memberships,
 //! grants, organisations, domains, partnerships, groups, profile flags,
-//! companies) give the same answers as a fresh build of the changed data,
+//! companies, and the service-desk sections' rows and lists) give the same answers as a fresh build of the changed data,
 //! and leave the snapshot they started from untouched. Every change goes
 //! through `Snapshot::apply`, as the follower's do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use proptest::prelude::*;
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};
 use ticket_authz::flags::Flag;
 use ticket_authz::generate::{Spec, generate};
 use ticket_authz::model::{
-    Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
-    Status, User, UserAccess, UserKind,
+    AgendaEvent, Company, Dataset, Domain, Download, DownloadCategory, Grant, GrantScope, Group,
+    InventoryItem, Invoice, Lead, MemberRole, OrgAccess, Organisation, Partnership, Project,
+    SectionMember, Sections, Status, Task, User, UserAccess, UserKind, WikiPage,
 };
-use ticket_authz::snapshot::{Change, OrgFields, Role, Snapshot, TicketFields, UserFields};
+use ticket_authz::snapshot::{
+    Change, OrgFields, Role, SectionEntity, SectionLink, SectionRow, Snapshot, TicketFields,
+    UserFields,
+};
 use ticket_authz::time::Timestamp;
 
 #[derive(Debug, Clone)]
@@ -94,6 +100,27 @@ enum Step {
         company: usize,
         parent: Option<usize>,
         owner: Option<usize>,
+    },
+    /// A section entity's row (`entity` in the order of `ENTITIES`; odd
+    /// `n` are new ids); `a`, `b` pick its references.
+    SectionUpsert {
+        entity: usize,
+        n: usize,
+        a: Option<usize>,
+        b: Option<usize>,
+        flag: bool,
+    },
+    SectionDelete {
+        entity: usize,
+        n: usize,
+    },
+    /// One entry of a section list (`link` picks the list).
+    SectionLink {
+        link: usize,
+        n: usize,
+        target: usize,
+        manager: bool,
+        present: bool,
     },
 }
 
@@ -212,6 +239,35 @@ fn change() -> impl Strategy<Value = Step> {
                 company,
                 parent,
                 owner
+            }),
+        (
+            0usize..9,
+            0usize..8,
+            proptest::option::of(0usize..210),
+            proptest::option::of(0usize..210),
+            any::<bool>()
+        )
+            .prop_map(|(entity, n, a, b, flag)| Step::SectionUpsert {
+                entity,
+                n,
+                a,
+                b,
+                flag
+            }),
+        (0usize..9, 0usize..8).prop_map(|(entity, n)| Step::SectionDelete { entity, n }),
+        (
+            0usize..7,
+            0usize..8,
+            0usize..210,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(link, n, target, manager, present)| Step::SectionLink {
+                link,
+                n,
+                target,
+                manager,
+                present
             }),
     ]
 }
@@ -464,6 +520,10 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
                     c.owner = None;
                 }
             }
+            section_user_gone(data, snap, &id);
+        }
+        Step::SectionUpsert { .. } | Step::SectionDelete { .. } | Step::SectionLink { .. } => {
+            apply_section(data, snap, c)
         }
         Step::Org { org, access } => {
             let id = data
@@ -674,9 +734,688 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
     }
 }
 
+/// Section ids: even numbers are in the base data, odd ones are new ids
+/// that sort between them.
+fn section_id(entity: usize, n: usize) -> String {
+    const PREFIX: [&str; 9] = ["p", "t", "w", "i", "v", "l", "e", "c", "d"];
+    format!("{}-{n}", PREFIX[entity % 9])
+}
+
+/// Sections over the generated users, companies and groups: four of each
+/// entity (ids 0, 2, 4, 6), tasks in two projects with a chain of parents.
+fn base_sections(data: &Dataset) -> Sections {
+    let user = |i: usize| data.users[(i * 7) % data.users.len()].id.clone();
+    let company = |i: usize| data.companies[i % data.companies.len()].id.clone();
+    let group = |i: usize| data.groups[i % data.groups.len()].id.clone();
+    let member = |i: usize| SectionMember {
+        user: user(i),
+        role: if i.is_multiple_of(2) {
+            MemberRole::Manager
+        } else {
+            MemberRole::Member
+        },
+    };
+    let mut s = Sections::default();
+    for k in 0..4 {
+        let n = 2 * k;
+        s.projects.push(Project {
+            id: section_id(0, n),
+            name: "P".into(),
+            owner: (k != 1).then(|| user(k)),
+            members: vec![member(k + 1), member(k + 2)],
+        });
+        s.tasks.push(Task {
+            id: section_id(1, n),
+            name: "T".into(),
+            project: section_id(0, 2 * (k % 2)),
+            // t-0 ← t-4, t-2 ← t-6 (same project each).
+            parent: (k >= 2).then(|| section_id(1, n - 4)),
+            members: vec![member(k + 3)],
+        });
+        s.wiki_pages.push(WikiPage {
+            id: section_id(2, n),
+            name: "W".into(),
+            read_groups: if k.is_multiple_of(2) {
+                vec![]
+            } else {
+                vec![group(k)]
+            },
+            write_groups: vec![group(k + 1)],
+        });
+        s.inventory_items.push(InventoryItem {
+            id: section_id(3, n),
+            name: "I".into(),
+            owner: Some(user(k + 4)),
+            public: k == 3,
+            companies: vec![company(k)],
+            users: vec![user(k + 5)],
+        });
+        s.invoices.push(Invoice {
+            id: section_id(4, n),
+            company: company(k + 1),
+        });
+        s.leads.push(Lead {
+            id: section_id(5, n),
+            name: "L".into(),
+            company: (k != 2).then(|| company(k)),
+            owner: Some(user(k + 6)),
+        });
+        s.agenda_events.push(AgendaEvent {
+            id: section_id(6, n),
+            name: "E".into(),
+            owner: Some(user(k + 7)),
+            public: k == 0,
+            groups: vec![group(k + 2)],
+        });
+        s.download_categories.push(DownloadCategory {
+            id: section_id(7, n),
+            name: "C".into(),
+            groups: if k == 0 { vec![] } else { vec![group(k)] },
+        });
+        s.downloads.push(Download {
+            id: section_id(8, n),
+            name: "D".into(),
+            category: section_id(7, 2 * (k % 3)),
+        });
+    }
+    s
+}
+
+/// The ids of a task and every task below it, the task first.
+fn subtree(s: &Sections, id: &str) -> Vec<String> {
+    let mut out = vec![id.to_owned()];
+    let mut next = 0;
+    while let Some(at) = out.get(next).cloned() {
+        out.extend(
+            s.tasks
+                .iter()
+                .filter(|t| t.parent.as_deref() == Some(at.as_str()))
+                .map(|t| t.id.clone()),
+        );
+        next += 1;
+    }
+    out
+}
+
+/// What the database's cascades do to the sections when a user goes: the
+/// user's list entries are deleted, what they own is kept without owner.
+/// Applied to the snapshot after the user's own delete, as a change log
+/// may order them.
+fn section_user_gone(data: &mut Dataset, snap: &mut Snapshot, id: &str) {
+    let s = &mut data.sections;
+    let mut changes = Vec::new();
+    for p in &mut s.projects {
+        if let Some(m) = p.members.iter().find(|m| m.user == id) {
+            changes.push(Change::SectionLink {
+                link: SectionLink::ProjectMember {
+                    project: p.id.clone(),
+                    user: id.to_owned(),
+                    role: m.role,
+                },
+                present: false,
+            });
+        }
+        p.members.retain(|m| m.user != id);
+        if p.owner.as_deref() == Some(id) {
+            p.owner = None;
+            changes.push(Change::UpsertSection(SectionRow::Project {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                owner: None,
+            }));
+        }
+    }
+    for t in &mut s.tasks {
+        if let Some(m) = t.members.iter().find(|m| m.user == id) {
+            changes.push(Change::SectionLink {
+                link: SectionLink::TaskMember {
+                    task: t.id.clone(),
+                    user: id.to_owned(),
+                    role: m.role,
+                },
+                present: false,
+            });
+        }
+        t.members.retain(|m| m.user != id);
+    }
+    for i in &mut s.inventory_items {
+        if i.users.iter().any(|u| u == id) {
+            changes.push(Change::SectionLink {
+                link: SectionLink::ItemUser {
+                    item: i.id.clone(),
+                    user: id.to_owned(),
+                },
+                present: false,
+            });
+        }
+        i.users.retain(|u| u != id);
+        if i.owner.as_deref() == Some(id) {
+            i.owner = None;
+            changes.push(Change::UpsertSection(SectionRow::InventoryItem {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                owner: None,
+                public: i.public,
+            }));
+        }
+    }
+    for l in &mut s.leads {
+        if l.owner.as_deref() == Some(id) {
+            l.owner = None;
+            changes.push(Change::UpsertSection(SectionRow::Lead {
+                id: l.id.clone(),
+                name: l.name.clone(),
+                company: l.company.clone(),
+                owner: None,
+            }));
+        }
+    }
+    for e in &mut s.agenda_events {
+        if e.owner.as_deref() == Some(id) {
+            e.owner = None;
+            changes.push(Change::UpsertSection(SectionRow::AgendaEvent {
+                id: e.id.clone(),
+                name: e.name.clone(),
+                owner: None,
+                public: e.public,
+            }));
+        }
+    }
+    for c in &changes {
+        snap.apply(c).unwrap();
+    }
+}
+
+const ENTITIES: [SectionEntity; 9] = [
+    SectionEntity::Project,
+    SectionEntity::Task,
+    SectionEntity::WikiPage,
+    SectionEntity::InventoryItem,
+    SectionEntity::Invoice,
+    SectionEntity::Lead,
+    SectionEntity::AgendaEvent,
+    SectionEntity::DownloadCategory,
+    SectionEntity::Download,
+];
+
+/// Applies a section step to the dataset and the snapshot, as the
+/// database would let it through (references exist, a parent in the same
+/// project) and as its change log would carry it (cascades row by row).
+fn apply_section(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
+    let users: Vec<String> = data.users.iter().map(|u| u.id.clone()).collect();
+    let user = |i: usize| users[i % users.len()].clone();
+    let company = |i: usize| data.companies[i % data.companies.len()].id.clone();
+    let group = |i: usize| data.groups[i % data.groups.len()].id.clone();
+    match c {
+        Step::SectionUpsert {
+            entity,
+            n,
+            a,
+            b,
+            flag,
+        } => {
+            let id = section_id(*entity, *n);
+            let s = &data.sections;
+            let row = match entity {
+                0 => SectionRow::Project {
+                    id,
+                    name: "P2".into(),
+                    owner: a.map(user),
+                },
+                1 => {
+                    let project = section_id(0, a.unwrap_or(0) % 8);
+                    let parent = b.map(|b| section_id(1, b % 8));
+                    if !s.projects.iter().any(|p| p.id == project)
+                        || parent
+                            .as_ref()
+                            .is_some_and(|p| !s.tasks.iter().any(|t| t.id == *p))
+                        || parent.as_deref() == Some(id.as_str())
+                    {
+                        return;
+                    }
+                    let parent_project = parent
+                        .as_ref()
+                        .and_then(|p| s.tasks.iter().find(|t| t.id == *p))
+                        .map(|t| t.project.clone());
+                    let moves_children = s.tasks.iter().any(|t| t.id == id && t.project != project)
+                        && s.tasks
+                            .iter()
+                            .any(|t| t.parent.as_deref() == Some(id.as_str()));
+                    // The schema refuses these (the composite key).
+                    if parent_project.is_some_and(|p| p != project) || moves_children {
+                        return;
+                    }
+                    let row = SectionRow::Task {
+                        id: id.clone(),
+                        name: "T2".into(),
+                        project: project.clone(),
+                        parent: parent.clone(),
+                    };
+                    // A cycle the schema lets through: refused, held back.
+                    if parent.as_ref().is_some_and(|p| subtree(s, &id).contains(p)) {
+                        assert!(snap.apply(&Change::UpsertSection(row)).is_err());
+                        *snap = Snapshot::build(data).unwrap();
+                        return;
+                    }
+                    row
+                }
+                2 => SectionRow::WikiPage {
+                    id,
+                    name: "W2".into(),
+                },
+                3 => SectionRow::InventoryItem {
+                    id,
+                    name: "I2".into(),
+                    owner: a.map(user),
+                    public: *flag,
+                },
+                4 => SectionRow::Invoice {
+                    id,
+                    company: company(a.unwrap_or(1)),
+                },
+                5 => SectionRow::Lead {
+                    id,
+                    name: "L2".into(),
+                    company: a.map(company),
+                    owner: b.map(user),
+                },
+                6 => SectionRow::AgendaEvent {
+                    id,
+                    name: "E2".into(),
+                    owner: a.map(user),
+                    public: *flag,
+                },
+                7 => SectionRow::DownloadCategory {
+                    id,
+                    name: "C2".into(),
+                },
+                _ => {
+                    let category = section_id(7, a.unwrap_or(0) % 8);
+                    if !s.download_categories.iter().any(|c| c.id == category) {
+                        return;
+                    }
+                    SectionRow::Download {
+                        id,
+                        name: "D2".into(),
+                        category,
+                    }
+                }
+            };
+            snap.apply(&Change::UpsertSection(row.clone())).unwrap();
+            let s = &mut data.sections;
+            macro_rules! upsert {
+                ($list:expr, $id:expr, $new:expr, |$old:ident| $update:block) => {
+                    match $list.iter_mut().find(|r| r.id == *$id) {
+                        Some($old) => $update,
+                        None => $list.push($new),
+                    }
+                };
+            }
+            match row {
+                SectionRow::Project { id, name, owner } => upsert!(
+                    s.projects,
+                    &id,
+                    Project {
+                        id: id.clone(),
+                        name: name.clone(),
+                        owner: owner.clone(),
+                        members: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                        r.owner = owner;
+                    }
+                ),
+                SectionRow::Task {
+                    id,
+                    name,
+                    project,
+                    parent,
+                } => upsert!(
+                    s.tasks,
+                    &id,
+                    Task {
+                        id: id.clone(),
+                        name: name.clone(),
+                        project: project.clone(),
+                        parent: parent.clone(),
+                        members: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                        r.project = project;
+                        r.parent = parent;
+                    }
+                ),
+                SectionRow::WikiPage { id, name } => upsert!(
+                    s.wiki_pages,
+                    &id,
+                    WikiPage {
+                        id: id.clone(),
+                        name: name.clone(),
+                        read_groups: vec![],
+                        write_groups: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                    }
+                ),
+                SectionRow::InventoryItem {
+                    id,
+                    name,
+                    owner,
+                    public,
+                } => upsert!(
+                    s.inventory_items,
+                    &id,
+                    InventoryItem {
+                        id: id.clone(),
+                        name: name.clone(),
+                        owner: owner.clone(),
+                        public,
+                        companies: vec![],
+                        users: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                        r.owner = owner;
+                        r.public = public;
+                    }
+                ),
+                SectionRow::Invoice { id, company } => upsert!(
+                    s.invoices,
+                    &id,
+                    Invoice {
+                        id: id.clone(),
+                        company: company.clone()
+                    },
+                    |r| {
+                        r.company = company;
+                    }
+                ),
+                SectionRow::Lead {
+                    id,
+                    name,
+                    company,
+                    owner,
+                } => upsert!(
+                    s.leads,
+                    &id,
+                    Lead {
+                        id: id.clone(),
+                        name: name.clone(),
+                        company: company.clone(),
+                        owner: owner.clone()
+                    },
+                    |r| {
+                        r.name = name;
+                        r.company = company;
+                        r.owner = owner;
+                    }
+                ),
+                SectionRow::AgendaEvent {
+                    id,
+                    name,
+                    owner,
+                    public,
+                } => upsert!(
+                    s.agenda_events,
+                    &id,
+                    AgendaEvent {
+                        id: id.clone(),
+                        name: name.clone(),
+                        owner: owner.clone(),
+                        public,
+                        groups: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                        r.owner = owner;
+                        r.public = public;
+                    }
+                ),
+                SectionRow::DownloadCategory { id, name } => upsert!(
+                    s.download_categories,
+                    &id,
+                    DownloadCategory {
+                        id: id.clone(),
+                        name: name.clone(),
+                        groups: vec![]
+                    },
+                    |r| {
+                        r.name = name;
+                    }
+                ),
+                SectionRow::Download { id, name, category } => upsert!(
+                    s.downloads,
+                    &id,
+                    Download {
+                        id: id.clone(),
+                        name: name.clone(),
+                        category: category.clone()
+                    },
+                    |r| {
+                        r.name = name;
+                        r.category = category;
+                    }
+                ),
+            }
+        }
+        Step::SectionDelete { entity, n } => {
+            let id = section_id(*entity, *n);
+            let s = &mut data.sections;
+            // The cascade, the deleted row first (the order-free case).
+            let mut gone: Vec<(SectionEntity, String)> = vec![(ENTITIES[*entity % 9], id.clone())];
+            match entity % 9 {
+                0 => {
+                    let tasks: Vec<String> = s
+                        .tasks
+                        .iter()
+                        .filter(|t| t.project == id)
+                        .map(|t| t.id.clone())
+                        .collect();
+                    gone.extend(tasks.into_iter().map(|t| (SectionEntity::Task, t)));
+                }
+                1 => {
+                    let below = subtree(s, &id);
+                    gone.extend(below.into_iter().skip(1).map(|t| (SectionEntity::Task, t)));
+                }
+                7 => gone.extend(
+                    s.downloads
+                        .iter()
+                        .filter(|d| d.category == id)
+                        .map(|d| (SectionEntity::Download, d.id.clone())),
+                ),
+                _ => {}
+            }
+            for (entity, id) in &gone {
+                snap.apply(&Change::DeleteSection {
+                    entity: *entity,
+                    id: id.clone(),
+                })
+                .unwrap();
+                match entity {
+                    SectionEntity::Project => s.projects.retain(|r| r.id != *id),
+                    SectionEntity::Task => s.tasks.retain(|r| r.id != *id),
+                    SectionEntity::WikiPage => s.wiki_pages.retain(|r| r.id != *id),
+                    SectionEntity::InventoryItem => s.inventory_items.retain(|r| r.id != *id),
+                    SectionEntity::Invoice => s.invoices.retain(|r| r.id != *id),
+                    SectionEntity::Lead => s.leads.retain(|r| r.id != *id),
+                    SectionEntity::AgendaEvent => s.agenda_events.retain(|r| r.id != *id),
+                    SectionEntity::DownloadCategory => {
+                        s.download_categories.retain(|r| r.id != *id)
+                    }
+                    SectionEntity::Download => s.downloads.retain(|r| r.id != *id),
+                }
+            }
+            // Their list rows come after them: taking an entry off a row
+            // that is gone changes nothing.
+            snap.apply(&Change::SectionLink {
+                link: SectionLink::ProjectMember {
+                    project: id,
+                    user: user(0),
+                    role: MemberRole::Member,
+                },
+                present: false,
+            })
+            .unwrap();
+        }
+        Step::SectionLink {
+            link,
+            n,
+            target,
+            manager,
+            present,
+        } => {
+            let s = &data.sections;
+            let on = |e: usize| section_id(e, *n);
+            let (link, known) = match link {
+                0 => (
+                    SectionLink::ProjectMember {
+                        project: on(0),
+                        user: user(*target),
+                        role: if *manager {
+                            MemberRole::Manager
+                        } else {
+                            MemberRole::Member
+                        },
+                    },
+                    s.projects.iter().any(|r| r.id == on(0)),
+                ),
+                1 => (
+                    SectionLink::TaskMember {
+                        task: on(1),
+                        user: user(*target),
+                        role: if *manager {
+                            MemberRole::Manager
+                        } else {
+                            MemberRole::Member
+                        },
+                    },
+                    s.tasks.iter().any(|r| r.id == on(1)),
+                ),
+                2 => (
+                    SectionLink::WikiGroup {
+                        page: on(2),
+                        group: group(*target),
+                        write: *manager,
+                    },
+                    s.wiki_pages.iter().any(|r| r.id == on(2)),
+                ),
+                3 => (
+                    SectionLink::ItemCompany {
+                        item: on(3),
+                        company: company(*target),
+                    },
+                    s.inventory_items.iter().any(|r| r.id == on(3)),
+                ),
+                4 => (
+                    SectionLink::ItemUser {
+                        item: on(3),
+                        user: user(*target),
+                    },
+                    s.inventory_items.iter().any(|r| r.id == on(3)),
+                ),
+                5 => (
+                    SectionLink::EventGroup {
+                        event: on(6),
+                        group: group(*target),
+                    },
+                    s.agenda_events.iter().any(|r| r.id == on(6)),
+                ),
+                _ => (
+                    SectionLink::CategoryGroup {
+                        category: on(7),
+                        group: group(*target),
+                    },
+                    s.download_categories.iter().any(|r| r.id == on(7)),
+                ),
+            };
+            if !known && *present {
+                return;
+            }
+            // One row per entry: an update is the old entry off, then on.
+            snap.apply(&Change::SectionLink {
+                link: link.clone(),
+                present: false,
+            })
+            .unwrap();
+            if *present {
+                snap.apply(&Change::SectionLink {
+                    link: link.clone(),
+                    present: true,
+                })
+                .unwrap();
+            }
+            let s = &mut data.sections;
+            let set = |list: &mut Vec<String>, v: &str| {
+                list.retain(|x| x != v);
+                if *present {
+                    list.push(v.to_owned());
+                }
+            };
+            match link {
+                SectionLink::ProjectMember {
+                    project,
+                    user,
+                    role,
+                } => {
+                    if let Some(p) = s.projects.iter_mut().find(|p| p.id == project) {
+                        p.members.retain(|m| m.user != user);
+                        if *present {
+                            p.members.push(SectionMember { user, role });
+                        }
+                    }
+                }
+                SectionLink::TaskMember { task, user, role } => {
+                    if let Some(t) = s.tasks.iter_mut().find(|t| t.id == task) {
+                        t.members.retain(|m| m.user != user);
+                        if *present {
+                            t.members.push(SectionMember { user, role });
+                        }
+                    }
+                }
+                SectionLink::WikiGroup { page, group, write } => {
+                    if let Some(w) = s.wiki_pages.iter_mut().find(|w| w.id == page) {
+                        set(
+                            if write {
+                                &mut w.write_groups
+                            } else {
+                                &mut w.read_groups
+                            },
+                            &group,
+                        );
+                    }
+                }
+                SectionLink::ItemCompany { item, company } => {
+                    if let Some(i) = s.inventory_items.iter_mut().find(|i| i.id == item) {
+                        set(&mut i.companies, &company);
+                    }
+                }
+                SectionLink::ItemUser { item, user } => {
+                    if let Some(i) = s.inventory_items.iter_mut().find(|i| i.id == item) {
+                        set(&mut i.users, &user);
+                    }
+                }
+                SectionLink::EventGroup { event, group } => {
+                    if let Some(e) = s.agenda_events.iter_mut().find(|e| e.id == event) {
+                        set(&mut e.groups, &group);
+                    }
+                }
+                SectionLink::CategoryGroup { category, group } => {
+                    if let Some(c) = s.download_categories.iter_mut().find(|c| c.id == category) {
+                        set(&mut c.groups, &group);
+                    }
+                }
+            }
+        }
+        _ => unreachable!("not a section step"),
+    }
+}
+
 fn answers(snap: &Snapshot, data: &Dataset) -> Vec<String> {
     let now = Context::at(data.now.unwrap());
-    let mut out = Vec::new();
+    let mut out = common::section_answers(snap, data);
     for (i, user) in data.users.iter().enumerate() {
         out.push(format!(
             "{} filter {:?}",
@@ -770,6 +1509,7 @@ proptest! {
             }
             g.enforce_open_limit = i % 4 < 2;
         }
+        data.sections = base_sections(&data);
         let mut snap = Snapshot::build(&data).unwrap();
         let original = snap.clone();
         let before = answers(&original, &data);

@@ -215,3 +215,191 @@ async fn entries_listed_twice_are_imported_once() {
         db.close().await;
     }
 }
+
+/// The sections of a dataset with every list in a canonical order, to
+/// compare what went through the database with what came in.
+fn canonical(mut s: ticket_authz::model::Sections) -> ticket_authz::model::Sections {
+    s.projects.sort_by(|a, b| a.id.cmp(&b.id));
+    s.tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    s.wiki_pages.sort_by(|a, b| a.id.cmp(&b.id));
+    s.inventory_items.sort_by(|a, b| a.id.cmp(&b.id));
+    s.invoices.sort_by(|a, b| a.id.cmp(&b.id));
+    s.leads.sort_by(|a, b| a.id.cmp(&b.id));
+    s.agenda_events.sort_by(|a, b| a.id.cmp(&b.id));
+    s.download_categories.sort_by(|a, b| a.id.cmp(&b.id));
+    s.downloads.sort_by(|a, b| a.id.cmp(&b.id));
+    for p in &mut s.projects {
+        p.members.sort_by(|a, b| a.user.cmp(&b.user));
+    }
+    for t in &mut s.tasks {
+        t.members.sort_by(|a, b| a.user.cmp(&b.user));
+    }
+    for w in &mut s.wiki_pages {
+        w.read_groups.sort();
+        w.write_groups.sort();
+    }
+    for i in &mut s.inventory_items {
+        i.companies.sort();
+        i.users.sort();
+    }
+    for e in &mut s.agenda_events {
+        e.groups.sort();
+    }
+    for c in &mut s.download_categories {
+        c.groups.sort();
+    }
+    s
+}
+
+/// Serves `db` in full (every table, the dataset's clock) on 127.0.0.1:0
+/// until the returned sender is dropped; a client once the first load is
+/// published.
+async fn serve_database(
+    db: &Database,
+    now: Option<ticket_authz::time::Timestamp>,
+) -> (
+    ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient<tonic::transport::Channel>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ticket_authz::serve::ServeError>>,
+) {
+    use ticket_authz::serve as server;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let source = db.clone();
+    let loader: server::Loader = Box::pin(async move {
+        let mut snap = source.snapshot().await.map_err(|e| e.to_string())?;
+        snap.fix_now(now);
+        Ok(snap)
+    });
+    let handle = tokio::spawn(server::run(
+        server::ServeConfig::default(),
+        server::Listeners::grpc(listener),
+        async move {
+            let _ = stopped.await;
+        },
+        loader,
+        None,
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = ticket_authz::grpc::pb::ticket_authz_client::TicketAuthzClient::new(channel);
+    let started = std::time::Instant::now();
+    // RPCs answer UNAVAILABLE until the first load is published.
+    while c
+        .get_visibility_filter(ticket_authz::grpc::pb::GetVisibilityFilterRequest {
+            user_id: "nobody".to_owned(),
+            min_revision: 0,
+        })
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (c, stop, handle)
+}
+
+#[tokio::test]
+async fn every_section_scenario_imported_and_served_passes_over_grpc() {
+    for (n, file) in common::section_scenario_files().iter().enumerate() {
+        let loaded = dataset::load_file(file).unwrap();
+        for (kind, db) in common::databases(&format!("sections_{n}")).await {
+            let revision = db.import(&loaded.dataset, false).await.unwrap();
+            // The sections come back as they went in (order aside).
+            let back = db.load().await.unwrap();
+            assert_eq!(
+                canonical(back.dataset.sections.clone()),
+                canonical(loaded.dataset.sections.clone()),
+                "{kind}: {}: the sections changed on their way through the database",
+                file.display()
+            );
+            // The ticket-cache mode's graph holds them too.
+            let graph = db
+                .load_scope(ticket_authz::db::LoadScope::Graph)
+                .await
+                .unwrap();
+            assert_eq!(graph.dataset.sections, back.dataset.sections, "{kind}");
+            eprintln!("{}: {kind}", file.display());
+            let (mut c, stop, handle) = serve_database(&db, loaded.dataset.now).await;
+            common::wire::conform(&mut c, file, &loaded, revision, &[1, 2, 7]).await;
+            drop(stop);
+            handle.await.unwrap().unwrap();
+            db.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_schema_rejects_bad_section_rows() {
+    let file = common::section_scenario_files().remove(0);
+    let loaded = dataset::load_file(&file).unwrap();
+    for (kind, db) in common::databases("section_constraints").await {
+        db.import(&loaded.dataset, false).await.unwrap();
+        let setup = [
+            "INSERT INTO projects (id, name) VALUES ('other', 'Other')",
+            "INSERT INTO tasks (id, name, project_id) VALUES ('elsewhere', 'Elsewhere', 'other')",
+        ];
+        let refused = [
+            // A parent in another project: the composite key refuses it.
+            "INSERT INTO tasks (id, name, project_id, parent_id) VALUES ('x', 'X', 'move', 'elsewhere')",
+            "UPDATE tasks SET parent_id = 'elsewhere' WHERE id = 'plan'",
+            // Moving a task away from its subtasks.
+            "UPDATE tasks SET project_id = 'other' WHERE id = 'plan'",
+            "UPDATE tasks SET parent_id = id WHERE id = 'plan'",
+            "INSERT INTO tasks (id, name, project_id) VALUES ('y', 'Y', 'nowhere')",
+            "INSERT INTO projects (id, name) VALUES ('', 'Empty')",
+            "INSERT INTO projects (id, name, owner_id) VALUES ('p', 'P', 'nobody')",
+            "INSERT INTO project_members (project_id, user_id, role) VALUES ('move', 'ali', 'owner')",
+            "INSERT INTO wiki_page_groups (wiki_page_id, group_id, access) VALUES ('welcome', 'it', 'admin')",
+            "INSERT INTO wiki_page_groups (wiki_page_id, group_id, access) VALUES ('welcome', '*', 'read')",
+            "INSERT INTO invoices (id) VALUES ('no-company')",
+            "INSERT INTO inventory_item_companies (inventory_item_id, company_id) VALUES ('laptop', 'nowhere')",
+            "INSERT INTO agenda_event_groups (agenda_event_id, group_id) VALUES ('party', 'nowhere')",
+            "INSERT INTO downloads (id, name, category_id) VALUES ('d', 'D', 'nowhere')",
+            // Deletes that would open a resource to more people: a page's
+            // or category's last group, a lead's company.
+            "DELETE FROM groups WHERE id = 'sales'",
+            "DELETE FROM groups WHERE id = 'it-net'",
+            "DELETE FROM companies WHERE id = 'rival'",
+        ];
+        let run = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                match &db {
+                    Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+                    Database::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+                }
+            }
+        };
+        for sql in setup {
+            run(sql).await.unwrap();
+        }
+        for sql in refused {
+            assert!(run(sql).await.is_err(), "{kind}: accepted {sql}");
+        }
+        // A subtask goes with its parent; what else names a deleted
+        // project, user or category goes or forgets it.
+        run("DELETE FROM tasks WHERE id = 'plan'").await.unwrap();
+        run("DELETE FROM users WHERE id = 'sam'").await.unwrap();
+        run("DELETE FROM download_categories WHERE id = 'drivers'")
+            .await
+            .unwrap();
+        let back = db.load().await.unwrap().dataset.sections;
+        let tasks: Vec<&str> = back.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(tasks, ["elsewhere", "report"], "{kind}");
+        let lead = back.leads.iter().find(|l| l.id == "sam-lead").unwrap();
+        assert_eq!(lead.owner, None, "{kind}");
+        assert!(
+            back.downloads.iter().all(|d| d.category != "drivers"),
+            "{kind}"
+        );
+        db.close().await;
+    }
+}

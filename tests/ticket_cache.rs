@@ -118,6 +118,8 @@ async fn serve_cached(
 async fn every_shared_scenario_passes_with_the_ticket_cache() {
     let mut files = common::scenario_files();
     files.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml"));
+    // The sections are part of the graph the cached mode keeps in memory.
+    files.extend(common::section_scenario_files());
     for (n, file) in files.iter().enumerate() {
         let loaded = dataset::load_file(file).unwrap();
         for (kind, db) in common::databases(&format!("cached_scenarios_{n}")).await {

@@ -68,11 +68,11 @@ impl Ord for Head<'_> {
     }
 }
 
-type Stream<'s> = Box<dyn Iterator<Item = Idx> + 's>;
+pub(super) type Stream<'s> = Box<dyn Iterator<Item = Idx> + 's>;
 
 /// A k-way merge of id-ordered streams of handles into one ascending,
 /// de-duplicated stream.
-struct Merge<'s, R> {
+pub(super) struct Merge<'s, R> {
     table: &'s Table<R>,
     streams: Vec<Stream<'s>>,
     heap: BinaryHeap<Head<'s>>,
@@ -80,7 +80,7 @@ struct Merge<'s, R> {
 }
 
 impl<'s, R: Keyed> Merge<'s, R> {
-    fn new(table: &'s Table<R>, mut streams: Vec<Stream<'s>>) -> Self {
+    pub(super) fn new(table: &'s Table<R>, mut streams: Vec<Stream<'s>>) -> Self {
         let mut heap = BinaryHeap::with_capacity(streams.len());
         for (stream, iter) in streams.iter_mut().enumerate() {
             if let Some(idx) = iter.next() {
@@ -122,7 +122,7 @@ impl<R: Keyed> Iterator for Merge<'_, R> {
 }
 
 /// Iterates a posting list from just after the id `after`.
-fn from_after<'s, R: Keyed>(
+pub(super) fn from_after<'s, R: Keyed>(
     seq: &'s SortedSeq<Idx>,
     table: &'s Table<R>,
     after: Option<&str>,
@@ -134,7 +134,7 @@ fn from_after<'s, R: Keyed>(
 }
 
 /// Takes up to `limit` ids from a stream and says whether more follow.
-fn take_page<R: Keyed>(
+pub(super) fn take_page<R: Keyed>(
     table: &Table<R>,
     stream: impl Iterator<Item = Idx>,
     limit: usize,

@@ -2,9 +2,6 @@
 //! section action in reporting order, and the visible-resource lists,
 //! merged from the snapshot's section indexes and held to the same rules.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use crate::flags::Flag;
 use crate::model::{ResourceKind, UserKind};
 use crate::snapshot::sections::SectionTables;
@@ -12,7 +9,7 @@ use crate::snapshot::{ALL, Idx, Keyed, NONE, Snapshot, SortedSeq, Table, UserRow
 
 use super::decision::{Decision, Explain, Reason};
 use super::derive::{flags_on, grant_applies, group_name, has_flag_anywhere, in_reach};
-use super::lists::{ListError, Page, PageCursor};
+use super::lists::{ListError, Merge, Page, PageCursor, Stream, from_after, take_page};
 use super::request::Action;
 
 /// What a section action's `resource_id` names, for explanations.
@@ -515,75 +512,29 @@ pub(crate) fn decide(asker: &Asker<'_>, action: Action, r: Idx, mut ex: Explain)
     }
 }
 
-/// A source of candidate handles, ascending.
+/// A source of candidate handles: an index list (in id order), or a list
+/// gathered for the question (ordered by id when it becomes a stream).
 enum Source<'s> {
     Seq(&'s SortedSeq<Idx>),
     Owned(Vec<Idx>),
 }
 
-/// The candidates of `sources` from handle `start` on, ascending and
-/// de-duplicated (a k-way merge).
-fn merged<'s>(sources: Vec<Source<'s>>, start: Idx) -> impl Iterator<Item = Idx> + 's {
-    let mut streams: Vec<Box<dyn Iterator<Item = Idx> + 's>> = sources
-        .into_iter()
-        .map(|s| -> Box<dyn Iterator<Item = Idx> + 's> {
-            match s {
-                Source::Seq(seq) => Box::new(seq.iter_from(seq.seek(|e| *e < start)).copied()),
-                Source::Owned(list) => Box::new(list.into_iter().filter(move |&h| h >= start)),
-            }
-        })
-        .collect();
-    let mut heap = BinaryHeap::with_capacity(streams.len());
-    for (i, s) in streams.iter_mut().enumerate() {
-        if let Some(h) = s.next() {
-            heap.push(Reverse((h, i)));
+/// A source as a stream of `table`'s handles in id order, after `after`.
+fn stream<'s, R: Keyed>(
+    source: Source<'s>,
+    table: &'s Table<R>,
+    after: Option<&'s str>,
+) -> Stream<'s> {
+    match source {
+        Source::Seq(seq) => Box::new(from_after(seq, table, after).copied()),
+        Source::Owned(mut list) => {
+            list.sort_unstable_by(|a, b| table.id(*a).cmp(table.id(*b)));
+            Box::new(
+                list.into_iter()
+                    .filter(move |h| after.is_none_or(|a| table.id(*h) > a)),
+            )
         }
     }
-    let mut last = NONE;
-    std::iter::from_fn(move || {
-        loop {
-            let Reverse((h, i)) = heap.pop()?;
-            if let Some(next) = streams.get_mut(i).and_then(Iterator::next) {
-                heap.push(Reverse((next, i)));
-            }
-            if h != last {
-                last = h;
-                return Some(h);
-            }
-        }
-    })
-}
-
-/// The first handle of a table (built in id order) whose id sorts after
-/// `after`.
-fn start_after<R: Keyed>(table: &Table<R>, after: Option<&str>) -> Idx {
-    let Some(after) = after else { return 0 };
-    let (mut lo, mut hi) = (0usize, table.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if table.id(Idx::try_from(mid).unwrap_or(NONE)) <= after {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    Idx::try_from(lo).unwrap_or(NONE)
-}
-
-fn take<R: Keyed>(
-    table: &Table<R>,
-    stream: impl Iterator<Item = Idx>,
-    limit: usize,
-) -> (Vec<String>, bool) {
-    let mut ids = Vec::new();
-    let mut stream = stream.peekable();
-    while ids.len() < limit {
-        match stream.next() {
-            Some(h) => ids.push(table.id(h).to_owned()),
-            None => return (ids, false),
-        }
-    }
-    (ids, stream.peek().is_some())
 }
 
 impl<'s> Asker<'s> {
@@ -740,10 +691,6 @@ impl<'s> Asker<'s> {
     }
 }
 
-fn all_from(len: usize, start: Idx) -> impl Iterator<Item = Idx> {
-    start..Idx::try_from(len).unwrap_or(NONE)
-}
-
 /// The resources of `kind` that `user_id` may view, ascending by id,
 /// after the id `after`, at most `limit`; and whether more follow. An
 /// unknown or suspended user sees none.
@@ -767,13 +714,21 @@ pub fn visible_resources_after(
     macro_rules! list {
         ($table:expr) => {{
             let table = $table;
-            let start = start_after(table, after);
             if user.kind == UserKind::Superadmin {
-                take(table, all_from(table.len(), start), limit)
+                take_page(
+                    table,
+                    from_after(sec.every(kind), table, after).copied(),
+                    limit,
+                )
             } else {
-                let stream = merged(asker.sources(kind), start)
+                let streams = asker
+                    .sources(kind)
+                    .into_iter()
+                    .map(|s| stream(s, table, after))
+                    .collect();
+                let visible = Merge::new(table, streams)
                     .filter(|&r| asker.rule(view, r, &mut Explain::new(false)).is_some());
-                take(table, stream, limit)
+                take_page(table, visible, limit)
             }
         }};
     }

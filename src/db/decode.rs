@@ -7,8 +7,10 @@ use serde_json::Value;
 use super::changes::{ChangeRow, LogBatch};
 use crate::flags::Flag;
 use crate::follow::{Batch, Reload};
-use crate::model::{Company, Group, OrgAccess, Status, UserAccess, UserKind};
-use crate::snapshot::{Change, OrgFields, Role, TicketFields, UserFields};
+use crate::model::{Company, Group, MemberRole, OrgAccess, Status, UserAccess, UserKind};
+use crate::snapshot::{
+    Change, OrgFields, Role, SectionEntity, SectionLink, SectionRow, TicketFields, UserFields,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,13 +195,121 @@ fn link(table: &str, row: &Value, present: bool) -> Result<Change, DecodeError> 
             },
             present,
         },
-        _ => return Err(row_error(table, "not a link table")),
+        _ => return section_link(table, row, present),
     })
 }
 
-/// The upsert of a ticket or a user from its new image; an update that
+/// The change one image of a section list table switches on or off.
+fn section_link(table: &str, row: &Value, present: bool) -> Result<Change, DecodeError> {
+    let role = || named(table, row, "role", MemberRole::parse);
+    let link = match table {
+        "project_members" => SectionLink::ProjectMember {
+            project: text(table, row, "project_id")?,
+            user: text(table, row, "user_id")?,
+            role: role()?,
+        },
+        "task_members" => SectionLink::TaskMember {
+            task: text(table, row, "task_id")?,
+            user: text(table, row, "user_id")?,
+            role: role()?,
+        },
+        "wiki_page_groups" => SectionLink::WikiGroup {
+            page: text(table, row, "wiki_page_id")?,
+            group: text(table, row, "group_id")?,
+            write: named(table, row, "access", |a| match a {
+                "read" => Some(false),
+                "write" => Some(true),
+                _ => None,
+            })?,
+        },
+        "inventory_item_companies" => SectionLink::ItemCompany {
+            item: text(table, row, "inventory_item_id")?,
+            company: text(table, row, "company_id")?,
+        },
+        "inventory_item_users" => SectionLink::ItemUser {
+            item: text(table, row, "inventory_item_id")?,
+            user: text(table, row, "user_id")?,
+        },
+        "agenda_event_groups" => SectionLink::EventGroup {
+            event: text(table, row, "agenda_event_id")?,
+            group: text(table, row, "group_id")?,
+        },
+        "download_category_groups" => SectionLink::CategoryGroup {
+            category: text(table, row, "download_category_id")?,
+            group: text(table, row, "group_id")?,
+        },
+        _ => return Err(row_error(table, "not a link table")),
+    };
+    Ok(Change::SectionLink { link, present })
+}
+
+/// A section entity's row from an image of its table.
+fn section_row(table: &str, row: &Value) -> Result<SectionRow, DecodeError> {
+    let id = text(table, row, "id")?;
+    let name = || text(table, row, "name");
+    Ok(match table {
+        "projects" => SectionRow::Project {
+            name: name()?,
+            owner: optional(row, "owner_id"),
+            id,
+        },
+        "tasks" => SectionRow::Task {
+            name: name()?,
+            project: text(table, row, "project_id")?,
+            parent: optional(row, "parent_id"),
+            id,
+        },
+        "wiki_pages" => SectionRow::WikiPage { name: name()?, id },
+        "inventory_items" => SectionRow::InventoryItem {
+            name: name()?,
+            owner: optional(row, "owner_id"),
+            public: boolean(table, row, "public")?,
+            id,
+        },
+        "invoices" => SectionRow::Invoice {
+            company: text(table, row, "company_id")?,
+            id,
+        },
+        "leads" => SectionRow::Lead {
+            name: name()?,
+            company: optional(row, "company_id"),
+            owner: optional(row, "owner_id"),
+            id,
+        },
+        "agenda_events" => SectionRow::AgendaEvent {
+            name: name()?,
+            owner: optional(row, "owner_id"),
+            public: boolean(table, row, "public")?,
+            id,
+        },
+        "download_categories" => SectionRow::DownloadCategory { name: name()?, id },
+        _ => SectionRow::Download {
+            name: name()?,
+            category: text(table, row, "category_id")?,
+            id,
+        },
+    })
+}
+
+/// The entity a section table holds.
+fn section_entity(table: &str) -> Option<SectionEntity> {
+    Some(match table {
+        "projects" => SectionEntity::Project,
+        "tasks" => SectionEntity::Task,
+        "wiki_pages" => SectionEntity::WikiPage,
+        "inventory_items" => SectionEntity::InventoryItem,
+        "invoices" => SectionEntity::Invoice,
+        "leads" => SectionEntity::Lead,
+        "agenda_events" => SectionEntity::AgendaEvent,
+        "download_categories" => SectionEntity::DownloadCategory,
+        "downloads" => SectionEntity::Download,
+        _ => return None,
+    })
+}
+
+/// The upsert of a ticket, a user or a section entity from its new image; an update that
 /// changes the id deletes the old one first.
-fn entity(
+fn entity_change(
     c: &ChangeRow,
     out: &mut Vec<Change>,
     upsert: impl Fn(&Value) -> Result<(String, Change), DecodeError>,
@@ -261,8 +371,19 @@ fn decode_row(c: &ChangeRow, out: &mut Vec<Change>) -> Result<(), DecodeError> {
             format!("cannot apply `{}` row by row", c.op),
         ));
     }
+    if let Some(entity) = section_entity(table) {
+        return entity_change(
+            c,
+            out,
+            |row| {
+                let r = section_row(table, row)?;
+                Ok((text(table, row, "id")?, Change::UpsertSection(r)))
+            },
+            |id| Change::DeleteSection { entity, id },
+        );
+    }
     match table {
-        "tickets" => entity(
+        "tickets" => entity_change(
             c,
             out,
             |row| {
@@ -271,7 +392,7 @@ fn decode_row(c: &ChangeRow, out: &mut Vec<Change>) -> Result<(), DecodeError> {
             },
             |id| Change::DeleteTicket { id },
         ),
-        "users" => entity(
+        "users" => entity_change(
             c,
             out,
             |row| {
@@ -291,7 +412,14 @@ fn decode_row(c: &ChangeRow, out: &mut Vec<Change>) -> Result<(), DecodeError> {
         | "organisation_access_managers"
         | "organisation_domains"
         | "partnerships"
-        | "profile_flags" => {
+        | "profile_flags"
+        | "project_members"
+        | "task_members"
+        | "wiki_page_groups"
+        | "inventory_item_companies"
+        | "inventory_item_users"
+        | "agenda_event_groups"
+        | "download_category_groups" => {
             if c.op != "I" {
                 out.push(link(table, &parse(table, &c.old)?, false)?);
             }

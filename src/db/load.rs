@@ -32,7 +32,7 @@ fn invalid(what: impl Into<String>) -> DbError {
 }
 
 /// Positions of ids in a list, for attaching child rows.
-fn positions<T>(items: &[T], key: impl Fn(&T) -> &str) -> HashMap<String, usize> {
+pub(super) fn positions<T>(items: &[T], key: impl Fn(&T) -> &str) -> HashMap<String, usize> {
     items
         .iter()
         .enumerate()
@@ -42,7 +42,7 @@ fn positions<T>(items: &[T], key: impl Fn(&T) -> &str) -> HashMap<String, usize>
 
 /// Attaches a child row to its parent, or reports a dangling one (the
 /// schema's foreign keys make that impossible; this guards manual edits).
-fn attach<'a, T>(
+pub(super) fn attach<'a, T>(
     items: &'a mut [T],
     at: &HashMap<String, usize>,
     parent: &str,
@@ -53,7 +53,7 @@ fn attach<'a, T>(
         .ok_or_else(|| invalid(format!("{table}: row refers to unknown `{parent}`")))
 }
 
-fn choice<T>(
+pub(super) fn choice<T>(
     table: &str,
     id: &str,
     field: &str,
@@ -106,7 +106,7 @@ pub enum Scope {
     /// Every table.
     Everything,
     /// The permission graph: every table but tickets, CCs and participants
-    /// (the ticket cache reads those by key).
+    /// (the ticket cache reads those by key); the sections included.
     Graph,
 }
 
@@ -318,6 +318,7 @@ where
             });
     }
     drop(rows);
+    data.sections = super::sections::load_sections::<D>(&mut *tx).await?;
     if scope == Scope::Graph {
         tx.commit().await?;
         return Ok(Loaded {

@@ -10,6 +10,7 @@ mod fresh;
 mod lists;
 mod load;
 mod prune;
+mod sections;
 mod source;
 mod store;
 mod tickets;
@@ -29,7 +30,23 @@ pub use prune::Pruned;
 pub use source::{DbSource, Notify};
 
 /// Every table holding data, children before parents (the delete order).
-pub(crate) const TABLES: [&str; 14] = [
+pub(crate) const TABLES: [&str; 30] = [
+    "downloads",
+    "download_category_groups",
+    "download_categories",
+    "agenda_event_groups",
+    "agenda_events",
+    "leads",
+    "invoices",
+    "inventory_item_users",
+    "inventory_item_companies",
+    "inventory_items",
+    "wiki_page_groups",
+    "wiki_pages",
+    "task_members",
+    "tasks",
+    "project_members",
+    "projects",
     "ticket_participants",
     "ticket_ccs",
     "tickets",

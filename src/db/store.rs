@@ -4,7 +4,7 @@ use sqlx::Pool;
 
 use super::dialect::Column;
 use super::{Database, DbError, Dialect, TABLES};
-use crate::model::{Dataset, GrantScope};
+use crate::model::{Dataset, GrantScope, SectionMember, Sections};
 
 /// The rows of one table, column by column.
 struct Rows {
@@ -279,6 +279,195 @@ fn rows(data: &Dataset) -> Vec<Rows> {
     ]
 }
 
+/// The section lists (access model §8) as table rows, entities before
+/// their lists; tasks in one statement, so a parent may follow its child.
+fn section_rows(data: &Sections) -> Vec<Rows> {
+    let s = |v: &str| Some(v.to_owned());
+    // (entity, other id, third column) of a list.
+    type Link = (String, String, String);
+    let links = |pairs: Vec<Link>| distinct(pairs);
+    let members = |of: &mut dyn Iterator<Item = (&String, &Vec<SectionMember>)>| -> Vec<Link> {
+        links(
+            of.flat_map(|(id, ms)| {
+                ms.iter()
+                    .map(move |m| (id.clone(), m.user.clone(), m.role.name().to_owned()))
+            })
+            .collect(),
+        )
+    };
+    let project_members = members(&mut data.projects.iter().map(|p| (&p.id, &p.members)));
+    let task_members = members(&mut data.tasks.iter().map(|t| (&t.id, &t.members)));
+    let wiki_groups = links(
+        data.wiki_pages
+            .iter()
+            .flat_map(|w| {
+                let read = w
+                    .read_groups
+                    .iter()
+                    .map(move |g| (w.id.clone(), g.clone(), "read".to_owned()));
+                let write = w
+                    .write_groups
+                    .iter()
+                    .map(move |g| (w.id.clone(), g.clone(), "write".to_owned()));
+                read.chain(write)
+            })
+            .collect(),
+    );
+    let pairs = |of: &mut dyn Iterator<Item = (&String, &Vec<String>)>| -> Vec<Link> {
+        links(
+            of.flat_map(|(id, list)| {
+                list.iter()
+                    .map(move |x| (id.clone(), x.clone(), String::new()))
+            })
+            .collect(),
+        )
+    };
+    let item_companies = pairs(&mut data.inventory_items.iter().map(|i| (&i.id, &i.companies)));
+    let item_users = pairs(&mut data.inventory_items.iter().map(|i| (&i.id, &i.users)));
+    let event_groups = pairs(&mut data.agenda_events.iter().map(|e| (&e.id, &e.groups)));
+    let category_groups = pairs(&mut data.download_categories.iter().map(|c| (&c.id, &c.groups)));
+    let link = |table, first, second, rows: &[Link], third: Option<&'static str>| {
+        let mut columns = vec![
+            (first, text(rows, |(a, _, _)| s(a))),
+            (second, text(rows, |(_, b, _)| s(b))),
+        ];
+        if let Some(third) = third {
+            columns.push((third, text(rows, |(_, _, c)| s(c))));
+        }
+        Rows { table, columns }
+    };
+    vec![
+        Rows {
+            table: "projects",
+            columns: vec![
+                ("id", text(&data.projects, |p| s(&p.id))),
+                ("name", text(&data.projects, |p| s(&p.name))),
+                ("owner_id", text(&data.projects, |p| p.owner.clone())),
+            ],
+        },
+        link(
+            "project_members",
+            "project_id",
+            "user_id",
+            &project_members,
+            Some("role"),
+        ),
+        Rows {
+            table: "tasks",
+            columns: vec![
+                ("id", text(&data.tasks, |t| s(&t.id))),
+                ("name", text(&data.tasks, |t| s(&t.name))),
+                ("project_id", text(&data.tasks, |t| s(&t.project))),
+                ("parent_id", text(&data.tasks, |t| t.parent.clone())),
+            ],
+        },
+        link(
+            "task_members",
+            "task_id",
+            "user_id",
+            &task_members,
+            Some("role"),
+        ),
+        Rows {
+            table: "wiki_pages",
+            columns: vec![
+                ("id", text(&data.wiki_pages, |w| s(&w.id))),
+                ("name", text(&data.wiki_pages, |w| s(&w.name))),
+            ],
+        },
+        link(
+            "wiki_page_groups",
+            "wiki_page_id",
+            "group_id",
+            &wiki_groups,
+            Some("access"),
+        ),
+        Rows {
+            table: "inventory_items",
+            columns: vec![
+                ("id", text(&data.inventory_items, |i| s(&i.id))),
+                ("name", text(&data.inventory_items, |i| s(&i.name))),
+                ("owner_id", text(&data.inventory_items, |i| i.owner.clone())),
+                (
+                    "public",
+                    Column::Bool(data.inventory_items.iter().map(|i| i.public).collect()),
+                ),
+            ],
+        },
+        link(
+            "inventory_item_companies",
+            "inventory_item_id",
+            "company_id",
+            &item_companies,
+            None,
+        ),
+        link(
+            "inventory_item_users",
+            "inventory_item_id",
+            "user_id",
+            &item_users,
+            None,
+        ),
+        Rows {
+            table: "invoices",
+            columns: vec![
+                ("id", text(&data.invoices, |v| s(&v.id))),
+                ("company_id", text(&data.invoices, |v| s(&v.company))),
+            ],
+        },
+        Rows {
+            table: "leads",
+            columns: vec![
+                ("id", text(&data.leads, |l| s(&l.id))),
+                ("name", text(&data.leads, |l| s(&l.name))),
+                ("company_id", text(&data.leads, |l| l.company.clone())),
+                ("owner_id", text(&data.leads, |l| l.owner.clone())),
+            ],
+        },
+        Rows {
+            table: "agenda_events",
+            columns: vec![
+                ("id", text(&data.agenda_events, |e| s(&e.id))),
+                ("name", text(&data.agenda_events, |e| s(&e.name))),
+                ("owner_id", text(&data.agenda_events, |e| e.owner.clone())),
+                (
+                    "public",
+                    Column::Bool(data.agenda_events.iter().map(|e| e.public).collect()),
+                ),
+            ],
+        },
+        link(
+            "agenda_event_groups",
+            "agenda_event_id",
+            "group_id",
+            &event_groups,
+            None,
+        ),
+        Rows {
+            table: "download_categories",
+            columns: vec![
+                ("id", text(&data.download_categories, |c| s(&c.id))),
+                ("name", text(&data.download_categories, |c| s(&c.name))),
+            ],
+        },
+        link(
+            "download_category_groups",
+            "download_category_id",
+            "group_id",
+            &category_groups,
+            None,
+        ),
+        Rows {
+            table: "downloads",
+            columns: vec![
+                ("id", text(&data.downloads, |d| s(&d.id))),
+                ("name", text(&data.downloads, |d| s(&d.name))),
+                ("category_id", text(&data.downloads, |d| s(&d.category))),
+            ],
+        },
+    ]
+}
+
 fn owners(data: &Dataset) -> Vec<(String, String)> {
     data.companies
         .iter()
@@ -300,7 +489,8 @@ impl Database {
 }
 
 async fn import<D: Dialect>(pool: &Pool<D>, data: &Dataset, replace: bool) -> Result<(), DbError> {
-    let tables = rows(data);
+    let mut tables = rows(data);
+    tables.extend(section_rows(&data.sections));
     let mut tx = pool.begin().await?;
     D::begin_import(&mut tx).await?;
     if replace {

@@ -4,7 +4,7 @@
 
 use super::{ApplyError, Snapshot};
 use crate::flags::Flag;
-use crate::model::{Company, Group, OrgAccess, Status, UserAccess, UserKind};
+use crate::model::{Company, Group, MemberRole, OrgAccess, Status, UserAccess, UserKind};
 use crate::time::Timestamp;
 
 /// A ticket row as stored (CCs and participants are rows of their own).
@@ -63,6 +63,113 @@ pub struct OrgFields {
     pub id: String,
     pub name: String,
     pub access: OrgAccess,
+}
+
+/// The row of one service-desk section entity (access model §8) as
+/// stored; its lists (members, groups, companies, users) are link rows of
+/// their own ([`SectionLink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionRow {
+    Project {
+        id: String,
+        name: String,
+        owner: Option<String>,
+    },
+    /// `parent` must be a task of the same project, and no ancestor of the
+    /// task may be the task itself.
+    Task {
+        id: String,
+        name: String,
+        project: String,
+        parent: Option<String>,
+    },
+    WikiPage {
+        id: String,
+        name: String,
+    },
+    InventoryItem {
+        id: String,
+        name: String,
+        owner: Option<String>,
+        public: bool,
+    },
+    Invoice {
+        id: String,
+        company: String,
+    },
+    Lead {
+        id: String,
+        name: String,
+        company: Option<String>,
+        owner: Option<String>,
+    },
+    AgendaEvent {
+        id: String,
+        name: String,
+        owner: Option<String>,
+        public: bool,
+    },
+    DownloadCategory {
+        id: String,
+        name: String,
+    },
+    Download {
+        id: String,
+        name: String,
+        category: String,
+    },
+}
+
+/// Which section entity a [`Change::DeleteSection`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SectionEntity {
+    Project,
+    Task,
+    WikiPage,
+    InventoryItem,
+    Invoice,
+    Lead,
+    AgendaEvent,
+    DownloadCategory,
+    Download,
+}
+
+/// One entry of a section entity's lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionLink {
+    ProjectMember {
+        project: String,
+        user: String,
+        role: MemberRole,
+    },
+    TaskMember {
+        task: String,
+        user: String,
+        role: MemberRole,
+    },
+    /// A group on a wiki page's write list (`write`) or read list.
+    WikiGroup {
+        page: String,
+        group: String,
+        write: bool,
+    },
+    ItemCompany {
+        item: String,
+        company: String,
+    },
+    /// A user an inventory item is associated with.
+    ItemUser {
+        item: String,
+        user: String,
+    },
+    EventGroup {
+        event: String,
+        group: String,
+    },
+    CategoryGroup {
+        category: String,
+        group: String,
+    },
 }
 
 /// One row change. Link rows are switched on (`present`) or off; an update
@@ -135,6 +242,15 @@ pub enum Change {
     UpsertProfile { id: String, name: String },
     /// Inserts or updates a company; a parent that closes a loop is refused.
     UpsertCompany(Company),
+    /// Inserts or updates a section entity; its lists are kept. A task
+    /// whose parent closes a loop or is in another project is refused.
+    UpsertSection(SectionRow),
+    /// Deletes a section entity; an unknown one is already gone. What
+    /// refers to it (tasks of a project, subtasks, downloads of a
+    /// category) is deleted by changes of its own.
+    DeleteSection { entity: SectionEntity, id: String },
+    /// Puts an entry on one of a section entity's lists, or takes it off.
+    SectionLink { link: SectionLink, present: bool },
 }
 
 impl Snapshot {
@@ -202,6 +318,12 @@ impl Snapshot {
                 Ok(())
             }
             Change::UpsertCompany(c) => self.upsert_company(c),
+            Change::UpsertSection(row) => self.upsert_section(row),
+            Change::DeleteSection { entity, id } => {
+                self.delete_section(*entity, id);
+                Ok(())
+            }
+            Change::SectionLink { link, present } => self.set_section_link(link, *present),
         }
     }
 

@@ -13,12 +13,15 @@ mod change;
 mod detached;
 pub use apply::ApplyError;
 pub use build::SnapshotError;
-pub use change::{Change, OrgFields, Role, TicketFields, UserFields};
+pub use change::{
+    Change, OrgFields, Role, SectionEntity, SectionLink, SectionRow, TicketFields, UserFields,
+};
 pub use detached::{HandleEpoch, TicketFacts};
 pub use sharded::ShardedMap;
 pub mod cow;
 mod members;
 pub mod sections;
+mod sections_apply;
 mod sharded;
 mod structure;
 mod table;

@@ -3,20 +3,22 @@
 //! own [`Table`]s beside the ticket data, with the posting lists the
 //! visible-resource lists are driven by.
 //!
-//! Every section table is built in id order, so a handle's order is its
-//! id's byte order: posting lists of handles sorted by value are sorted by
-//! id, and a page resumes at a binary-searched handle. Users, companies and
-//! groups are referred to by their snapshot handles. Sections come from
-//! dataset files only (the database holds none), so the row-by-row apply
-//! path never touches them; the tables are copy-on-write like the rest, so
-//! a cloned snapshot shares them whole.
+//! Posting lists of section handles are ordered by the byte order of the
+//! ids they point to, as the ticket postings are: the build interns each
+//! table in id order (so there handle order is id order), and the
+//! row-by-row apply (`sections_apply.rs`) inserts later rows by id, so a
+//! page merges the lists by id and resumes by a binary search on ids.
+//! `every` holds each kind's resources in that order, for a superadmin's
+//! list. Users, companies and groups are referred to by their snapshot
+//! handles. The tables are copy-on-write like the rest, so a cloned
+//! snapshot shares them whole.
 
 use std::collections::HashMap;
 
 use compact_str::CompactString;
 
 use super::{Idx, Keyed, NONE, Snapshot, SnapshotError, SortedSeq, Table};
-use crate::model::{MemberRole, SectionMember, Sections};
+use crate::model::{MemberRole, ResourceKind, SectionMember, Sections};
 
 #[derive(Debug, Clone, Default)]
 pub struct ProjectRow {
@@ -197,6 +199,15 @@ pub struct SectionTables {
     pub open_categories: SortedSeq<Idx>,
     /// Categories with groups (what a flag on `*` reaches).
     pub grouped_categories: SortedSeq<Idx>,
+    /// Every resource of each listed kind (by `ResourceKind as usize`).
+    pub every: [SortedSeq<Idx>; 8],
+}
+
+impl SectionTables {
+    /// Every resource of `kind`, by id.
+    pub fn every(&self, kind: ResourceKind) -> &SortedSeq<Idx> {
+        &self.every[kind as usize]
+    }
 }
 
 /// Rows in id order and the handle of each id.
@@ -673,6 +684,19 @@ impl SectionTables {
                 categories: seq(categories),
             },
         ));
+        let every = |len: usize| {
+            SortedSeq::from_sorted((0..len).filter_map(|i| Idx::try_from(i).ok()).collect())
+        };
+        out.every = [
+            every(project_rows.len()),
+            every(task_rows.len()),
+            every(wiki_rows.len()),
+            every(item_rows.len()),
+            every(invoice_rows.len()),
+            every(lead_rows.len()),
+            every(event_rows.len()),
+            every(download_rows.len()),
+        ];
         out.projects = Table::from_rows(project_rows);
         out.tasks = Table::from_rows(task_rows);
         out.wiki = Table::from_rows(wiki_rows);

@@ -41,8 +41,8 @@ pub fn scenario_files() -> Vec<PathBuf> {
 }
 
 /// Every scenario file in `../shared/scenarios/sections` (access model §8),
-/// sorted: data only dataset files hold, so kept apart from the files the
-/// database-backed tests serve.
+/// sorted, kept apart from the others because the ticket-only tools
+/// (cached lists, AuthZEN until its forms exist) do not read them.
 pub fn section_scenario_files() -> Vec<PathBuf> {
     let dir = shared_dir().join("scenarios").join("sections");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -293,4 +293,70 @@ pub fn wire_check(r: &dataset::OwnedRequest) -> ticket_authz::grpc::pb::CheckAcc
         resource_id: r.resource.clone(),
         ..Default::default()
     }
+}
+
+/// Every section answer of `snap` for the users and resources of `data`:
+/// each user's whole visible list of every kind (in pages of 3, so page
+/// resumption is in it), and every section action of every kind on every
+/// resource, plus the `_create` actions. Two snapshots of the same data,
+/// however reached, give equal answers.
+pub fn section_answers(snap: &Snapshot, data: &ticket_authz::model::Dataset) -> Vec<String> {
+    use ticket_authz::model::ResourceKind;
+    let s = &data.sections;
+    let ids = |kind: ResourceKind| -> Vec<&str> {
+        match kind {
+            ResourceKind::Project => s.projects.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::Task => s.tasks.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::WikiPage => s.wiki_pages.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::InventoryItem => {
+                s.inventory_items.iter().map(|r| r.id.as_str()).collect()
+            }
+            ResourceKind::Invoice => s.invoices.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::Lead => s.leads.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::AgendaEvent => s.agenda_events.iter().map(|r| r.id.as_str()).collect(),
+            ResourceKind::Download => s.downloads.iter().map(|r| r.id.as_str()).collect(),
+        }
+    };
+    let mut out = Vec::new();
+    for user in &data.users {
+        for &kind in ResourceKind::ALL {
+            let mut listed = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = core::list_visible_resources(snap, &user.id, kind, 3, &token).unwrap();
+                listed.extend(page.ids);
+                match page.next_page_token {
+                    Some(t) => token = t,
+                    None => break,
+                }
+            }
+            out.push(format!("{} sees {} {listed:?}", user.id, kind.name()));
+            for &action in Action::ALL.iter() {
+                if action.resource_kind() != Some(kind) {
+                    continue;
+                }
+                for id in ids(kind) {
+                    out.push(format!(
+                        "{} {} {id}: {}",
+                        user.id,
+                        action.name(),
+                        core::section_allows(snap, &user.id, action, id)
+                    ));
+                }
+            }
+        }
+        for action in [
+            Action::ProjectCreate,
+            Action::InventoryCreate,
+            Action::LeadCreate,
+        ] {
+            out.push(format!(
+                "{} {}: {}",
+                user.id,
+                action.name(),
+                core::section_allows(snap, &user.id, action, "")
+            ));
+        }
+    }
+    out
 }
