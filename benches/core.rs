@@ -12,8 +12,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};
 use ticket_authz::generate::{AGENT_USER, NARROW_USER, Spec, WIDE_USER, generate};
 use ticket_authz::model::Dataset;
@@ -22,7 +21,8 @@ use ticket_authz::time::Timestamp;
 
 mod support;
 
-use support::floor::{self, Arena, DataFloor, Plan};
+use support::figures::{Figure, ratio_pass, with_floor};
+use support::floor::DataFloor;
 
 /// Pairs of (user, ticket) a check rotates through, so that one benchmark
 /// does not measure one cached path: agents with grants on the ticket's
@@ -53,110 +53,9 @@ fn request<'a>(user: &'a str, action: Action, ticket: &'a str, group: &'a str) -
     }
 }
 
-/// The dataset a figure's floor reads tables the size of.
-#[derive(Clone, Copy)]
-enum Size {
-    OneMillion,
-    HundredThousand,
-}
-
-/// A criterion figure that ran, with its floor, for the ratio pass.
-struct Figure<'a> {
-    id: String,
-    size: Size,
-    plan: Plan,
-    op: Box<dyn FnMut(usize) + 'a>,
-}
-
-/// Benchmarks `op` (given a running call number) under criterion and, if
-/// criterion ran it (its filter can skip it), keeps it with its floor.
-fn with_floor<'a>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    group_name: &str,
-    name: &str,
-    figures: &mut Vec<Figure<'a>>,
-    (size, plan): (Size, Plan),
-    mut op: impl FnMut(usize) + 'a,
-) {
-    let mut ran = false;
-    let mut i = 0usize;
-    group.bench_function(name, |b| {
-        ran = true;
-        b.iter(|| {
-            op(i);
-            i += 1;
-        })
-    });
-    if ran {
-        figures.push(Figure {
-            id: format!("{group_name}/{name}"),
-            size,
-            plan,
-            op: Box::new(op),
-        });
-    }
-}
-
-/// criterion's median of a figure in this run, in nanoseconds.
-fn criterion_median(id: &str) -> Option<f64> {
-    let path = floor::criterion_dir().join(id).join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
-/// Times each figure against its floor in alternating rounds, prints the
-/// table and writes `floor-ratios.json` beside criterion's results.
-fn ratio_pass(figures: &mut [Figure<'_>], big: &DataFloor<'_>, small: &DataFloor<'_>) {
-    let rounds = floor::rounds_from_env();
-    if figures.is_empty() || rounds == 0 || !floor::benchmarking() {
-        return;
-    }
-    eprintln!(
-        "floor: allocating {:.0} MiB (1M-ticket tables) and {:.0} MiB (100k) for the floor",
-        big.layout.mib(),
-        small.layout.mib()
-    );
-    let arenas: [Arena; 2] = [big.layout.allocate(), small.layout.allocate()];
-    let mut rows = Vec::new();
-    println!();
-    println!("Ratios to the floor ({rounds} alternating rounds per figure, medians):");
-    println!(
-        "| figure | criterion median | this pass: operation | floor | reads per op (deep) | ratio |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for f in figures.iter_mut() {
-        let arena = match f.size {
-            Size::OneMillion => &arenas[0],
-            Size::HundredThousand => &arenas[1],
-        };
-        let r = floor::alternate(rounds, arena, &f.plan, &mut f.op);
-        let median = criterion_median(&f.id);
-        println!(
-            "| `{}` | {} | {} | {} | {:.1} ({:.1}) | **{:.2}** |",
-            f.id,
-            median.map_or("–".to_owned(), floor::format_ns),
-            floor::format_ns(r.op_ns),
-            floor::format_ns(r.floor_ns),
-            f.plan.reads_per_op(),
-            f.plan.depth_per_op(),
-            r.ratio
-        );
-        rows.push(serde_json::json!({
-            "id": f.id,
-            "criterion_median_ns": median,
-            "op_ns": r.op_ns,
-            "floor_ns": r.floor_ns,
-            "ratio": r.ratio,
-            "reads_per_op": f.plan.reads_per_op(),
-            "dependent_reads_per_op": f.plan.depth_per_op(),
-            "floor_ops": f.plan.ops(),
-            "rounds": r.rounds,
-            "batch": r.batch,
-        }));
-    }
-    floor::write_summary("floor-ratios.json", rows);
-}
+/// The floors' layouts, as `Figure::arena` indexes them.
+const ONE_MILLION: usize = 0;
+const HUNDRED_THOUSAND: usize = 1;
 
 fn benches(c: &mut Criterion) {
     let data = generate(&Spec::scaled(1_000_000));
@@ -169,7 +68,7 @@ fn benches(c: &mut Criterion) {
     let small_floor = DataFloor::new(&small_data);
     let by_pair = |group| {
         let iter = pairs.iter().map(|(u, t)| (u.as_str(), t.as_str()));
-        (Size::OneMillion, big_floor.ticket_checks(iter, group))
+        (ONE_MILLION, big_floor.ticket_checks(iter, group))
     };
     let ticket_floor = by_pair(None);
     let reassign_floor = by_pair(Some("g-001"));
@@ -233,7 +132,7 @@ fn benches(c: &mut Criterion) {
         "check_1m",
         "create_with_limits_end_user",
         &mut figures,
-        (Size::OneMillion, floor),
+        (ONE_MILLION, floor),
         |i| {
             // Every third pair: the requesters, end-users.
             let (user, _) = &pairs[(i * 3) % pairs.len()];
@@ -248,7 +147,7 @@ fn benches(c: &mut Criterion) {
         "check_1m",
         "create_with_limits_agent",
         &mut figures,
-        (Size::OneMillion, floor),
+        (ONE_MILLION, floor),
         |_| {
             let req = request(AGENT_USER, Action::Create, "", "g-000");
             black_box(core::check(&snap, &req, ctx).unwrap());
@@ -259,7 +158,7 @@ fn benches(c: &mut Criterion) {
         "check_1m",
         "has_flag",
         &mut figures,
-        (Size::OneMillion, big_floor.has_flag(AGENT_USER, "g-150")),
+        (ONE_MILLION, big_floor.has_flag(AGENT_USER, "g-150")),
         |_| {
             black_box(core::check(&snap, &has_flag, ctx).unwrap());
         },
@@ -269,10 +168,7 @@ fn benches(c: &mut Criterion) {
         "check_1m",
         "company_view",
         &mut figures,
-        (
-            Size::OneMillion,
-            big_floor.company_view(AGENT_USER, "co-00500"),
-        ),
+        (ONE_MILLION, big_floor.company_view(AGENT_USER, "co-00500")),
         |_| {
             black_box(core::check(&snap, &company_view, ctx).unwrap());
         },
@@ -283,7 +179,7 @@ fn benches(c: &mut Criterion) {
         "check_1m",
         "manage_access",
         &mut figures,
-        (Size::OneMillion, floor),
+        (ONE_MILLION, floor),
         |_| {
             black_box(core::check(&snap, &manage_access, ctx).unwrap());
         },
@@ -300,7 +196,7 @@ fn benches(c: &mut Criterion) {
     let narrow_floor = page_floor(&big_floor, &snap, NARROW_USER, None);
     let narrow_small_floor = page_floor(&small_floor, &small, NARROW_USER, None);
     let mut pages = c.benchmark_group("first_page_100");
-    let one_m = Size::OneMillion;
+    let one_m = ONE_MILLION;
     for (name, (size, plan), snap, user, token) in [
         ("wide_user_1m", (one_m, wide_floor), &snap, WIDE_USER, ""),
         (
@@ -319,7 +215,7 @@ fn benches(c: &mut Criterion) {
         ),
         (
             "narrow_user_100k",
-            (Size::HundredThousand, narrow_small_floor),
+            (HUNDRED_THOUSAND, narrow_small_floor),
             &small,
             NARROW_USER,
             "",
@@ -488,7 +384,14 @@ fn benches(c: &mut Criterion) {
     });
     build.finish();
 
-    ratio_pass(&mut figures, &big_floor, &small_floor);
+    ratio_pass(
+        &mut figures,
+        &[
+            ("1M-ticket tables", &big_floor.layout),
+            ("100k", &small_floor.layout),
+        ],
+        "floor-ratios.json",
+    );
 }
 
 criterion_group!(core_benches, benches);

@@ -85,6 +85,11 @@ pub enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Service-desk section resources to add in total (projects with
+        /// task trees, wiki pages, inventory, invoices, leads, agenda
+        /// events, downloads); 0 adds none and leaves the output as it was.
+        #[arg(long, default_value_t = 0)]
+        sections: usize,
         /// Output file (standard output when absent).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -131,11 +136,17 @@ pub fn run_test(files: &[PathBuf], out: &mut impl std::io::Write) -> std::io::Re
     })
 }
 
-fn run_generate(tickets: usize, seed: u64, out: Option<PathBuf>) -> Result<(), String> {
-    let data = generate(&Spec {
+fn run_generate(
+    tickets: usize,
+    seed: u64,
+    sections: usize,
+    out: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut data = generate(&Spec {
         seed,
         ..Spec::scaled(tickets)
     });
+    crate::generate::add_sections(&mut data, sections, seed);
     let raw = crate::dataset::raw::from_dataset(&data);
     let text =
         serde_yaml_ng::to_string(&raw).map_err(|e| format!("cannot render the dataset: {e}"))?;
@@ -231,7 +242,12 @@ pub fn main() -> ExitCode {
             ))
         }),
         Command::ImportCsv(args) => crate::csv_import::main(*args),
-        Command::Generate { tickets, seed, out } => match run_generate(tickets, seed, out) {
+        Command::Generate {
+            tickets,
+            seed,
+            sections,
+            out,
+        } => match run_generate(tickets, seed, sections, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ticket-authz generate: {e}");

@@ -1,10 +1,12 @@
 //! A deterministic synthetic dataset of any size, shared by the benchmarks,
-//! the property tests and `ticket-authz generate`.
+//! the property tests and `ticket-authz generate`; optionally with the
+//! service-desk sections of access model §8 at any scale (`add_sections`).
 
 use crate::flags::{FLAG_NAMES, Flag, FlagSet};
 use crate::model::{
-    Company, Dataset, Domain, Grant, GrantScope, Group, OrgAccess, Organisation, Partnership,
-    Profile, Status, Ticket, User, UserAccess, UserKind,
+    AgendaEvent, Company, Dataset, Domain, Download, DownloadCategory, Grant, GrantScope, Group,
+    InventoryItem, Invoice, Lead, MemberRole, OrgAccess, Organisation, Partnership, Profile,
+    Project, SectionMember, Sections, Status, Task, Ticket, User, UserAccess, UserKind, WikiPage,
 };
 use crate::time::Timestamp;
 
@@ -302,9 +304,340 @@ pub fn generate(spec: &Spec) -> Dataset {
     }
 }
 
+/// An agent with every section flag on `*` and a company: the user the
+/// section benchmarks expect to see the most (access model §8). Added by
+/// [`add_sections`] only.
+pub const SECTIONS_USER: &str = "bench-sections";
+
+/// The share of each kind in a generated service desk's section resources,
+/// in per mille: tasks and inventory dominate, as they do in a desk that
+/// runs projects and tracks assets; projects and downloads are few.
+const SHARES: [(&str, usize); 8] = [
+    ("projects", 20),
+    ("tasks", 300),
+    ("wiki_pages", 60),
+    ("inventory_items", 250),
+    ("invoices", 150),
+    ("leads", 100),
+    ("agenda_events", 100),
+    ("downloads", 20),
+];
+
+/// How many resources of each kind [`add_sections`] makes of `total`, in
+/// the order of [`SHARES`]; the rounding remainder goes to tasks.
+pub fn section_counts(total: usize) -> [usize; 8] {
+    let mut counts = SHARES.map(|(_, per_mille)| total * per_mille / 1000);
+    let made: usize = counts.iter().sum();
+    counts[1] += total - made;
+    counts
+}
+
+/// An index in `0..n` drawn with a skew towards the low end (the smaller
+/// of two uniform draws): a few agents sit on many projects and a few
+/// companies hold many invoices, as in a real desk, while most have few.
+fn skewed(rng: &mut fastrand::Rng, n: usize) -> usize {
+    rng.usize(0..n).min(rng.usize(0..n))
+}
+
+/// Appends `total` service-desk section resources (projects with task
+/// trees, wiki pages, inventory items, invoices, leads, agenda events and
+/// downloads, plus their download categories) to a generated dataset,
+/// drawn from their own random stream so that everything [`generate`]
+/// made stays exactly as it was. People are the dataset's own: owners,
+/// members and associated users are its agents (inventory also names
+/// end-users), companies and groups its own, each drawn with a skew. A
+/// profile with every section flag and [`SECTIONS_USER`] holding it on
+/// `*` are added. `total = 0` adds nothing at all.
+pub fn add_sections(data: &mut Dataset, total: usize, seed: u64) {
+    if total == 0 {
+        return;
+    }
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5ec7_1045);
+    let section_flags = [
+        "PR", "PM", "WR", "WW", "WM", "VR", "VW", "VM", "CIR", "CIW", "CIM", "CLR", "CLW", "CLM",
+        "AR", "AW", "AM", "FRR", "FRW", "FRM", "UM",
+    ];
+    data.profiles.push(Profile {
+        id: "p-sections".into(),
+        name: "Every section".into(),
+        flags: section_flags
+            .iter()
+            .filter_map(|f| Flag::parse(f))
+            .collect(),
+    });
+    let first_company = data.companies.first().map(|c| c.id.clone());
+    data.users.push(User {
+        id: SECTIONS_USER.into(),
+        email: Some(format!("{SECTIONS_USER}@desk.example")),
+        name: None,
+        created_at: Timestamp::from_unix_seconds(EPOCH_2025),
+        kind: UserKind::Agent,
+        suspended: false,
+        ticket_access: UserAccess::Own,
+        organisations: Vec::new(),
+        default_organisation: None,
+        company: first_company,
+        company_scoped: false,
+        grants: vec![Grant {
+            profile: "p-sections".into(),
+            group: GrantScope::All,
+        }],
+    });
+    // The bench user first, so that the skew makes it the busiest agent.
+    let mut agents: Vec<String> = vec![SECTIONS_USER.to_owned()];
+    agents.extend(
+        data.users
+            .iter()
+            .filter(|u| u.kind == UserKind::Agent && u.id != SECTIONS_USER)
+            .map(|u| u.id.clone()),
+    );
+    let users: Vec<String> = data.users.iter().map(|u| u.id.clone()).collect();
+    let companies: Vec<String> = data.companies.iter().map(|c| c.id.clone()).collect();
+    let groups: Vec<String> = data.groups.iter().map(|g| g.id.clone()).collect();
+    let [
+        projects,
+        tasks,
+        wiki,
+        items,
+        invoices,
+        leads,
+        events,
+        downloads,
+    ] = section_counts(total);
+    let mut s = Sections::default();
+    let agent = |rng: &mut fastrand::Rng| agents[skewed(rng, agents.len())].clone();
+    let some_company = |rng: &mut fastrand::Rng| {
+        (!companies.is_empty()).then(|| companies[skewed(rng, companies.len())].clone())
+    };
+    let some_groups = |rng: &mut fastrand::Rng, most: usize| -> Vec<String> {
+        let mut picked: Vec<String> = Vec::new();
+        for _ in 0..rng.usize(1..=most) {
+            if groups.is_empty() {
+                break;
+            }
+            let g = groups[rng.usize(0..groups.len())].clone();
+            if !picked.contains(&g) {
+                picked.push(g);
+            }
+        }
+        picked
+    };
+    let role = |rng: &mut fastrand::Rng| {
+        if rng.u8(0..5) == 0 {
+            MemberRole::Manager
+        } else {
+            MemberRole::Member
+        }
+    };
+    let add_member = |members: &mut Vec<SectionMember>, user: String, role: MemberRole| {
+        if !members.iter().any(|m| m.user == user) {
+            members.push(SectionMember { user, role });
+        }
+    };
+
+    // Projects: an agent owns most; a team of two to eight agents.
+    for i in 0..projects {
+        let mut members = Vec::new();
+        for _ in 0..rng.usize(2..=8) {
+            let (user, role) = (agent(&mut rng), role(&mut rng));
+            add_member(&mut members, user, role);
+        }
+        s.projects.push(Project {
+            id: format!("prj-{i:06}"),
+            name: format!("Project {i}"),
+            owner: (rng.u8(0..10) != 0).then(|| agent(&mut rng)),
+            members,
+        });
+    }
+    // Tasks: trees within a project (a parent is an earlier task of the
+    // same project, so there is no cycle); members mostly from the
+    // project's team.
+    let mut tasks_of: Vec<Vec<usize>> = vec![Vec::new(); projects];
+    for i in 0..tasks {
+        if projects == 0 {
+            break;
+        }
+        let p = skewed(&mut rng, projects);
+        let earlier = &tasks_of[p];
+        let parent = (!earlier.is_empty() && rng.u8(0..10) < 7)
+            .then(|| format!("tsk-{:07}", earlier[rng.usize(0..earlier.len())]));
+        let mut members = Vec::new();
+        for _ in 0..rng.usize(0..=2) {
+            let team = &s.projects[p].members;
+            let user = if !team.is_empty() && rng.u8(0..10) < 7 {
+                team[rng.usize(0..team.len())].user.clone()
+            } else {
+                agent(&mut rng)
+            };
+            let role = role(&mut rng);
+            add_member(&mut members, user, role);
+        }
+        s.tasks.push(Task {
+            id: format!("tsk-{i:07}"),
+            name: format!("Task {i}"),
+            project: s.projects[p].id.clone(),
+            parent,
+            members,
+        });
+        tasks_of[p].push(i);
+    }
+    // Wiki pages: half open to every reader, the rest narrowed to a group
+    // or two; writers narrowed more often.
+    for i in 0..wiki {
+        let read_groups = if rng.bool() {
+            Vec::new()
+        } else {
+            some_groups(&mut rng, 2)
+        };
+        let write_groups = if rng.u8(0..10) < 3 {
+            Vec::new()
+        } else {
+            some_groups(&mut rng, 2)
+        };
+        s.wiki_pages.push(WikiPage {
+            id: format!("wiki-{i:06}"),
+            name: format!("Page {i}"),
+            read_groups,
+            write_groups,
+        });
+    }
+    // Inventory: owned by an agent or an end-user or nobody; one in ten
+    // public; most tied to a company; a few associated users.
+    for i in 0..items {
+        let owner = match rng.u8(0..10) {
+            0..=5 => Some(agent(&mut rng)),
+            // `users` holds at least the bench user added above.
+            6..=7 => Some(users[rng.usize(0..users.len())].clone()),
+            _ => None,
+        };
+        let mut item_companies = Vec::new();
+        for _ in 0..match rng.u8(0..10) {
+            0..=5 => 1,
+            6 => 2,
+            _ => 0,
+        } {
+            if let Some(c) = some_company(&mut rng).filter(|c| !item_companies.contains(c)) {
+                item_companies.push(c);
+            }
+        }
+        let mut item_users: Vec<String> = Vec::new();
+        for _ in 0..rng.usize(0..=2) {
+            let u = agent(&mut rng);
+            if !item_users.contains(&u) {
+                item_users.push(u);
+            }
+        }
+        s.inventory_items.push(InventoryItem {
+            id: format!("inv-{i:06}"),
+            name: format!("Asset {i}"),
+            owner,
+            public: rng.u8(0..10) == 0,
+            companies: item_companies,
+            users: item_users,
+        });
+    }
+    // Invoices and leads hang off companies (skewed: a few big clients);
+    // some leads have no company yet.
+    for i in 0..invoices {
+        let Some(company) = some_company(&mut rng) else {
+            break;
+        };
+        s.invoices.push(Invoice {
+            id: format!("bill-{i:06}"),
+            company,
+        });
+    }
+    for i in 0..leads {
+        s.leads.push(Lead {
+            id: format!("lead-{i:06}"),
+            name: format!("Lead {i}"),
+            company: (rng.u8(0..20) < 17)
+                .then(|| some_company(&mut rng))
+                .flatten(),
+            owner: (rng.u8(0..10) < 8).then(|| agent(&mut rng)),
+        });
+    }
+    // Agenda events: an agent's own, one in ten public, a third for a
+    // group.
+    for i in 0..events {
+        s.agenda_events.push(AgendaEvent {
+            id: format!("evt-{i:06}"),
+            name: format!("Event {i}"),
+            owner: (rng.u8(0..10) != 0).then(|| agent(&mut rng)),
+            public: rng.u8(0..10) == 0,
+            groups: if rng.u8(0..3) == 0 {
+                some_groups(&mut rng, 2)
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    // Downloads in categories, one category per 200 downloads (at least
+    // four), one in five open to every holder of the flag.
+    let categories = (downloads / 200).max(4);
+    for i in 0..categories {
+        s.download_categories.push(DownloadCategory {
+            id: format!("cat-{i:04}"),
+            name: format!("Category {i}"),
+            groups: if rng.u8(0..5) == 0 {
+                Vec::new()
+            } else {
+                some_groups(&mut rng, 3)
+            },
+        });
+    }
+    for i in 0..downloads {
+        s.downloads.push(Download {
+            id: format!("dl-{i:06}"),
+            name: format!("File {i}"),
+            category: format!("cat-{:04}", skewed(&mut rng, categories)),
+        });
+    }
+    data.sections = s;
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn sections_are_added_at_the_asked_scale_and_build() {
+        let spec = Spec::scaled(2_000);
+        let plain = generate(&spec);
+        let mut data = plain.clone();
+        add_sections(&mut data, 5_000, spec.seed);
+        // Everything `generate` made is untouched; only the bench profile
+        // and user are added beside it.
+        assert_eq!(data.tickets, plain.tickets);
+        assert_eq!(data.users[..plain.users.len()], plain.users[..]);
+        assert_eq!(data.profiles[..plain.profiles.len()], plain.profiles[..]);
+        let s = &data.sections;
+        let made = s.projects.len()
+            + s.tasks.len()
+            + s.wiki_pages.len()
+            + s.inventory_items.len()
+            + s.invoices.len()
+            + s.leads.len()
+            + s.agenda_events.len()
+            + s.downloads.len();
+        assert_eq!(made, 5_000);
+        assert!(s.tasks.iter().any(|t| t.parent.is_some()));
+        // Valid data: parents in the same project, no cycles, every
+        // reference known (the build refuses anything else).
+        let snap = crate::snapshot::Snapshot::build(&data).unwrap();
+        let text = serde_yaml_ng::to_string(&crate::dataset::raw::from_dataset(&data)).unwrap();
+        let loaded = crate::dataset::load_str("generated.yaml", &text).unwrap();
+        assert_eq!(loaded.dataset.sections, data.sections);
+        assert_eq!(snap.sections.tasks.len(), s.tasks.len());
+        let mut again = plain.clone();
+        add_sections(&mut again, 5_000, spec.seed);
+        assert_eq!(again, data, "the same seed gives the same sections");
+        let mut none = plain.clone();
+        add_sections(&mut none, 0, spec.seed);
+        assert_eq!(none, plain);
+    }
 
     #[test]
     fn no_user_holds_the_same_grant_twice() {

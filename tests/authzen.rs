@@ -1,6 +1,7 @@
 //! The AuthZEN 1.0 endpoints of the real binary, through an HTTP client:
 //! every shared scenario (evaluation, batched evaluations, paged searches
-//! equal to the gRPC lists), the three semantics, the configuration
+//! equal to the gRPC lists), every section scenario (HTTP contract § 4,
+//! equal to gRPC's answers), the three semantics, the configuration
 //! document, bad input on every member, the token and TLS, and the
 //! metrics label and decision log of an endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -483,10 +484,9 @@ async fn every_shared_scenario_through_authzen() {
                         );
                     }
                 }
-                // AuthZEN maps no section resource (not in its contract):
-                // the files served here hold none.
+                // The section files are served by the test below.
                 Assertion::VisibleResources { .. } => {
-                    panic!("{name}: AuthZEN serves no section resources")
+                    panic!("{name}: a ticket scenario with a section list")
                 }
             }
         }
@@ -524,6 +524,352 @@ async fn every_shared_scenario_through_authzen() {
         }
         served.terminate();
     }
+}
+
+/// The AuthZEN resource type and action name of a section action, by the
+/// contract's § 4 (written out here, apart from the edge's own).
+fn section_form(action: &str) -> Option<(&'static str, &str)> {
+    [
+        ("project_", "project"),
+        ("task_", "task"),
+        ("wiki_", "wiki_page"),
+        ("inventory_", "inventory_item"),
+        ("invoice_", "invoice"),
+        ("lead_", "lead"),
+        ("agenda_", "agenda_event"),
+        ("download_", "download"),
+        ("user_", "user"),
+    ]
+    .into_iter()
+    .find_map(|(prefix, kind)| Some((kind, action.strip_prefix(prefix)?)))
+}
+
+/// A section scenario's question as an AuthZEN evaluation; its ticket
+/// questions as the ticket scenarios' are.
+fn section_evaluation_of(r: &OwnedRequest) -> Value {
+    match section_form(r.action.as_deref().unwrap_or("")) {
+        Some((kind, name)) => json!({
+            "subject": user(&r.user),
+            "action": named(name),
+            "resource": {"type": kind, "id": r.resource},
+        }),
+        None => evaluation_of(r),
+    }
+}
+
+/// gRPC's answer to a scenario question: (allowed, reason name), or the
+/// field an invalid question names.
+async fn grpc_check(
+    c: &mut TicketAuthzClient<tonic::transport::Channel>,
+    r: &OwnedRequest,
+) -> Result<(bool, &'static str), String> {
+    match c.check_access(common::wire_check(r)).await {
+        Ok(answer) => {
+            let answer = answer.into_inner();
+            let reason = ticket_authz::grpc::convert::reason_of(answer.reason).unwrap();
+            Ok((answer.allowed, reason.name()))
+        }
+        Err(status) => Err(status.message().to_owned()),
+    }
+}
+
+/// The gRPC pages of `ListVisibleResources` at `size`.
+async fn grpc_resources(
+    c: &mut TicketAuthzClient<tonic::transport::Channel>,
+    user: &str,
+    kind: ticket_authz::model::ResourceKind,
+    size: u32,
+) -> Vec<(Vec<String>, String)> {
+    let code = ticket_authz::grpc::convert::resource_kind_code(kind);
+    all_pages(|page_token| {
+        let mut c = c.clone();
+        let request = pb::ListVisibleResourcesRequest {
+            user_id: user.into(),
+            kind: code,
+            page_size: size,
+            page_token,
+            min_revision: 0,
+        };
+        async move {
+            let r = c
+                .list_visible_resources(request)
+                .await
+                .unwrap()
+                .into_inner();
+            (r.resource_ids, r.next_page_token)
+        }
+    })
+    .await
+}
+
+/// Every section scenario through AuthZEN (HTTP contract § 4): each check
+/// as an evaluation, equal to the file and to gRPC's answer; each
+/// resource's action search equal to gRPC's checks of every action of its
+/// kind but `_create`; each list as a resource search at three page sizes,
+/// equal to the file and to gRPC's pages; and every check, ticket checks
+/// mixed in, in one evaluations batch with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_section_scenario_through_authzen() {
+    for source in common::section_scenario_files() {
+        // A ticket beside the sections, so that the batch mixes the two.
+        let dir = scratch("sections");
+        let file = dir.join(source.file_name().unwrap());
+        let text = std::fs::read_to_string(&source).unwrap()
+            + "\ntickets:\n  - { id: authzen-t1, created_at: 2025-02-01T00:00:00Z, requester: wes }\n";
+        std::fs::write(&file, text).unwrap();
+        let name = source.display().to_string();
+        let loaded = dataset::load_file(&file).unwrap();
+        let served = serve(&["--dataset", file.to_str().unwrap()], &[]);
+        let mut http = Http::connect(&host(&served)).await;
+        let mut c = grpc(&served).await;
+        let mut batch = vec![
+            eval("wes", "view", "authzen-t1"),
+            eval("nia", "edit", "authzen-t1"),
+        ];
+        let mut batch_expect = Vec::new();
+        for body in &batch {
+            let (status, answer) = http.post("/access/v1/evaluation", body).await;
+            assert_eq!(status, 200, "{answer}");
+            batch_expect.push(answer);
+        }
+        assert_eq!(batch_expect[0]["decision"], true, "{}", batch_expect[0]);
+        let mut searched = std::collections::BTreeSet::new();
+        let mut sections_checked = 0;
+        for assertion in &loaded.assertions {
+            match assertion {
+                Assertion::Check {
+                    index,
+                    request,
+                    expect,
+                    reason,
+                    ..
+                } => {
+                    let body = section_evaluation_of(request);
+                    let (status, answer) = http.post("/access/v1/evaluation", &body).await;
+                    let at = format!("{name} assertions[{index}] {request}: {body} → {answer}");
+                    let by_grpc = grpc_check(&mut c, request).await;
+                    if *expect == Expect::Invalid {
+                        assert_eq!(status, 400, "{at}");
+                        let message = by_grpc.unwrap_err();
+                        let (field, problem) = message.split_once(": ").unwrap();
+                        let member = match field {
+                            "user_id" => "subject.id",
+                            "resource_id" => "resource.id",
+                            other => panic!("{at}: unexpected field {other}"),
+                        };
+                        assert_eq!(
+                            answer["error"].as_str().unwrap(),
+                            format!("{member}: {problem}"),
+                            "{at}"
+                        );
+                        continue;
+                    }
+                    assert_eq!(status, 200, "{at}");
+                    let (allowed, grpc_reason) = by_grpc.unwrap();
+                    assert_eq!(answer["decision"], *expect == Expect::Allow, "{at}");
+                    assert_eq!(answer["decision"], allowed, "{at}");
+                    assert_eq!(answer["context"]["reason"], grpc_reason, "{at}");
+                    assert!(expected_context(*reason, &answer["context"]), "{at}");
+                    assert_eq!(answer["context"]["revision"], 1, "{at}");
+                    let action = request.action.as_deref().unwrap_or("");
+                    if let Some((kind, _)) = section_form(action) {
+                        sections_checked += 1;
+                        if !request.resource.is_empty() {
+                            searched.insert((request.user.clone(), kind, request.resource.clone()));
+                        }
+                    }
+                    batch.push(body);
+                    batch_expect.push(answer);
+                }
+                Assertion::VisibleResources {
+                    index,
+                    user: u,
+                    kind,
+                    ids: want,
+                } => {
+                    let body = json!({
+                        "subject": user(u), "action": named("view"), "resource": {"type": kind.name()}
+                    });
+                    for limit in [1, 2, 100] {
+                        let pages =
+                            walk(&mut http, "/access/v1/search/resource", body.clone(), limit)
+                                .await;
+                        for (ids, _) in &pages {
+                            assert!(ids.len() <= limit as usize, "{name} assertions[{index}]");
+                        }
+                        assert_eq!(
+                            ids(&pages),
+                            sorted(want),
+                            "{name} assertions[{index}] at {limit}"
+                        );
+                        assert_eq!(
+                            pages,
+                            grpc_resources(&mut c, u, *kind, limit).await,
+                            "{name} {u} {} at {limit}",
+                            kind.name()
+                        );
+                    }
+                }
+                Assertion::VisibleTickets { .. } | Assertion::Viewers { .. } => {}
+            }
+        }
+        assert!(sections_checked > 0, "{name}: no section checks");
+        // Action search on every resource a check names: the actions of
+        // its kind but `_create`, in enum order, that gRPC allows.
+        for (u, kind, resource) in &searched {
+            let body = json!({"subject": user(u), "resource": {"type": kind, "id": resource}});
+            let (status, answer) = http.post("/access/v1/search/action", &body).await;
+            assert_eq!(status, 200, "{body}: {answer}");
+            let mut want = Vec::new();
+            for action in Action::ALL {
+                let Some((k, short)) = section_form(action.name()) else {
+                    continue;
+                };
+                if k != *kind || short == "create" {
+                    continue;
+                }
+                let question = OwnedRequest {
+                    user: u.clone(),
+                    action: Some(action.name().to_owned()),
+                    resource: resource.clone(),
+                    ..OwnedRequest::default()
+                };
+                if grpc_check(&mut c, &question).await.unwrap().0 {
+                    want.push(named(short));
+                }
+            }
+            assert_eq!(answer["results"], json!(want), "{body}");
+            assert_eq!(answer["context"]["revision"], 1, "{body}");
+        }
+        // Every user's visible resources of every kind, not only those
+        // the file asserts, equal the gRPC pages.
+        for u in &loaded.dataset.users {
+            for &kind in ticket_authz::model::ResourceKind::ALL {
+                let body = json!({
+                    "subject": user(&u.id), "action": named("view"), "resource": {"type": kind.name()}
+                });
+                let pages = walk(&mut http, "/access/v1/search/resource", body, 2).await;
+                assert_eq!(
+                    pages,
+                    grpc_resources(&mut c, &u.id, kind, 2).await,
+                    "{name} {} {}",
+                    u.id,
+                    kind.name()
+                );
+            }
+        }
+        // The file's well-formed checks and the ticket checks in one batch:
+        // the same answers, in request order.
+        let (status, answer) = http
+            .post("/access/v1/evaluations", &json!({"evaluations": batch}))
+            .await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        let results = answer["evaluations"].as_array().unwrap();
+        assert_eq!(results.len(), batch_expect.len(), "{name}");
+        for (got, want) in results.iter().zip(&batch_expect) {
+            assert_eq!(got, want, "{name}");
+        }
+        served.terminate();
+    }
+}
+
+/// Bad section members are 400s naming the member, and decide nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_section_members_are_named() {
+    let file = common::section_scenario_files()[0].clone();
+    let served = serve(&["--dataset", file.to_str().unwrap()], &[]);
+    let mut http = Http::connect(&host(&served)).await;
+    let on = |kind: &str, id: &str, action: &str| json!({"subject": user("pia"), "action": named(action), "resource": {"type": kind, "id": id}});
+    let long = "x".repeat(129);
+    let search = |u: &str, action: &str, kind: &str, page: Value| json!({"subject": user(u), "action": named(action), "resource": {"type": kind}, "page": page});
+    let (ev, evs) = ("/access/v1/evaluation", "/access/v1/evaluations");
+    let (sr, sa) = ("/access/v1/search/resource", "/access/v1/search/action");
+    let no_page = json!({});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (ev, on("project", "", "view"), "resource.id: "),
+        (ev, on("project", &long, "create"), "resource.id: "),
+        (ev, on("task", "plan", "create"), "action.name: "),
+        (ev, on("user", "wes", "view"), "action.name: "),
+        (ev, on("wiki", "welcome", "view"), "resource.type: "),
+        (ev, on("wiki_page", "welcome", "wiki_view"), "action.name: "),
+        (
+            evs,
+            json!({"evaluations": [on("project", "move", "view"), on("invoice", "", "edit")]}),
+            "evaluations[1].resource.id: ",
+        ),
+        (
+            sr,
+            search("pia", "view", "user", no_page.clone()),
+            "resource.type: ",
+        ),
+        (
+            sr,
+            search("pia", "edit", "task", no_page.clone()),
+            "action.name: ",
+        ),
+        (
+            sr,
+            search("", "view", "task", no_page.clone()),
+            "subject.id: ",
+        ),
+        (
+            sr,
+            search("pia", "view", "task", json!({"limit": 0})),
+            "page.limit: ",
+        ),
+        (
+            sr,
+            search("pia", "view", "task", json!({"token": "not-a-token"})),
+            "page.token: ",
+        ),
+        (
+            sa,
+            json!({"subject": user("pia"), "resource": {"type": "lead"}}),
+            "resource.id: ",
+        ),
+        (
+            sa,
+            json!({"subject": user("pia"), "resource": {"type": "leads", "id": "x"}}),
+            "resource.type: ",
+        ),
+    ];
+    for (path, body, member) in cases {
+        let (status, answer) = http.post(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with(member), "{path} {body}: {error}");
+    }
+    // The same forms well made are answered: `_create` takes any id, and
+    // `user` is a type of checks and action search.
+    for (kind, id, action, allowed) in [
+        ("project", "anything", "create", true),
+        ("project", "", "create", true),
+        ("user", "wes", "manage", false),
+    ] {
+        let (status, answer) = http
+            .post("/access/v1/evaluation", &on(kind, id, action))
+            .await;
+        assert_eq!(
+            (status, &answer["decision"]),
+            (200, &json!(allowed)),
+            "{answer}"
+        );
+    }
+    let body = json!({"subject": user("uma"), "resource": {"type": "user", "id": "wes"}});
+    let (status, answer) = http.post(sa, &body).await;
+    assert_eq!(
+        (status, &answer["results"]),
+        (200, &json!([named("manage")])),
+        "{answer}"
+    );
+    let body = json!({"subject": user("eda"), "resource": {"type": "wiki_page", "id": "pricing"}});
+    let (status, answer) = http.post(sa, &body).await;
+    assert_eq!(
+        (status, &answer["results"]),
+        (200, &json!([named("view"), named("edit"), named("manage")])),
+        "{answer}"
+    );
+    served.terminate();
 }
 
 fn eval(u: &str, action: &str, t: &str) -> Value {
@@ -953,8 +1299,9 @@ async fn bad_input_on_every_member_is_a_400_naming_it_and_decides_nothing() {
         ),
         (
             ev,
-            with(&["resource", "type"], json!("invoice")),
-            "resource.type: unknown resource type `invoice`, expected one of `ticket`, `organisation`, `company`, `group`",
+            with(&["resource", "type"], json!("invoices")),
+            "resource.type: unknown resource type `invoices`, expected one of `ticket`, `organisation`, `company`, `group`, \
+             `project`, `task`, `wiki_page`, `inventory_item`, `invoice`, `lead`, `agenda_event`, `download`, `user`",
         ),
         (
             ev,
@@ -1098,7 +1445,8 @@ async fn bad_input_on_every_member_is_a_400_naming_it_and_decides_nothing() {
         (
             sr,
             set(&search_r, &["resource", "type"], json!("organisation")),
-            "resource.type: resource search answers on `ticket` resources only, not `organisation`",
+            "resource.type: resource search answers on `ticket` and the section types (project, task, \
+             wiki_page, inventory_item, invoice, lead, agenda_event, download), not `organisation`",
         ),
         (
             sr,
@@ -1184,7 +1532,8 @@ async fn bad_input_on_every_member_is_a_400_naming_it_and_decides_nothing() {
         (
             sa,
             json!({"subject": user("paul"), "resource": {"type": "company", "id": "c"}}),
-            "resource.type: action search answers on `ticket` resources only, not `company`",
+            "resource.type: action search answers on `ticket` and the section types (project, task, \
+             wiki_page, inventory_item, invoice, lead, agenda_event, download, user), not `company`",
         ),
         (sa, json!({"resource": ticket("1004")}), "subject: required"),
     ];

@@ -2,8 +2,8 @@
 //! Envoy sends them (method, path with its query string, lower-case
 //! headers, per-route `context_extensions`, `jwt_authn` metadata) against
 //! `serve::run` on 127.0.0.1:0 and the real binary, every kind of answer,
-//! route-file errors at start-up, the bearer token, and the example files
-//! against the real route parser.
+//! section actions with their `resource`, route-file errors at start-up,
+//! the bearer token, and the example files against the real route parser.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -637,6 +637,140 @@ async fn unavailable_until_loaded_and_when_a_revision_is_not_there() {
     running.stop().await;
 }
 
+/// Serving the section scenario's data, waiting until it is loaded.
+async fn serving_sections(config: ServeConfig) -> (Running, AuthorizationClient<Channel>) {
+    let file = common::section_scenario_files()[0].clone();
+    let running = start(config, dataset_loader(file)).await;
+    let mut c = client(running.addr).await;
+    let started = Instant::now();
+    let probe = get("/p/move").user("pia").ext(&PROJECT_VIEW);
+    while let Seen::Refused { http: 503, .. } = ask(&mut c, &probe).await {
+        assert!(started.elapsed() < Duration::from_secs(10), "never loaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (running, c)
+}
+
+const PROJECT_VIEW: [(&str, &str); 3] = [
+    ("ticket_authz.action", "project_view"),
+    ("ticket_authz.path", "/p/{p}"),
+    ("ticket_authz.resource", "{p}"),
+];
+
+/// Section actions (access model §8) through `context_extensions`:
+/// `ticket_authz.resource` names the resource, literal or from the path;
+/// the `_create` actions need none; a mapping without it is a 400 naming
+/// the key.
+#[tokio::test]
+async fn section_actions_take_their_resource_from_the_route() {
+    let (running, mut c) = serving_sections(ServeConfig::default()).await;
+    let view = get("/p/move").ext(&PROJECT_VIEW);
+    let cases = [
+        (view.clone().user("pia"), allowed("OWNER", 1)),
+        (view.clone().user("nia"), allowed("ROLE", 1)),
+        (view.clone().user("eda"), denied("NO_MATCHING_RULE")),
+        (
+            get("/p/nowhere").ext(&PROJECT_VIEW).user("pia"),
+            denied("UNKNOWN_RESOURCE"),
+        ),
+        (
+            get("/projects")
+                .user("pia")
+                .ext(&[("ticket_authz.action", "project_create")]),
+            allowed("GROUP_FLAG", 1),
+        ),
+        (
+            get("/admin").user("uma").ext(&[
+                ("ticket_authz.action", "user_manage"),
+                ("ticket_authz.resource", "wes"),
+            ]),
+            allowed("GROUP_FLAG", 1),
+        ),
+        (
+            get("/tasks/labels").user("ali").ext(&[
+                ("ticket_authz.action", "task_edit"),
+                ("ticket_authz.path", "/tasks/{t}"),
+                ("ticket_authz.resource", "{t}"),
+            ]),
+            allowed("ROLE", 1),
+        ),
+        (
+            get("/wiki")
+                .user("nia")
+                .ext(&[("ticket_authz.action", "wiki_view")]),
+            invalid("ticket_authz.resource: required by the wiki_view action"),
+        ),
+        (
+            get("/wiki/netdocs").user("nia").ext(&[
+                ("ticket_authz.action", "wiki_view"),
+                ("ticket_authz.path", "/wiki/{w}"),
+                ("ticket_authz.resource", "{page}"),
+            ]),
+            invalid("ticket_authz.resource: `{page}` is not a placeholder of the path template"),
+        ),
+    ];
+    for (shaped, want) in cases {
+        assert_eq!(ask(&mut c, &shaped).await, want, "{}", shaped.path);
+    }
+    running.stop().await;
+}
+
+/// The example route table's section routes on the section scenario.
+#[tokio::test]
+async fn the_example_route_table_maps_section_requests() {
+    let config = ServeConfig {
+        ext_authz: ExtAuthzConfig {
+            routes: Some(routes()),
+            ..ExtAuthzConfig::default()
+        },
+        ..ServeConfig::default()
+    };
+    let (running, mut c) = serving_sections(config).await;
+    let cases = [
+        (get("/api/v1/projects/move").user("wes"), allowed("ROLE", 1)),
+        (
+            get("/api/v1/projects").method("POST").user("wes"),
+            denied("NO_MATCHING_RULE"),
+        ),
+        (
+            get("/api/v1/projects/move/tasks/labels")
+                .method("PATCH")
+                .user("ali"),
+            allowed("ROLE", 1),
+        ),
+        (
+            get("/api/v1/wiki/welcome").user("cus"),
+            allowed("PUBLIC", 1),
+        ),
+        (
+            get("/api/v1/inventory/phone").user("wes"),
+            allowed("ASSOCIATED", 1),
+        ),
+        (
+            get("/api/v1/invoices/inv-b").method("DELETE").user("fay"),
+            denied("NO_MATCHING_RULE"),
+        ),
+        (
+            get("/api/v1/users/boss").method("PUT").user("uma"),
+            denied("NO_MATCHING_RULE"),
+        ),
+        (
+            get("/api/v1/users/wes").method("PUT").user("uma"),
+            allowed("GROUP_FLAG", 1),
+        ),
+    ];
+    for (shaped, want) in cases {
+        assert_eq!(
+            ask(&mut c, &shaped).await,
+            want,
+            "{} {}",
+            shaped.method,
+            shaped.path
+        );
+    }
+    running.stop().await;
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -669,6 +803,14 @@ fn a_bad_route_file_stops_start_up_naming_file_line_and_member() {
         (
             "- path: /companies/{c}\n  action: company_view\n",
             ":1: routes[0].company: required by the company_view action",
+        ),
+        (
+            "- path: /wiki/{w}\n  action: wiki_view\n",
+            ":1: routes[0].resource: required by the wiki_view action",
+        ),
+        (
+            "- path: /wiki/{w}\n  action: wiki_view\n  resource: '{page}'\n",
+            ":3: routes[0].resource: `{page}` is not a placeholder of the path template",
         ),
         (
             "- path: /t\n  action: [view]\n",
@@ -835,7 +977,8 @@ fn the_envoy_example_and_route_table_ask_the_same_valid_questions() {
     }
     actions.sort();
     assert_eq!(actions, ["close", "comment", "delete", "edit", "view"]);
-    assert_eq!(table.len(), 5);
+    // The ticket routes, then seven of the sections (served below).
+    assert_eq!(table.len(), 12);
     // The filter fails closed and points at the sidecar.
     for needle in [
         "failure_mode_allow: false",

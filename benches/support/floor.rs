@@ -802,3 +802,191 @@ pub fn write_summary(name: &str, rows: Vec<serde_json::Value>) {
         Err(e) => eprintln!("floor: could not write {}: {e}", path.display()),
     }
 }
+
+/// The floor's tables for the service-desk sections of a generated
+/// dataset (access model §8), beside a [`DataFloor`]'s: one
+/// [`EntityTable`] per section table, sized as the snapshot's, and the
+/// handles it gives their ids (positions in id order, as
+/// `snapshot/sections.rs` builds them).
+pub struct SectionFloor<'d> {
+    tables: [EntityTable; 9],
+    /// Per table, id → handle.
+    ix: [HashMap<&'d str, usize>; 9],
+    /// Per task: its project and parent ids.
+    task_of: HashMap<&'d str, (&'d str, Option<&'d str>)>,
+    /// Per download: its category id.
+    category_of: HashMap<&'d str, &'d str>,
+}
+
+/// The section tables, in the order of [`SectionFloor::tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionTable {
+    Project,
+    Task,
+    Wiki,
+    Item,
+    Invoice,
+    Lead,
+    Event,
+    Category,
+    Download,
+}
+
+impl SectionTable {
+    /// The table a section action's `resource_id` is looked up in (`None`:
+    /// the action names no section resource, or names a user).
+    pub fn of(action: core::Action) -> Option<SectionTable> {
+        use ticket_authz::model::ResourceKind as K;
+        Some(match action.resource_kind()? {
+            K::Project => SectionTable::Project,
+            K::Task => SectionTable::Task,
+            K::WikiPage => SectionTable::Wiki,
+            K::InventoryItem => SectionTable::Item,
+            K::Invoice => SectionTable::Invoice,
+            K::Lead => SectionTable::Lead,
+            K::AgendaEvent => SectionTable::Event,
+            K::Download => SectionTable::Download,
+        })
+    }
+
+    /// The table the rows of a list of `kind` live in.
+    pub fn of_kind(kind: ticket_authz::model::ResourceKind) -> SectionTable {
+        Self::of(core::view_action(kind)).unwrap_or(SectionTable::Project)
+    }
+}
+
+impl<'d> SectionFloor<'d> {
+    pub fn new(layout: &mut Layout, data: &'d Dataset) -> Self {
+        use ticket_authz::snapshot::sections::{
+            CategoryRow, DownloadRow, EventRow, InvoiceRow, ItemRow, LeadRow, ProjectRow, TaskRow,
+            WikiRow,
+        };
+        let s = &data.sections;
+        let ids: [Vec<&str>; 9] = [
+            s.projects.iter().map(|r| r.id.as_str()).collect(),
+            s.tasks.iter().map(|r| r.id.as_str()).collect(),
+            s.wiki_pages.iter().map(|r| r.id.as_str()).collect(),
+            s.inventory_items.iter().map(|r| r.id.as_str()).collect(),
+            s.invoices.iter().map(|r| r.id.as_str()).collect(),
+            s.leads.iter().map(|r| r.id.as_str()).collect(),
+            s.agenda_events.iter().map(|r| r.id.as_str()).collect(),
+            s.download_categories
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect(),
+            s.downloads.iter().map(|r| r.id.as_str()).collect(),
+        ];
+        let bytes = [
+            size_of::<ProjectRow>(),
+            size_of::<TaskRow>(),
+            size_of::<WikiRow>(),
+            size_of::<ItemRow>(),
+            size_of::<InvoiceRow>(),
+            size_of::<LeadRow>(),
+            size_of::<EventRow>(),
+            size_of::<CategoryRow>(),
+            size_of::<DownloadRow>(),
+        ];
+        let names = [
+            "project", "task", "wiki", "item", "invoice", "lead", "event", "category", "download",
+        ];
+        let tables =
+            std::array::from_fn(|i| EntityTable::new(layout, names[i], ids[i].len(), bytes[i]));
+        Self {
+            tables,
+            ix: ids.map(|v| handles(v.into_iter())),
+            task_of: s
+                .tasks
+                .iter()
+                .map(|t| (t.id.as_str(), (t.project.as_str(), t.parent.as_deref())))
+                .collect(),
+            category_of: s
+                .downloads
+                .iter()
+                .map(|d| (d.id.as_str(), d.category.as_str()))
+                .collect(),
+        }
+    }
+
+    fn table(&self, t: SectionTable) -> (&EntityTable, &HashMap<&'d str, usize>) {
+        let i = t as usize;
+        (&self.tables[i], &self.ix[i])
+    }
+
+    fn row(&self, plan: &mut Plan, t: SectionTable, id: &str) {
+        let (table, ix) = self.table(t);
+        if let Some(&h) = ix.get(id) {
+            table.row(plan, h);
+        }
+    }
+
+    /// A section check per (user, resource): the user's lookup beside the
+    /// resource's (a target user's for `user_manage`; none for the
+    /// `_create` actions), then the rows the resource leads to, each after
+    /// the one naming it: a task's project and its ancestors (the rules
+    /// walk the chain), a download's category. The small lists inside a
+    /// row (members, groups, companies) are not counted, so the floor is
+    /// a lower bound of the reads a check makes.
+    pub fn checks<'a>(
+        &self,
+        base: &DataFloor<'_>,
+        action: core::Action,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Plan {
+        let mut plan = Plan::new();
+        for (user, resource) in pairs {
+            base.lookup(&mut plan, Table::User, user);
+            if action == core::Action::UserManage {
+                plan.fork();
+                base.lookup(&mut plan, Table::User, resource);
+            } else if let Some(t) = SectionTable::of(action) {
+                plan.fork();
+                let (table, ix) = self.table(t);
+                if let Some(&h) = ix.get(resource) {
+                    table.lookup(&mut plan, h, resource);
+                }
+                if t == SectionTable::Task {
+                    let mut current = Some(resource);
+                    let mut budget = self.task_of.len();
+                    while let Some((project, parent)) = current
+                        .and_then(|c| self.task_of.get(c))
+                        .filter(|_| budget > 0)
+                    {
+                        budget -= 1;
+                        if current == Some(resource) {
+                            self.row(&mut plan, SectionTable::Project, project);
+                        }
+                        if let Some(p) = parent {
+                            self.row(&mut plan, SectionTable::Task, p);
+                        }
+                        current = *parent;
+                    }
+                }
+                if t == SectionTable::Download
+                    && let Some(category) = self.category_of.get(resource)
+                {
+                    self.row(&mut plan, SectionTable::Category, category);
+                }
+            }
+            plan.end_op();
+        }
+        plan
+    }
+
+    /// A first page of visible resources of `table`, whose ids (and the
+    /// one after, if any) the page returned: the user's lookup, then one
+    /// row per resource returned, each after the previous (the merge's
+    /// order needs each id before the next). The candidates the rules
+    /// turn down and the posting lists' chunks are not counted, so the
+    /// floor is a lower bound.
+    pub fn page(&self, base: &DataFloor<'_>, user: &str, t: SectionTable, ids: &[String]) -> Plan {
+        let mut plan = Plan::new();
+        base.lookup(&mut plan, Table::User, user);
+        plan.join();
+        for id in ids {
+            self.row(&mut plan, t, id);
+        }
+        plan.end_op();
+        plan
+    }
+}

@@ -4,6 +4,7 @@
 // Each bench includes this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod figures;
 pub mod floor;
 
 /// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).

@@ -165,12 +165,22 @@ impl Endpoints {
         body: &Value,
     ) -> Result<(Answer, Bytes), AuthzenError> {
         let s = request::search_resource(body)?;
-        let page = self
-            .app
-            .list_tickets(call, s.user, &s.filter, s.page, s.min_revision)
-            .await
-            .map_err(|e| AuthzenError::from_app(e, request::list_member))?;
-        Ok((Answer::Ok, to_json(&search_page("ticket", page))?))
+        let (kind, page) = match &s.searched {
+            request::Searched::Tickets(filter) => (
+                "ticket",
+                self.app
+                    .list_tickets(call, s.user, filter, s.page, s.min_revision)
+                    .await,
+            ),
+            request::Searched::Sections(kind) => (
+                kind.name(),
+                self.app
+                    .list_resources(call, s.user, *kind, s.page, s.min_revision)
+                    .await,
+            ),
+        };
+        let page = page.map_err(|e| AuthzenError::from_app(e, request::list_member))?;
+        Ok((Answer::Ok, to_json(&search_page(kind, page))?))
     }
 
     async fn search_subject(
@@ -192,18 +202,19 @@ impl Endpoints {
         call: &Call<'_>,
         body: &Value,
     ) -> Result<(Answer, Bytes), AuthzenError> {
-        let checks = request::search_action(body)?;
+        let search = request::search_action(body)?;
         let decided = self
             .app
-            .check_batch(call, &checks, 0)
+            .check_batch(call, &search.evaluations, 0)
             .await
             .map_err(app_error)?;
         let out = ActionSearchResponse {
-            results: request::TICKET_ACTIONS
+            results: search
+                .names
                 .iter()
                 .zip(&decided.value)
                 .filter(|(_, d)| d.allowed)
-                .map(|(a, _)| ActionName { name: a.name() })
+                .map(|(&name, _)| ActionName { name })
                 .collect(),
             context: RevisionContext {
                 revision: decided.revision,

@@ -1,7 +1,8 @@
 //! AuthZEN request bodies to domain requests: the subject, action and
 //! resource of an evaluation to a `CheckRequest` by the table of the HTTP
-//! contract § 2 (a ticket sent inline as `resource.properties`), the
-//! defaults of `evaluations`, and the searches' filters and pages. Every
+//! contract § 2 (a ticket sent inline as `resource.properties`) and, for
+//! the service-desk sections, by § 4; the defaults of `evaluations`, and
+//! the searches' filters and pages. Every
 //! problem names its member, the domain's own validation included (its
 //! field names renamed to the members that carried them).
 
@@ -16,13 +17,62 @@ use crate::app::{AppError, BatchCheck, CheckOptions, MAX_BATCH, PageArgs, Until,
 use crate::core::{
     Action, ActionInput, CheckRequest, DEFAULT_PAGE_SIZE, InlineTicket, MAX_PAGE_SIZE, TicketFilter,
 };
-use crate::model::Status as TicketStatus;
+use crate::model::{ResourceKind, Status as TicketStatus};
 
-/// The resource types of the contract's table.
-const TYPES: &str = "`ticket`, `organisation`, `company`, `group`";
+/// The resource types of the contract's tables (§ 2, then § 4).
+const TYPES: &str = "`ticket`, `organisation`, `company`, `group`, `project`, `task`, `wiki_page`, \
+     `inventory_item`, `invoice`, `lead`, `agenda_event`, `download`, `user`";
+
+/// The resource types of the service-desk sections (HTTP contract § 4),
+/// each with the prefix its access-model actions carry: `action.name` is
+/// the action without it (`project_view` is `view` on a `project`).
+const SECTION_TYPES: [(&str, &str); 9] = [
+    ("project", "project_"),
+    ("task", "task_"),
+    ("wiki_page", "wiki_"),
+    ("inventory_item", "inventory_"),
+    ("invoice", "invoice_"),
+    ("lead", "lead_"),
+    ("agenda_event", "agenda_"),
+    ("download", "download_"),
+    ("user", "user_"),
+];
+
+/// The action-name prefix of a section resource type.
+fn section_prefix(kind: &str) -> Option<&'static str> {
+    SECTION_TYPES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, prefix)| *prefix)
+}
+
+/// The section action `name` is on resource type `kind`, if it is one.
+fn section_action(kind: &str, name: &str) -> Option<Option<Action>> {
+    let prefix = section_prefix(kind)?;
+    Some(
+        Action::ALL
+            .into_iter()
+            .filter(|a| a.is_section_action())
+            .find(|a| a.name().strip_prefix(prefix) == Some(name)),
+    )
+}
+
+/// The actions action search answers on a section resource type, in the
+/// order of the `Action` enum, with their AuthZEN names: every action of
+/// the type but its `_create`, which names no resource.
+fn section_actions(kind: &str) -> Option<Vec<(Action, &'static str)>> {
+    let prefix = section_prefix(kind)?;
+    Some(
+        Action::ALL
+            .into_iter()
+            .filter(|a| a.needs_resource())
+            .filter_map(|a| Some((a, a.name().strip_prefix(prefix)?)))
+            .collect(),
+    )
+}
 
 /// The actions action search answers, in its order.
-pub const TICKET_ACTIONS: [Action; 5] = [
+const TICKET_ACTIONS: [Action; 5] = [
     Action::View,
     Action::Comment,
     Action::Edit,
@@ -271,6 +321,7 @@ fn action_of(kind: &str, name: &str, prefix: &str) -> Result<Action, AuthzenErro
             _ => None,
         },
         "group" => (name == "has_flag").then_some(Action::HasFlag),
+        other if section_prefix(other).is_some() => section_action(other, name).flatten(),
         other => {
             return Err(At::new(prefix, "resource.type").invalid(format!(
                 "unknown resource type `{other}`, expected one of {TYPES}"
@@ -373,6 +424,9 @@ fn evaluate<'v>(m: Members<'v>, prefix: &str) -> Result<Evaluation<'v>, AuthzenE
             request.flag = text(properties, at.at("action.properties.flag"))?;
         }
         a if a.is_company_action() => request.company = resource.id,
+        // The `_create` actions ignore the id's value (any will do), as
+        // the core does; its length is still held to the ids' limit.
+        a if a.is_section_action() => request.resource = resource.id,
         _ => request.ticket = resource.id,
     }
     let evaluation = Evaluation {
@@ -458,11 +512,19 @@ fn min_revision(root: Option<&Map<String, Value>>) -> Result<u64, AuthzenError> 
     Ok(context(get(root, At::new("", "context")), "")?.min_revision)
 }
 
+/// What a resource search lists: tickets with a filter, or the resources
+/// of one section kind.
+#[derive(Debug)]
+pub enum Searched {
+    Tickets(TicketFilter),
+    Sections(ResourceKind),
+}
+
 /// `POST /access/v1/search/resource`.
 #[derive(Debug)]
 pub struct ResourceSearch<'v> {
     pub user: &'v str,
-    pub filter: TicketFilter,
+    pub searched: Searched,
     pub page: PageArgs<'v>,
     pub min_revision: u64,
 }
@@ -471,7 +533,23 @@ pub fn search_resource(body: &Value) -> Result<ResourceSearch<'_>, AuthzenError>
     let root = root(body);
     let user = subject(get(root, At::new("", "subject")), "")?;
     view_of_tickets(root, "resource")?;
-    let resource = ticket_resource(root, "resource")?;
+    let resource = resource(get(root, At::new("", "resource")), "")?;
+    if resource.kind != "ticket" {
+        let kind = ResourceKind::parse(resource.kind).ok_or_else(|| {
+            At::new("", "resource.type").invalid(format!(
+                "resource search answers on `ticket` and the section types ({}), not `{}`",
+                ResourceKind::NAMES.join(", "),
+                resource.kind
+            ))
+        })?;
+        crate::app::required_id("subject.id", user).map_err(list_error)?;
+        return Ok(ResourceSearch {
+            user,
+            searched: Searched::Sections(kind),
+            page: page(root)?,
+            min_revision: min_revision(root)?,
+        });
+    }
     let props = resource.properties;
     let at = At::new("", "");
     let organisation = text(props, at.at("resource.properties.organisation"))?;
@@ -491,11 +569,11 @@ pub fn search_resource(body: &Value) -> Result<ResourceSearch<'_>, AuthzenError>
     let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(ResourceSearch {
         user,
-        filter: TicketFilter {
+        searched: Searched::Tickets(TicketFilter {
             organisation: given(organisation),
             group: given(group),
             statuses,
-        },
+        }),
         page: page(root)?,
         min_revision: min_revision(root)?,
     })
@@ -523,28 +601,65 @@ pub fn search_subject(body: &Value) -> Result<SubjectSearch<'_>, AuthzenError> {
     })
 }
 
-/// `POST /access/v1/search/action`: the five ticket actions of one
-/// subject on one ticket, as evaluations.
-pub fn search_action(body: &Value) -> Result<[Evaluation<'_>; 5], AuthzenError> {
+/// `POST /access/v1/search/action`: the actions asked about, each with
+/// its AuthZEN name, as evaluations in the answer's order.
+#[derive(Debug)]
+pub struct ActionSearch<'v> {
+    pub evaluations: Vec<Evaluation<'v>>,
+    pub names: Vec<&'static str>,
+}
+
+/// The five ticket actions of one subject on one ticket, or the actions of
+/// a section resource's kind but its `_create` (HTTP contract § 4).
+pub fn search_action(body: &Value) -> Result<ActionSearch<'_>, AuthzenError> {
     let root = root(body);
     let user = subject(get(root, At::new("", "subject")), "")?;
-    let resource = ticket_resource(root, "action")?;
-    let inline = inline(resource.properties, "")?;
+    let resource = resource(get(root, At::new("", "resource")), "")?;
     let options = CheckOptions {
         min_revision: min_revision(root)?,
         explain: false,
     };
-    let evaluations = TICKET_ACTIONS.map(|action| Evaluation {
-        request: CheckRequest {
-            user,
-            action: ActionInput::Known(action),
-            ticket: resource.id,
-            ..CheckRequest::default()
-        },
-        inline: inline.clone(),
-        options,
-    });
-    // The five differ only in the action, which no check below depends on.
-    validate(&evaluations[0], Action::View, "")?;
-    Ok(evaluations)
+    let (actions, inline) = match section_actions(resource.kind) {
+        Some(actions) => (actions, None),
+        None if resource.kind == "ticket" => (
+            TICKET_ACTIONS.iter().map(|&a| (a, a.name())).collect(),
+            inline(resource.properties, "")?,
+        ),
+        None => {
+            return Err(At::new("", "resource.type").invalid(format!(
+                "action search answers on `ticket` and the section types ({}, user), not `{}`",
+                ResourceKind::NAMES.join(", "),
+                resource.kind
+            )));
+        }
+    };
+    let evaluations: Vec<Evaluation<'_>> = actions
+        .iter()
+        .map(|&(action, _)| {
+            let mut request = CheckRequest {
+                user,
+                action: ActionInput::Known(action),
+                ..CheckRequest::default()
+            };
+            if action.is_section_action() {
+                request.resource = resource.id;
+            } else {
+                request.ticket = resource.id;
+            }
+            Evaluation {
+                request,
+                inline: inline.clone(),
+                options,
+            }
+        })
+        .collect();
+    // The actions of one type differ only in the action, which no check
+    // below depends on; every type has at least one.
+    if let (Some(first), Some(&(action, _))) = (evaluations.first(), actions.first()) {
+        validate(first, action, "")?;
+    }
+    Ok(ActionSearch {
+        evaluations,
+        names: actions.into_iter().map(|(_, name)| name).collect(),
+    })
 }

@@ -41,7 +41,7 @@ fn build(extensions: &HashMap<String, String>, action: &str) -> Result<Mapping, 
         .get("ticket_authz.path")
         .map(|t| Template::parse(t))
         .transpose()?;
-    let mut ids: [Option<IdValue>; 5] = Default::default();
+    let mut ids: [Option<IdValue>; 6] = Default::default();
     for (slot, member) in ids.iter_mut().zip(MEMBERS) {
         if let Some(value) = extensions.get(&format!("{PREFIX}{member}")) {
             *slot = Some(IdValue::parse(member, value)?);

@@ -6,8 +6,16 @@ use crate::core::{Action, ActionInput, CheckRequest, RequestError};
 
 use super::template::{Template, TemplateError, placeholder};
 
-/// The ids a route may give, in the order [`Mapping::ids`] holds them.
-pub const MEMBERS: [&str; 5] = ["ticket", "group", "organisation", "company", "flag"];
+/// The ids a route may give, in the order [`Mapping::ids`] holds them;
+/// `resource` is the `resource_id` of a section action (access model §8).
+pub const MEMBERS: [&str; 6] = [
+    "ticket",
+    "group",
+    "organisation",
+    "company",
+    "flag",
+    "resource",
+];
 
 /// The route member that gives a request field (`ticket_id` → `ticket`).
 pub fn member_of(field: &str) -> &'static str {
@@ -17,6 +25,7 @@ pub fn member_of(field: &str) -> &'static str {
         "organisation_id" => "organisation",
         "company_id" => "company",
         "flag" => "flag",
+        "resource_id" => "resource",
         "action" => "action",
         _ => "user",
     }
@@ -99,7 +108,7 @@ pub struct Mapping {
     pub action: String,
     pub template: Option<Template>,
     /// By [`MEMBERS`] position; `None` is not given.
-    pub ids: [Option<IdValue>; 5],
+    pub ids: [Option<IdValue>; 6],
 }
 
 /// The question one request asks.
@@ -107,12 +116,12 @@ pub struct Mapping {
 pub struct Question {
     pub action: String,
     /// By [`MEMBERS`] position; empty is not given.
-    pub ids: [String; 5],
+    pub ids: [String; 6],
 }
 
 impl Question {
     pub fn request<'a>(&'a self, user: &'a str) -> CheckRequest<'a> {
-        let [ticket, group, organisation, company, flag] = &self.ids;
+        let [ticket, group, organisation, company, flag, resource] = &self.ids;
         CheckRequest {
             user,
             action: match self.action.as_str() {
@@ -124,8 +133,7 @@ impl Question {
             group,
             company,
             flag,
-            // Routes map to the actions of §3 only.
-            resource: "",
+            resource,
             // Envoy sends the request, not the ticket.
             inline: None,
         }
@@ -217,6 +225,7 @@ mod tests {
             template: Some(Template::parse(template).unwrap()),
             ids: [
                 Some(IdValue::parse("ticket", ticket).unwrap()),
+                None,
                 None,
                 None,
                 None,

@@ -1,5 +1,5 @@
 //! The `--ext-authz-routes` table: a YAML list of `{method, path, action,
-//! ticket, group, organisation, company, flag}`, checked whole at start-up
+//! ticket, group, organisation, company, flag, resource}`, checked whole at start-up
 //! (every problem located by file, line and member), then matched first to
 //! last against a request's method and path.
 
@@ -46,16 +46,16 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
-const KNOWN: [&str; 8] = [
-    "method",
-    "path",
-    "action",
-    "ticket",
-    "group",
-    "organisation",
-    "company",
-    "flag",
-];
+/// A route's members: method, path and action, then the ids.
+const KNOWN: [&str; 3 + MEMBERS.len()] = {
+    let mut known = ["method", "path", "action", "", "", "", "", "", ""];
+    let mut i = 0;
+    while i < MEMBERS.len() {
+        known[3 + i] = MEMBERS[i];
+        i += 1;
+    }
+    known
+};
 
 fn line_of(span: &Span) -> usize {
     span.start().map_or(0, |m| m.line())
@@ -197,7 +197,7 @@ fn route(item: &Node) -> Result<Route, (usize, String)> {
             ": must be a mapping of method, path, action and ids".to_owned(),
         ));
     };
-    let mut values: [Option<(String, usize)>; 8] = Default::default();
+    let mut values: [Option<(String, usize)>; KNOWN.len()] = Default::default();
     for (key, value) in map.iter() {
         let Some(slot) = KNOWN.iter().position(|k| *k == key.as_str()) else {
             return Err((
@@ -249,7 +249,7 @@ fn route(item: &Node) -> Result<Route, (usize, String)> {
         return Err((start, ".action: required".to_owned()));
     };
     let template = Template::parse(path).map_err(|e| at(e.into()))?;
-    let mut parsed: [Option<IdValue>; 5] = Default::default();
+    let mut parsed: [Option<IdValue>; MEMBERS.len()] = Default::default();
     for ((slot, member), value) in parsed.iter_mut().zip(MEMBERS).zip(ids) {
         if let Some((text, _)) = value {
             *slot = Some(IdValue::parse(member, text).map_err(at)?);
@@ -318,7 +318,7 @@ mod tests {
         );
         assert_eq!(
             error("- path: /u\n  action: view\n  ticket: x\n  colour: red\n"),
-            "r.yaml:4: routes[0].colour: unknown member (expected one of method, path, action, ticket, group, organisation, company, flag)"
+            "r.yaml:4: routes[0].colour: unknown member (expected one of method, path, action, ticket, group, organisation, company, flag, resource)"
         );
         assert_eq!(
             error("- path: /u/{t}\n  action: view\n  ticket: '{id}'\n"),
