@@ -19,9 +19,15 @@
 //!   `hit,miss,zipf,list,memory,grpc`; `prepare` only makes the database);
 //! * `TICKET_CACHE_BIN`: the `ticket-authz` binary for the child processes
 //!   (default `target/release/ticket-authz`, built by `cargo build --release`);
-//! * `TICKET_CACHE_ROUNDS`: alternating gRPC rounds per mode (default 3).
+//! * `TICKET_CACHE_ROUNDS`: alternating gRPC rounds per mode (default 3);
+//! * `TICKET_CACHE_SOURCE=memory`: only the hit part, on the generated
+//!   data in this process instead of the database (a hit never reads its
+//!   source; only the fill does), so it runs without `DATABASE_URL`;
+//! * `TICKET_CACHE_HIT_BATCHES`, `TICKET_CACHE_HIT_ROUNDS`: batches of
+//!   1,000 hits per way (default 1000) and alternating rounds (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -30,14 +36,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticket_authz::app::{Authz, Call, CallMetrics, CheckOptions, Observe, Operation, PageArgs};
-use ticket_authz::core::{Action, ActionInput, CheckRequest, TicketFilter};
+use ticket_authz::core::{
+    self, Action, ActionInput, CheckRequest, Context, LimitCounts, LimitQuery, TicketFilter,
+    VisibilityFilter,
+};
 use ticket_authz::db::{Database, LoadScope};
 use ticket_authz::generate::{AGENT_USER, NARROW_USER, Spec, WIDE_USER, generate};
 use ticket_authz::grpc::client::{Credentials, connect};
 use ticket_authz::grpc::pb;
+use ticket_authz::model::Ticket;
+use ticket_authz::snapshot::{Change, Role, Snapshot, TicketFields};
 use ticket_authz::store::Store;
 use ticket_authz::telemetry::metrics::metrics;
-use ticket_authz::ticket_cache::TicketCache;
+use ticket_authz::ticket_cache::{Fit, Read, ReadAt, Resolved, TicketCache, TicketReader};
+use ticket_authz::time::Timestamp;
 
 mod support;
 
@@ -175,9 +187,83 @@ const OPERATION: Operation = Operation {
     span_name: "bench/Bench",
 };
 
+/// Tickets from the generated data, for `TICKET_CACHE_SOURCE=memory`: a
+/// hit never reads its source, so the hit part can run at 10M without
+/// the database (only the fill reads this).
+#[derive(Debug)]
+struct Generated {
+    tickets: HashMap<String, Ticket>,
+    revision: u64,
+}
+
+impl TicketReader for Generated {
+    fn ticket<'a>(&'a self, id: &'a str, _: u64) -> Read<'a, Option<Ticket>> {
+        Box::pin(async move {
+            Ok(ReadAt {
+                value: self.tickets.get(id).cloned(),
+                revision: self.revision,
+                unchanged: true,
+            })
+        })
+    }
+
+    fn visible_page<'a>(
+        &'a self,
+        _: &'a VisibilityFilter,
+        _: &'a TicketFilter,
+        _: Option<&'a str>,
+        _: usize,
+        _: u64,
+    ) -> Read<'a, (Vec<String>, bool)> {
+        Box::pin(async { Err("the generated source answers ticket reads only".to_owned()) })
+    }
+
+    fn limit_counts<'a>(&'a self, _: &'a LimitQuery<'a>, _: u64) -> Read<'a, LimitCounts> {
+        Box::pin(async { Err("the generated source answers ticket reads only".to_owned()) })
+    }
+}
+
+/// The generated graph (tickets left out, as `LoadScope::Graph` loads)
+/// and the tickets the hit part asks about.
+fn generated(spec: &Spec) -> (Arc<Store>, Arc<dyn TicketReader>) {
+    let started = Instant::now();
+    let mut data = generate(spec);
+    let asked: std::collections::HashSet<String> = (0..HIT_PAIRS[1])
+        .map(|i| ticket_id(scatter(i, spec.tickets)))
+        .collect();
+    let tickets = std::mem::take(&mut data.tickets)
+        .into_iter()
+        .filter(|t| asked.contains(&t.id))
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    let mut snap = Snapshot::build(&data).unwrap();
+    snap.set_revision(1);
+    eprintln!(
+        "ticket_cache: generated graph built in {:.1} s ({} users)",
+        started.elapsed().as_secs_f64(),
+        snap.stats().users
+    );
+    let store = Arc::new(Store::default());
+    store.publish(snap);
+    (
+        store,
+        Arc::new(Generated {
+            tickets,
+            revision: 1,
+        }),
+    )
+}
+
+/// Distinct tickets the hit part asks about, in its two runs.
+const HIT_PAIRS: [usize; 2] = [4096, 100_000];
+
 impl InProcess {
     fn new(db: &Database, graph: &Arc<Store>) -> InProcess {
-        let cache = TicketCache::new(CACHE_BYTES, Arc::new(db.clone()));
+        Self::reading(Arc::new(db.clone()), graph)
+    }
+
+    fn reading(reader: Arc<dyn TicketReader>, graph: &Arc<Store>) -> InProcess {
+        let cache = TicketCache::new(CACHE_BYTES, reader);
         let authz = Authz::with_tickets(
             Arc::clone(graph),
             Duration::from_secs(1),
@@ -226,45 +312,214 @@ fn counters() -> (u64, u64, u64) {
     )
 }
 
+/// The graph with exactly the tickets the cache holds for `questions`
+/// added row by row: the full mode's snapshot for the same questions.
+fn full_snapshot(
+    rt: &tokio::runtime::Runtime,
+    cache: &TicketCache,
+    graph: &Snapshot,
+    questions: &[(String, String)],
+) -> Snapshot {
+    let mut changes = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, t) in questions {
+        if !seen.insert(t.as_str()) {
+            continue;
+        }
+        let Fit::Holds(entry) = rt.block_on(cache.ticket(t, graph)).unwrap() else {
+            panic!("ticket {t} is newer than the graph");
+        };
+        let ticket = entry.ticket().unwrap();
+        changes.push(Change::UpsertTicket(TicketFields::from(ticket)));
+        for (people, role) in [
+            (&ticket.ccs, Role::Cc),
+            (&ticket.participants, Role::Participant),
+        ] {
+            for user in people {
+                changes.push(Change::TicketPerson {
+                    ticket: ticket.id.clone(),
+                    user: user.clone(),
+                    role,
+                    present: true,
+                });
+            }
+        }
+    }
+    let mut full = graph.clone();
+    full.apply_all(&changes, graph.revision()).unwrap();
+    full
+}
+
+/// How a hit is asked: through the application service or the core, on
+/// the cache or on the full snapshot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    AuthzCached,
+    AuthzFull,
+    CoreCached,
+    CoreFull,
+}
+
+impl Way {
+    const ALL: [Way; 4] = [
+        Way::CoreCached,
+        Way::CoreFull,
+        Way::AuthzCached,
+        Way::AuthzFull,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Way::AuthzCached => "Authz::check, cached",
+            Way::AuthzFull => "Authz::check, full",
+            Way::CoreCached => "core, cached: validate + cache + decide_with",
+            Way::CoreFull => "core, full: core::check",
+        }
+    }
+}
+
+fn view<'a>(user: &'a str, ticket: &'a str) -> CheckRequest<'a> {
+    CheckRequest {
+        user,
+        action: ActionInput::Known(Action::View),
+        ticket,
+        ..CheckRequest::default()
+    }
+}
+
 /// Checks that hit: `pairs` (user, ticket) asked once to fill the cache,
-/// then in batches of 1,000 timed with one clock pair each; the median
-/// batch over 1,000 batches (`TICKET_CACHE_HIT_BATCHES`), per check.
-fn hit(rt: &tokio::runtime::Runtime, svc: &InProcess, spec: &Spec, pairs: usize) {
+/// then asked four ways in alternating rounds (the cached mode and the
+/// full mode, through `Authz::check` and through the core), in batches of
+/// 1,000 timed with one clock pair each; per way, the median batch over
+/// every round, per check, and its ratio to the full mode in the same run.
+fn hit(
+    rt: &tokio::runtime::Runtime,
+    svc: &InProcess,
+    graph: &Arc<Store>,
+    spec: &Spec,
+    pairs: usize,
+) {
     let questions: Vec<(String, String)> = (0..pairs)
         .map(|i| (asker(i, spec.users), ticket_id(scatter(i, spec.tickets))))
         .collect();
+    let requests: Vec<CheckRequest<'_>> = questions.iter().map(|(u, t)| view(u, t)).collect();
     let call = Call::start(&svc.metrics, &http::HeaderMap::new());
-    let per_call = rt.block_on(async {
+    rt.block_on(async {
         for (u, t) in &questions {
             svc.check(&call, u, t).await;
         }
-        let before = counters();
-        let batches = env_or("TICKET_CACHE_HIT_BATCHES", 1000usize);
-        let mut per_call = Vec::with_capacity(batches);
-        let mut n = 0usize;
-        for _ in 0..batches {
-            let started = Instant::now();
-            for _ in 0..1000 {
-                let (u, t) = &questions[n % questions.len()];
-                black_box(svc.check(&call, u, t).await);
-                n += 1;
-            }
-            per_call.push(started.elapsed() / 1000);
-        }
-        let after = counters();
-        assert_eq!(after.1, before.1, "a hit benchmark check missed the cache");
-        per_call
     });
-    let mut per_call = per_call;
-    per_call.sort();
-    let p50 = quantile(&per_call, 0.5);
-    println!(
-        "ticket_cache/hit_{pairs}_tickets: Authz::check on a warm cache, p50 {} ns (batch medians p10 {} / p90 {} ns), goal p50 <= 300 ns: {}",
-        p50.as_nanos(),
-        quantile(&per_call, 0.1).as_nanos(),
-        quantile(&per_call, 0.9).as_nanos(),
-        verdict(p50 <= Duration::from_nanos(300)),
+    let snap = graph.current().unwrap();
+    let started = Instant::now();
+    let full = Arc::new(full_snapshot(rt, &svc.cache, &snap, &questions));
+    eprintln!(
+        "ticket_cache/hit_{pairs}_tickets: full snapshot of the same tickets in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
+    let full_store = Arc::new(Store::default());
+    full_store.publish((*full).clone());
+    let full_authz = Authz::new(full_store, Duration::from_secs(1), Observe::default());
+    let ctx = Context {
+        now: Timestamp::now(),
+        explain: false,
+        limits: None,
+    };
+    let batches = env_or("TICKET_CACHE_HIT_BATCHES", 1000usize);
+    let rounds = env_or("TICKET_CACHE_HIT_ROUNDS", 4usize);
+    let mut per_way: Vec<Vec<Duration>> = vec![Vec::new(); Way::ALL.len()];
+    let before = counters();
+    let mut allowed = [0usize; 4];
+    for _ in 0..rounds {
+        for (w, way) in Way::ALL.into_iter().enumerate() {
+            let times = rt.block_on(async {
+                let mut times = Vec::with_capacity(batches / rounds);
+                let mut n = 0usize;
+                for _ in 0..batches / rounds {
+                    let started = Instant::now();
+                    for _ in 0..1000 {
+                        let req = &requests[n % requests.len()];
+                        let ok = match way {
+                            Way::AuthzCached => {
+                                svc.authz
+                                    .check(&call, req.clone(), CheckOptions::default())
+                                    .await
+                                    .unwrap()
+                                    .value
+                                    .allowed
+                            }
+                            Way::AuthzFull => {
+                                full_authz
+                                    .check(&call, req.clone(), CheckOptions::default())
+                                    .await
+                                    .unwrap()
+                                    .value
+                                    .allowed
+                            }
+                            Way::CoreCached => {
+                                let valid = req.validate().unwrap();
+                                let Fit::Holds(entry) =
+                                    svc.cache.ticket(req.ticket, &snap).await.unwrap()
+                                else {
+                                    panic!("a warm entry waits");
+                                };
+                                let row = entry.row(&snap);
+                                core::decide_with(
+                                    &snap,
+                                    &valid,
+                                    row.as_deref().map(Resolved::row),
+                                    ctx,
+                                )
+                                .allowed
+                            }
+                            Way::CoreFull => core::check(&full, req, ctx).unwrap().allowed,
+                        };
+                        allowed[w] += usize::from(black_box(ok));
+                        n += 1;
+                    }
+                    times.push(started.elapsed() / 1000);
+                }
+                times
+            });
+            per_way[w].extend(times);
+        }
+    }
+    let after = counters();
+    assert_eq!(after.1, before.1, "a hit benchmark check missed the cache");
+    assert!(
+        allowed.iter().all(|a| *a == allowed[0]),
+        "the ways disagree on how many checks are allowed: {allowed:?}"
+    );
+    let p50s: Vec<Duration> = per_way
+        .iter_mut()
+        .map(|times| {
+            times.sort();
+            quantile(times, 0.5)
+        })
+        .collect();
+    for (w, way) in Way::ALL.into_iter().enumerate() {
+        let full_way = match way {
+            Way::AuthzCached | Way::AuthzFull => Way::AuthzFull,
+            Way::CoreCached | Way::CoreFull => Way::CoreFull,
+        };
+        let f = Way::ALL.iter().position(|x| *x == full_way).unwrap();
+        let times = &per_way[w];
+        println!(
+            "ticket_cache/hit_{pairs}_tickets: {}: p50 {} ns (batch medians p10 {} / p90 {} ns), {:.2}x the full mode{}",
+            way.name(),
+            p50s[w].as_nanos(),
+            quantile(times, 0.1).as_nanos(),
+            quantile(times, 0.9).as_nanos(),
+            p50s[w].as_secs_f64() / p50s[f].as_secs_f64(),
+            if way == Way::CoreCached {
+                format!(
+                    ", goal p50 <= 300 ns: {}",
+                    verdict(p50s[w] <= Duration::from_nanos(300))
+                )
+            } else {
+                String::new()
+            },
+        );
+    }
 }
 
 /// Checks on tickets never asked before, one at a time, each timed.
@@ -700,6 +955,17 @@ fn processes(url: &str, spec: &Spec, parts: &[&str], rounds: usize) {
 }
 
 fn main() {
+    if std::env::var("TICKET_CACHE_SOURCE").as_deref() == Ok("memory") {
+        // The hit part alone, on generated data (see `Generated`).
+        let spec = Spec::scaled(env_or("TICKET_CACHE_TICKETS", 10_000_000));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (graph, reader) = generated(&spec);
+        let svc = InProcess::reading(reader, &graph);
+        for pairs in HIT_PAIRS {
+            hit(&rt, &svc, &graph, &spec, pairs);
+        }
+        return;
+    }
     let Ok(admin) = std::env::var("DATABASE_URL") else {
         println!("ticket_cache: skipped, DATABASE_URL (a PostgreSQL admin URL) is not set");
         return;
@@ -728,8 +994,8 @@ fn main() {
         });
         if parts.contains(&"hit") {
             let svc = InProcess::new(&db, &graph);
-            for pairs in [4096, 100_000] {
-                hit(&rt, &svc, &spec, pairs);
+            for pairs in HIT_PAIRS {
+                hit(&rt, &svc, &graph, &spec, pairs);
             }
         }
         if parts.contains(&"miss") {
