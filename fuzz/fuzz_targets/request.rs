@@ -4,8 +4,10 @@
 //! validation, the decision) on a small built snapshot. Refusals are
 //! `INVALID_ARGUMENT`, or `UNAVAILABLE` for a revision not loaded; an
 //! unknown or suspended user is denied everything and sees nothing; a
-//! batch answers as its checks one by one; every listed ticket or viewer
-//! passes the view rule.
+//! batch answers as its checks one by one; every listed ticket, viewer or
+//! section resource passes its view rule. Section questions (checks naming
+//! a `resource_id`, `ListVisibleResources`) go to a second fixture that
+//! holds every section.
 
 #![no_main]
 
@@ -18,14 +20,15 @@ use tokio::runtime::Runtime;
 use tonic::{Code, Request, Response, Status};
 
 use ticket_authz::app::{Authz, Observe};
-use ticket_authz::core::{self, Reason};
-use ticket_authz::grpc::convert::reason_of;
+use ticket_authz::core::{self, ActionInput, CheckRequest, Context, Reason};
+use ticket_authz::grpc::convert::{reason_of, resource_kind};
 use ticket_authz::grpc::pb;
 use ticket_authz::grpc::pb::ticket_authz_server::TicketAuthz as _;
 use ticket_authz::grpc::service::AuthzService;
 use ticket_authz::model::Dataset;
 use ticket_authz::snapshot::Snapshot;
 use ticket_authz::store::Store;
+use ticket_authz::time::Timestamp;
 use ticket_authz_fuzz::user_state;
 
 struct Fixture {
@@ -38,25 +41,33 @@ struct Fixture {
 fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
     FIXTURE
-        .get_or_init(|| {
-            let store = Arc::new(Store::default());
-            let (data, snapshot) = ticket_authz_fuzz::demo()?;
-            store.publish(snapshot);
-            let snapshot = store.current()?;
-            // No wait for a later revision: a fuzz run must not sleep.
-            let app = Authz::new(store, Duration::ZERO, Observe::default());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .ok()?;
-            Some(Fixture {
-                runtime,
-                service: AuthzService::new(app),
-                snapshot,
-                data,
-            })
-        })
+        .get_or_init(|| build(ticket_authz_fuzz::demo()?))
         .as_ref()
+}
+
+fn sections() -> Option<&'static Fixture> {
+    static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| build(ticket_authz_fuzz::sections()?))
+        .as_ref()
+}
+
+fn build((data, snapshot): (Dataset, Snapshot)) -> Option<Fixture> {
+    let store = Arc::new(Store::default());
+    store.publish(snapshot);
+    let snapshot = store.current()?;
+    // No wait for a later revision: a fuzz run must not sleep.
+    let app = Authz::new(store, Duration::ZERO, Observe::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok()?;
+    Some(Fixture {
+        runtime,
+        service: AuthzService::new(app),
+        snapshot,
+        data,
+    })
 }
 
 /// The refusal is the contract's: a caller's mistake, or data not there.
@@ -119,14 +130,14 @@ fn check(f: &'static Fixture, bytes: &[u8]) -> Option<pb::CheckAccessResponse> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(f) = fixture() else {
+    let (Some(f), Some(desk)) = (fixture(), sections()) else {
         return;
     };
     let Some((&rpc, bytes)) = data.split_first() else {
         return;
     };
     let snap = &f.snapshot;
-    match rpc % 5 {
+    match rpc % 7 {
         0 => {
             check(f, bytes);
         }
@@ -179,6 +190,47 @@ fuzz_target!(|data: &[u8]| {
                     core::can_view(snap, id, &m.ticket_id),
                     "{id} listed for {:?}",
                     m.ticket_id
+                );
+            }
+        }
+        5 => {
+            check(desk, bytes);
+        }
+        6 => {
+            let wanted = |m: &pb::ListVisibleResourcesRequest| m.min_revision;
+            let Some((m, r)) = serve(desk, bytes, wanted, |s, r| s.list_visible_resources(r))
+            else {
+                return;
+            };
+            // Answered, so the kind was valid.
+            let Ok(kind) = resource_kind(m.kind) else {
+                panic!("kind {} answered", m.kind);
+            };
+            if !may_act(desk, &m.user_id) {
+                assert!(r.resource_ids.is_empty(), "{:?} sees resources", m.user_id);
+            }
+            let mut previous: Option<&str> = None;
+            for id in &r.resource_ids {
+                assert!(
+                    previous.is_none_or(|p| p < id.as_str()),
+                    "not in byte order: {previous:?} then {id}"
+                );
+                previous = Some(id);
+                let view = CheckRequest {
+                    user: &m.user_id,
+                    action: ActionInput::Known(core::view_action(kind)),
+                    resource: id,
+                    ..CheckRequest::default()
+                };
+                let ctx = Context {
+                    now: Timestamp::now(),
+                    explain: false,
+                    limits: None,
+                };
+                assert!(
+                    core::check(&desk.snapshot, &view, ctx).is_ok_and(|d| d.allowed),
+                    "{:?} listed {kind:?} {id}",
+                    m.user_id
                 );
             }
         }

@@ -13,6 +13,18 @@ pub fn demo() -> Option<(Dataset, Snapshot)> {
     Some((loaded.dataset, snapshot))
 }
 
+/// The small service desk of `examples/sections.yaml` (every section of
+/// access model §8) and its snapshot; `None` as for [`demo`].
+pub fn sections() -> Option<(Dataset, Snapshot)> {
+    let loaded = dataset::load_str(
+        "sections.yaml",
+        include_str!("../../examples/sections.yaml"),
+    )
+    .ok()?;
+    let snapshot = Snapshot::build(&loaded.dataset).ok()?;
+    Some((loaded.dataset, snapshot))
+}
+
 /// Whether the data has the user at all, and whether it is not suspended
 /// (read from the dataset, not from the snapshot the decisions read).
 pub fn user_state(data: &Dataset, id: &str) -> Option<bool> {
