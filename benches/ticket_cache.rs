@@ -441,7 +441,7 @@ fn hit(
                         let ok = match way {
                             Way::AuthzCached => {
                                 svc.authz
-                                    .check(&call, req.clone(), CheckOptions::default())
+                                    .check(&call, *req, CheckOptions::default())
                                     .await
                                     .unwrap()
                                     .value
@@ -449,7 +449,7 @@ fn hit(
                             }
                             Way::AuthzFull => {
                                 full_authz
-                                    .check(&call, req.clone(), CheckOptions::default())
+                                    .check(&call, *req, CheckOptions::default())
                                     .await
                                     .unwrap()
                                     .value
