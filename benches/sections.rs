@@ -2,7 +2,8 @@
 //! issue 20) at 1M section resources: the generated service desk of
 //! `benches/core.rs` (100k users, 1M tickets) with `add_sections` adding
 //! 1M projects, tasks, wiki pages, inventory items, invoices, leads, agenda
-//! events and downloads. One check figure per section action, and the
+//! events and downloads. One check figure per section action (and a
+//! ticket `view` on the same snapshot, the yardstick), and the
 //! first page of 100 of `ListVisibleResources` per kind for the user who
 //! sees the most of that kind (of a sample of agents, superadmins aside:
 //! they list a table in order without a rule).
@@ -196,9 +197,49 @@ fn benches(c: &mut Criterion) {
         .filter(|a| a.is_section_action())
         .map(|a| (a, pairs(&data, a, 4096)))
         .collect();
+    // The yardstick: a ticket `view` on the same snapshot, in the same
+    // run, so that a section check reads against the ticket check (whose
+    // goal and quiet figure are known) on a host whose memory latency
+    // varies from day to day.
+    let ticket_pairs: Vec<(&str, &str)> = {
+        let mut rng = fastrand::Rng::with_seed(98);
+        let agents = agent_ids(&data);
+        (0..4096)
+            .map(|i| {
+                let t = &data.tickets[rng.usize(0..data.tickets.len())];
+                let user = match i % 3 {
+                    0 => agents[rng.usize(0..agents.len())],
+                    1 => t.requester.as_str(),
+                    _ => SECTIONS_USER,
+                };
+                (user, t.id.as_str())
+            })
+            .collect()
+    };
     let mut figures: Vec<Figure<'_>> = Vec::new();
 
     let mut checks = c.benchmark_group("section_check_1m");
+    {
+        let plan = base.ticket_checks(ticket_pairs.iter().copied(), None);
+        let (snap, pairs) = (&snap, &ticket_pairs);
+        with_floor(
+            &mut checks,
+            "section_check_1m",
+            "ticket_view",
+            &mut figures,
+            (0, plan),
+            move |i| {
+                let (user, ticket) = pairs[i % pairs.len()];
+                let request = CheckRequest {
+                    user,
+                    action: ActionInput::Known(Action::View),
+                    ticket,
+                    ..CheckRequest::default()
+                };
+                black_box(core::check(snap, &request, ctx).unwrap());
+            },
+        );
+    }
     for (action, pairs) in &all_pairs {
         let action = *action;
         let plan = sections.checks(&base, action, pairs.iter().copied());

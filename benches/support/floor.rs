@@ -812,8 +812,8 @@ pub struct SectionFloor<'d> {
     tables: [EntityTable; 9],
     /// Per table, id → handle.
     ix: [HashMap<&'d str, usize>; 9],
-    /// Per task: its project and parent ids.
-    task_of: HashMap<&'d str, (&'d str, Option<&'d str>)>,
+    /// Per task: its project's id.
+    task_of: HashMap<&'d str, &'d str>,
     /// Per download: its category id.
     category_of: HashMap<&'d str, &'d str>,
 }
@@ -898,7 +898,7 @@ impl<'d> SectionFloor<'d> {
             task_of: s
                 .tasks
                 .iter()
-                .map(|t| (t.id.as_str(), (t.project.as_str(), t.parent.as_deref())))
+                .map(|t| (t.id.as_str(), t.project.as_str()))
                 .collect(),
             category_of: s
                 .downloads
@@ -923,8 +923,8 @@ impl<'d> SectionFloor<'d> {
     /// A section check per (user, resource): the user's lookup beside the
     /// resource's (a target user's for `user_manage`; none for the
     /// `_create` actions), then the rows the resource leads to, each after
-    /// the one naming it: a task's project and its ancestors (the rules
-    /// walk the chain), a download's category. The small lists inside a
+    /// the one naming it: a task's project (its row holds its ancestors'
+    /// managers and members), a download's category. The small lists inside a
     /// row (members, groups, companies) are not counted, so the floor is
     /// a lower bound of the reads a check makes.
     pub fn checks<'a>(
@@ -945,22 +945,10 @@ impl<'d> SectionFloor<'d> {
                 if let Some(&h) = ix.get(resource) {
                     table.lookup(&mut plan, h, resource);
                 }
-                if t == SectionTable::Task {
-                    let mut current = Some(resource);
-                    let mut budget = self.task_of.len();
-                    while let Some((project, parent)) = current
-                        .and_then(|c| self.task_of.get(c))
-                        .filter(|_| budget > 0)
-                    {
-                        budget -= 1;
-                        if current == Some(resource) {
-                            self.row(&mut plan, SectionTable::Project, project);
-                        }
-                        if let Some(p) = parent {
-                            self.row(&mut plan, SectionTable::Task, p);
-                        }
-                        current = *parent;
-                    }
+                if t == SectionTable::Task
+                    && let Some(project) = self.task_of.get(resource)
+                {
+                    self.row(&mut plan, SectionTable::Project, project);
                 }
                 if t == SectionTable::Download
                     && let Some(category) = self.category_of.get(resource)

@@ -4,7 +4,7 @@
 
 use crate::flags::Flag;
 use crate::model::{ResourceKind, UserKind};
-use crate::snapshot::sections::SectionTables;
+use crate::snapshot::sections::{IdxList, SectionTables, TaskRow};
 use crate::snapshot::{ALL, Idx, Keyed, NONE, Snapshot, SortedSeq, Table, UserRow};
 
 use super::decision::{Decision, Explain, Reason};
@@ -225,11 +225,18 @@ impl<'s> Asker<'s> {
                 format!("task {}, an ancestor of {}", sec.tasks.id(a), row.id)
             }
         };
-        if let Some(a) = self
-            .task_chain(t)
-            .find(|&a| holds(&sec.tasks[a].managers, me))
-        {
-            ex.step(|| format!("{} is a manager of {}", self.user.id, relation(a)));
+        // The chain lists answer; the walk only names the task for the
+        // explanation.
+        let nearest = |list: fn(&TaskRow) -> &IdxList| {
+            self.task_chain(t)
+                .find(|&a| holds(list(&sec.tasks[a]), me))
+                .unwrap_or(t)
+        };
+        if holds(&row.chain_managers, me) {
+            ex.step(|| {
+                let a = nearest(|r| &r.managers);
+                format!("{} is a manager of {}", self.user.id, relation(a))
+            });
             return Some(Reason::Role);
         }
         if action != Action::TaskView {
@@ -250,11 +257,11 @@ impl<'s> Asker<'s> {
             });
             return Some(Reason::Role);
         }
-        if let Some(a) = self
-            .task_chain(t)
-            .find(|&a| holds(&sec.tasks[a].members, me))
-        {
-            ex.step(|| format!("{} is a member of {}", self.user.id, relation(a)));
+        if holds(&row.chain_members, me) {
+            ex.step(|| {
+                let a = nearest(|r| &r.members);
+                format!("{} is a member of {}", self.user.id, relation(a))
+            });
             if self.anywhere(Flag::PR, ex) {
                 return Some(Reason::Role);
             }

@@ -20,15 +20,21 @@ use compact_str::CompactString;
 use super::{Idx, Keyed, NONE, Snapshot, SnapshotError, SortedSeq, Table};
 use crate::model::{MemberRole, ResourceKind, SectionMember, Sections};
 
+/// A row's short list of handles, sorted: inline up to four, in the
+/// space a `Vec` takes, because a check reads it right after the row and
+/// most resources have few members, groups or companies (a heap list
+/// would be one more dependent cache miss per check).
+pub type IdxList = smallvec::SmallVec<[Idx; 4]>;
+
 #[derive(Debug, Clone, Default)]
 pub struct ProjectRow {
     pub id: CompactString,
     pub name: Box<str>,
     pub owner: Idx,
     /// Sorted user handles with the `manager` role.
-    pub managers: Vec<Idx>,
+    pub managers: IdxList,
     /// Sorted user handles of every member, any role.
-    pub members: Vec<Idx>,
+    pub members: IdxList,
     /// The project's tasks, by handle (= id order).
     pub tasks: SortedSeq<Idx>,
 }
@@ -39,9 +45,15 @@ pub struct TaskRow {
     pub name: Box<str>,
     pub project: Idx,
     pub parent: Idx,
-    pub children: Vec<Idx>,
-    pub managers: Vec<Idx>,
-    pub members: Vec<Idx>,
+    pub children: IdxList,
+    pub managers: IdxList,
+    pub members: IdxList,
+    /// `managers` of the task and of every ancestor, sorted: what a check
+    /// asks of the chain, read in one step instead of a walk up the tree
+    /// (kept by [`SectionTables::refresh_chains`]).
+    pub chain_managers: IdxList,
+    /// `members` of the task and of every ancestor, sorted.
+    pub chain_members: IdxList,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,9 +61,9 @@ pub struct WikiRow {
     pub id: CompactString,
     pub name: Box<str>,
     /// Group handles; empty: every user reads.
-    pub read_groups: Vec<Idx>,
+    pub read_groups: IdxList,
     /// Group handles; empty: every holder of WW writes.
-    pub write_groups: Vec<Idx>,
+    pub write_groups: IdxList,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,9 +73,9 @@ pub struct ItemRow {
     pub owner: Idx,
     pub public: bool,
     /// Sorted company handles.
-    pub companies: Vec<Idx>,
+    pub companies: IdxList,
     /// Sorted user handles the item is associated with.
-    pub users: Vec<Idx>,
+    pub users: IdxList,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,14 +98,14 @@ pub struct EventRow {
     pub name: Box<str>,
     pub owner: Idx,
     pub public: bool,
-    pub groups: Vec<Idx>,
+    pub groups: IdxList,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CategoryRow {
     pub id: CompactString,
     pub name: Box<str>,
-    pub groups: Vec<Idx>,
+    pub groups: IdxList,
     /// The category's downloads, by handle (= id order).
     pub downloads: SortedSeq<Idx>,
 }
@@ -203,7 +215,95 @@ pub struct SectionTables {
     pub every: [SortedSeq<Idx>; 8],
 }
 
+/// The sorted union of two sorted handle lists.
+fn union(a: &[Idx], b: &[Idx]) -> IdxList {
+    let mut out = IdxList::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The chain lists of `row` below a parent holding `parent`'s (none for a
+/// root, or a vacant parent, which holds empty ones).
+fn chains_under(parent: Option<&TaskRow>, row: &TaskRow) -> (IdxList, IdxList) {
+    match parent {
+        None => (row.managers.clone(), row.members.clone()),
+        Some(p) => (
+            union(&row.managers, &p.chain_managers),
+            union(&row.members, &p.chain_members),
+        ),
+    }
+}
+
+/// Sets the chain lists of every task reached from `roots` down through
+/// `children`, parents first. `budget` bounds the walk should the rows
+/// hold a cycle (the build and the apply refuse them before).
+fn set_chains(rows: &mut impl TaskRows, roots: impl IntoIterator<Item = Idx>) {
+    let mut stack: Vec<Idx> = roots.into_iter().collect();
+    let mut budget = rows.count();
+    while let Some(t) = stack.pop() {
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
+        let Some(row) = rows.live(t) else { continue };
+        let parent = (row.parent != NONE)
+            .then(|| rows.live(row.parent))
+            .flatten();
+        let (managers, members) = chains_under(parent, row);
+        if let Some(row) = rows.live_mut(t) {
+            row.chain_managers = managers;
+            row.chain_members = members;
+            stack.extend(row.children.iter().copied());
+        }
+    }
+}
+
+/// Task rows by handle, as the build holds them (a `Vec`) and as the apply
+/// does (the table, where removed rows are vacant).
+trait TaskRows {
+    fn count(&self) -> usize;
+    fn live(&self, t: Idx) -> Option<&TaskRow>;
+    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow>;
+}
+
+impl TaskRows for Vec<TaskRow> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn live(&self, t: Idx) -> Option<&TaskRow> {
+        self.get(t as usize)
+    }
+    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow> {
+        self.get_mut(t as usize)
+    }
+}
+
+impl TaskRows for Table<TaskRow> {
+    fn count(&self) -> usize {
+        self.capacity()
+    }
+    fn live(&self, t: Idx) -> Option<&TaskRow> {
+        self.is_live(t).then(|| &self[t])
+    }
+    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow> {
+        if self.is_live(t) {
+            self.row_mut(t)
+        } else {
+            None
+        }
+    }
+}
+
 impl SectionTables {
+    /// Recomputes the chain lists of task `h` and of every task below it,
+    /// after a change to its place or its member lists.
+    pub(super) fn refresh_chains(&mut self, h: Idx) {
+        set_chains(&mut self.tasks, [h]);
+    }
+
     /// Every resource of `kind`, by id.
     pub fn every(&self, kind: ResourceKind) -> &SortedSeq<Idx> {
         &self.every[kind as usize]
@@ -264,11 +364,11 @@ impl Refs<'_> {
         })
     }
 
-    fn users(&self, field: &'static str, ids: &[String]) -> Result<Vec<Idx>, SnapshotError> {
+    fn users(&self, field: &'static str, ids: &[String]) -> Result<IdxList, SnapshotError> {
         let mut out = ids
             .iter()
             .map(|id| self.user(field, Some(id)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<IdxList, _>>()?;
         out.sort_unstable();
         out.dedup();
         Ok(out)
@@ -283,17 +383,17 @@ impl Refs<'_> {
         })
     }
 
-    fn companies(&self, field: &'static str, ids: &[String]) -> Result<Vec<Idx>, SnapshotError> {
+    fn companies(&self, field: &'static str, ids: &[String]) -> Result<IdxList, SnapshotError> {
         let mut out = ids
             .iter()
             .map(|id| self.company(field, Some(id)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<IdxList, _>>()?;
         out.sort_unstable();
         out.dedup();
         Ok(out)
     }
 
-    fn groups(&self, field: &'static str, ids: &[String]) -> Result<Vec<Idx>, SnapshotError> {
+    fn groups(&self, field: &'static str, ids: &[String]) -> Result<IdxList, SnapshotError> {
         let mut out = ids
             .iter()
             .map(|id| {
@@ -302,16 +402,16 @@ impl Refs<'_> {
                     .lookup(id)
                     .ok_or_else(|| self.fail(field, "group", id))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<IdxList, _>>()?;
         out.sort_unstable();
         out.dedup();
         Ok(out)
     }
 
     /// (managers, every member), sorted handles.
-    fn members(&self, members: &[SectionMember]) -> Result<(Vec<Idx>, Vec<Idx>), SnapshotError> {
-        let mut managers = Vec::new();
-        let mut all = Vec::with_capacity(members.len());
+    fn members(&self, members: &[SectionMember]) -> Result<(IdxList, IdxList), SnapshotError> {
+        let mut managers = IdxList::new();
+        let mut all = IdxList::with_capacity(members.len());
         for m in members {
             let u = self.user("members.user", Some(&m.user))?;
             if m.role == MemberRole::Manager {
@@ -414,9 +514,11 @@ impl SectionTables {
                 name: t.name.as_str().into(),
                 project,
                 parent,
-                children: Vec::new(),
+                children: IdxList::new(),
                 managers,
                 members,
+                chain_managers: IdxList::new(),
+                chain_members: IdxList::new(),
             });
         }
         for i in 0..task_rows.len() {
@@ -449,6 +551,11 @@ impl SectionTables {
                 id: task_rows[i].id.to_string(),
             });
         }
+        let roots: Vec<Idx> = (0..task_rows.len())
+            .filter(|&i| task_rows[i].parent == NONE)
+            .filter_map(|i| Idx::try_from(i).ok())
+            .collect();
+        set_chains(&mut task_rows, roots);
         for (p, list) in project_tasks {
             if let Some(row) = project_rows.get_mut(p as usize) {
                 row.tasks = seq(list);

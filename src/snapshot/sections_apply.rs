@@ -11,8 +11,8 @@
 use std::cmp::Ordering;
 
 use super::sections::{
-    CategoryRow, DownloadRow, EventRow, InvoiceRow, ItemRow, LeadRow, ProjectRow, SectionTables,
-    TaskRow, WikiRow,
+    CategoryRow, DownloadRow, EventRow, IdxList, InvoiceRow, ItemRow, LeadRow, ProjectRow,
+    SectionTables, TaskRow, WikiRow,
 };
 use super::{ApplyError, Idx, Keyed, NONE, Snapshot, SortedSeq, Table};
 use super::{SectionEntity, SectionLink, SectionRow};
@@ -33,7 +33,7 @@ fn by_id<R: Keyed>(table: &Table<R>) -> impl Fn(&Idx, &Idx) -> Ordering + '_ {
 }
 
 /// Adds `h` to a sorted handle list, or takes it off.
-fn set_sorted(list: &mut Vec<Idx>, h: Idx, present: bool) {
+fn set_sorted(list: &mut IdxList, h: Idx, present: bool) {
     match (list.binary_search(&h), present) {
         (Err(at), true) => list.insert(at, h),
         (Ok(at), false) => {
@@ -44,7 +44,7 @@ fn set_sorted(list: &mut Vec<Idx>, h: Idx, present: bool) {
 }
 
 /// Takes the entry with this id off a handle list, when it is there.
-fn remove_by_id<R: Keyed>(list: &mut Vec<Idx>, table: &Table<R>, id: &str) {
+fn remove_by_id<R: Keyed>(list: &mut IdxList, table: &Table<R>, id: &str) {
     list.retain(|h| table.id(*h) != id);
 }
 
@@ -189,7 +189,7 @@ impl Snapshot {
         match e {
             SectionEntity::Project => {
                 let row = &projects[h];
-                let mut people: Vec<Idx> = row.members.clone();
+                let mut people: Vec<Idx> = row.members.to_vec();
                 if row.owner != NONE {
                     people.push(row.owner);
                 }
@@ -573,6 +573,9 @@ impl Snapshot {
         };
         if let Some(h) = h {
             self.section_postings(e, h, true);
+            if e == SectionEntity::Task {
+                self.sections.refresh_chains(h);
+            }
         }
         Ok(())
     }
@@ -585,6 +588,11 @@ impl Snapshot {
         };
         self.section_postings(e, h, false);
         let sec = &mut self.sections;
+        // The subtrees below a removed task lose its lists from their chains.
+        let orphans = match e {
+            SectionEntity::Task => sec.tasks[h].children.clone(),
+            _ => IdxList::new(),
+        };
         match e {
             SectionEntity::Project => sec.projects.remove(id),
             SectionEntity::Task => sec.tasks.remove(id),
@@ -596,6 +604,9 @@ impl Snapshot {
             SectionEntity::DownloadCategory => sec.categories.remove(id),
             SectionEntity::Download => sec.downloads.remove(id),
         };
+        for child in orphans {
+            sec.refresh_chains(child);
+        }
     }
 
     /// Puts one entry on a section entity's list or takes it off. Taking
@@ -668,7 +679,7 @@ impl Snapshot {
         // the entry by id in `ids`.
         macro_rules! set {
             ($list:expr, $ids:expr) => {{
-                let list: &mut Vec<Idx> = $list;
+                let list: &mut IdxList = $list;
                 if t == NONE {
                     remove_by_id(list, $ids, value);
                 } else {
@@ -729,6 +740,9 @@ impl Snapshot {
             }
         }
         self.section_postings(e, h, true);
+        if e == SectionEntity::Task {
+            self.sections.refresh_chains(h);
+        }
         Ok(())
     }
 }
