@@ -50,7 +50,7 @@ pub struct TaskRow {
     pub members: IdxList,
     /// `managers` of the task and of every ancestor, sorted: what a check
     /// asks of the chain, read in one step instead of a walk up the tree
-    /// (kept by [`SectionTables::refresh_chains`]).
+    /// (kept by [`set_chains`]).
     pub chain_managers: IdxList,
     /// `members` of the task and of every ancestor, sorted.
     pub chain_members: IdxList,
@@ -238,22 +238,26 @@ fn chains_under(parent: Option<&TaskRow>, row: &TaskRow) -> (IdxList, IdxList) {
 }
 
 /// Sets the chain lists of every task reached from `roots` down through
-/// `children`, parents first. `budget` bounds the walk should the rows
-/// hold a cycle (the build and the apply refuse them before).
-fn set_chains(rows: &mut impl TaskRows, roots: impl IntoIterator<Item = Idx>) {
+/// `children`, parents first: at the build, from every root; after a
+/// change to a task's place or member lists, from that task. `budget`
+/// bounds the walk should the rows hold a cycle (the build and the apply
+/// refuse them before). A vacant parent (a removed task) holds empty
+/// lists, as a root's parent would.
+pub(super) fn set_chains(tasks: &mut Table<TaskRow>, roots: impl IntoIterator<Item = Idx>) {
     let mut stack: Vec<Idx> = roots.into_iter().collect();
-    let mut budget = rows.count();
+    let mut budget = tasks.capacity();
     while let Some(t) = stack.pop() {
         if budget == 0 {
             break;
         }
         budget -= 1;
-        let Some(row) = rows.live(t) else { continue };
-        let parent = (row.parent != NONE)
-            .then(|| rows.live(row.parent))
-            .flatten();
+        if !tasks.is_live(t) {
+            continue;
+        }
+        let row = &tasks[t];
+        let parent = (row.parent != NONE && tasks.is_live(row.parent)).then(|| &tasks[row.parent]);
         let (managers, members) = chains_under(parent, row);
-        if let Some(row) = rows.live_mut(t) {
+        if let Some(row) = tasks.row_mut(t) {
             row.chain_managers = managers;
             row.chain_members = members;
             stack.extend(row.children.iter().copied());
@@ -261,49 +265,7 @@ fn set_chains(rows: &mut impl TaskRows, roots: impl IntoIterator<Item = Idx>) {
     }
 }
 
-/// Task rows by handle, as the build holds them (a `Vec`) and as the apply
-/// does (the table, where removed rows are vacant).
-trait TaskRows {
-    fn count(&self) -> usize;
-    fn live(&self, t: Idx) -> Option<&TaskRow>;
-    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow>;
-}
-
-impl TaskRows for Vec<TaskRow> {
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn live(&self, t: Idx) -> Option<&TaskRow> {
-        self.get(t as usize)
-    }
-    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow> {
-        self.get_mut(t as usize)
-    }
-}
-
-impl TaskRows for Table<TaskRow> {
-    fn count(&self) -> usize {
-        self.capacity()
-    }
-    fn live(&self, t: Idx) -> Option<&TaskRow> {
-        self.is_live(t).then(|| &self[t])
-    }
-    fn live_mut(&mut self, t: Idx) -> Option<&mut TaskRow> {
-        if self.is_live(t) {
-            self.row_mut(t)
-        } else {
-            None
-        }
-    }
-}
-
 impl SectionTables {
-    /// Recomputes the chain lists of task `h` and of every task below it,
-    /// after a change to its place or its member lists.
-    pub(super) fn refresh_chains(&mut self, h: Idx) {
-        set_chains(&mut self.tasks, [h]);
-    }
-
     /// Every resource of `kind`, by id.
     pub fn every(&self, kind: ResourceKind) -> &SortedSeq<Idx> {
         &self.every[kind as usize]
@@ -551,11 +513,6 @@ impl SectionTables {
                 id: task_rows[i].id.to_string(),
             });
         }
-        let roots: Vec<Idx> = (0..task_rows.len())
-            .filter(|&i| task_rows[i].parent == NONE)
-            .filter_map(|i| Idx::try_from(i).ok())
-            .collect();
-        set_chains(&mut task_rows, roots);
         for (p, list) in project_tasks {
             if let Some(row) = project_rows.get_mut(p as usize) {
                 row.tasks = seq(list);
@@ -805,7 +762,12 @@ impl SectionTables {
             every(download_rows.len()),
         ];
         out.projects = Table::from_rows(project_rows);
+        let roots: Vec<Idx> = (0..task_rows.len())
+            .filter(|&i| task_rows[i].parent == NONE)
+            .filter_map(|i| Idx::try_from(i).ok())
+            .collect();
         out.tasks = Table::from_rows(task_rows);
+        set_chains(&mut out.tasks, roots);
         out.wiki = Table::from_rows(wiki_rows);
         out.items = Table::from_rows(item_rows);
         out.invoices = Table::from_rows(invoice_rows);

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use super::sections::{
     CategoryRow, DownloadRow, EventRow, IdxList, InvoiceRow, ItemRow, LeadRow, ProjectRow,
-    SectionTables, TaskRow, WikiRow,
+    SectionTables, TaskRow, WikiRow, set_chains,
 };
 use super::{ApplyError, Idx, Keyed, NONE, Snapshot, SortedSeq, Table};
 use super::{SectionEntity, SectionLink, SectionRow};
@@ -221,6 +221,10 @@ impl Snapshot {
                     if add {
                         p.children.push(h);
                     }
+                }
+                // Its place or its lists changed: so did its subtree's chains.
+                if add {
+                    set_chains(tasks, [h]);
                 }
             }
             SectionEntity::WikiPage => {
@@ -573,9 +577,6 @@ impl Snapshot {
         };
         if let Some(h) = h {
             self.section_postings(e, h, true);
-            if e == SectionEntity::Task {
-                self.sections.refresh_chains(h);
-            }
         }
         Ok(())
     }
@@ -604,9 +605,7 @@ impl Snapshot {
             SectionEntity::DownloadCategory => sec.categories.remove(id),
             SectionEntity::Download => sec.downloads.remove(id),
         };
-        for child in orphans {
-            sec.refresh_chains(child);
-        }
+        set_chains(&mut sec.tasks, orphans);
     }
 
     /// Puts one entry on a section entity's list or takes it off. Taking
@@ -740,9 +739,6 @@ impl Snapshot {
             }
         }
         self.section_postings(e, h, true);
-        if e == SectionEntity::Task {
-            self.sections.refresh_chains(h);
-        }
         Ok(())
     }
 }
