@@ -20,9 +20,12 @@
 //! * `TICKET_CACHE_BIN`: the `ticket-authz` binary for the child processes
 //!   (default `target/release/ticket-authz`, built by `cargo build --release`);
 //! * `TICKET_CACHE_ROUNDS`: alternating gRPC rounds per mode (default 3);
-//! * `TICKET_CACHE_SOURCE=memory`: only the hit part, on the generated
-//!   data in this process instead of the database (a hit never reads its
-//!   source; only the fill does), so it runs without `DATABASE_URL`;
+//! * `TICKET_CACHE_SOURCE=memory`: the hit part (and `zipf` if
+//!   `TICKET_CACHE_PARTS` names it) on the generated data in this process
+//!   instead of the database (a hit never reads its source; only the fill
+//!   does), so it runs without `DATABASE_URL`; its `zipf` runs once per
+//!   setting of which hits are also read from moka, `TICKET_CACHE_TOUCH=
+//!   first/every,…` (default `255/1,8/32`: every hit, and the service's);
 //! * `TICKET_CACHE_HIT_BATCHES`, `TICKET_CACHE_HIT_ROUNDS`: batches of
 //!   1,000 hits per way (default 1000) and alternating rounds (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -48,7 +51,7 @@ use ticket_authz::model::Ticket;
 use ticket_authz::snapshot::{Change, Role, Snapshot, TicketFields};
 use ticket_authz::store::Store;
 use ticket_authz::telemetry::metrics::metrics;
-use ticket_authz::ticket_cache::{Fit, Read, ReadAt, Resolved, TicketCache, TicketReader};
+use ticket_authz::ticket_cache::{Fit, Read, ReadAt, Resolved, TicketCache, TicketReader, Touch};
 use ticket_authz::time::Timestamp;
 
 mod support;
@@ -225,7 +228,7 @@ impl TicketReader for Generated {
 
 /// The generated graph (tickets left out, as `LoadScope::Graph` loads)
 /// and the tickets the hit part asks about.
-fn generated(spec: &Spec) -> (Arc<Store>, Arc<dyn TicketReader>) {
+fn generated(spec: &Spec, every_ticket: bool) -> (Arc<Store>, Arc<dyn TicketReader>) {
     let started = Instant::now();
     let mut data = generate(spec);
     let asked: std::collections::HashSet<String> = (0..HIT_PAIRS[1])
@@ -233,7 +236,7 @@ fn generated(spec: &Spec) -> (Arc<Store>, Arc<dyn TicketReader>) {
         .collect();
     let tickets = std::mem::take(&mut data.tickets)
         .into_iter()
-        .filter(|t| asked.contains(&t.id))
+        .filter(|t| every_ticket || asked.contains(&t.id))
         .map(|t| (t.id.clone(), t))
         .collect();
     let mut snap = Snapshot::build(&data).unwrap();
@@ -263,7 +266,12 @@ impl InProcess {
     }
 
     fn reading(reader: Arc<dyn TicketReader>, graph: &Arc<Store>) -> InProcess {
-        let cache = TicketCache::new(CACHE_BYTES, reader);
+        Self::touching(reader, graph, Touch::DEFAULT)
+    }
+
+    /// With `touch` deciding which hits are read from moka.
+    fn touching(reader: Arc<dyn TicketReader>, graph: &Arc<Store>, touch: Touch) -> InProcess {
+        let cache = TicketCache::touching(CACHE_BYTES, reader, touch);
         let authz = Authz::with_tickets(
             Arc::clone(graph),
             Duration::from_secs(1),
@@ -326,10 +334,10 @@ fn full_snapshot(
         if !seen.insert(t.as_str()) {
             continue;
         }
-        let Fit::Holds(entry) = rt.block_on(cache.ticket(t, graph)).unwrap() else {
-            panic!("ticket {t} is newer than the graph");
+        let Fit::Holds(Some(row)) = rt.block_on(cache.ticket(t, graph)).unwrap() else {
+            panic!("ticket {t} is newer than the graph, or unknown");
         };
-        let ticket = entry.ticket().unwrap();
+        let ticket = row.ticket().unwrap();
         changes.push(Change::UpsertTicket(TicketFields::from(ticket)));
         for (people, role) in [
             (&ticket.ccs, Role::Cc),
@@ -457,12 +465,11 @@ fn hit(
                             }
                             Way::CoreCached => {
                                 let valid = req.validate().unwrap();
-                                let Fit::Holds(entry) =
+                                let Fit::Holds(row) =
                                     svc.cache.ticket(req.ticket, &snap).await.unwrap()
                                 else {
                                     panic!("a warm entry waits");
                                 };
-                                let row = entry.row(&snap);
                                 core::decide_with(
                                     &snap,
                                     &valid,
@@ -554,6 +561,30 @@ fn miss(rt: &tokio::runtime::Runtime, svc: &InProcess, spec: &Spec, count: usize
         quantile(&took, 1.0).as_secs_f64() * 1e3,
         verdict(p50 <= Duration::from_millis(1) && p99 <= Duration::from_millis(5)),
     );
+}
+
+/// The touch settings the memory-source `zipf` compares:
+/// `TICKET_CACHE_TOUCH=first/every,…` (default moka read on every hit, and
+/// the service's).
+fn touches() -> Vec<Touch> {
+    match std::env::var("TICKET_CACHE_TOUCH") {
+        Ok(list) => list
+            .split(',')
+            .map(|t| {
+                let (first, every) = t
+                    .trim()
+                    .split_once('/')
+                    .expect("TICKET_CACHE_TOUCH: first/every");
+                Touch {
+                    first: first.parse().expect("TICKET_CACHE_TOUCH: first is 0-255"),
+                    every: every
+                        .parse()
+                        .expect("TICKET_CACHE_TOUCH: every is a number"),
+                }
+            })
+            .collect(),
+        Err(_) => vec![Touch::ALWAYS, Touch::DEFAULT],
+    }
 }
 
 /// Zipf(s) over `0..n` by inversion of the cumulative weights.
@@ -957,12 +988,36 @@ fn processes(url: &str, spec: &Spec, parts: &[&str], rounds: usize) {
 fn main() {
     if std::env::var("TICKET_CACHE_SOURCE").as_deref() == Ok("memory") {
         // The hit part alone, on generated data (see `Generated`).
+        // `zipf` here keeps every generated ticket in memory (about 3 GiB
+        // at 10M) and compares moka read on every hit with the sampled
+        // reads the service makes.
         let spec = Spec::scaled(env_or("TICKET_CACHE_TICKETS", 10_000_000));
+        let parts = std::env::var("TICKET_CACHE_PARTS").unwrap_or_else(|_| "hit".into());
+        let parts: Vec<&str> = parts.split(',').map(str::trim).collect();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let (graph, reader) = generated(&spec);
-        let svc = InProcess::reading(reader, &graph);
-        for pairs in HIT_PAIRS {
-            hit(&rt, &svc, &graph, &spec, pairs);
+        let (graph, reader) = generated(&spec, parts.contains(&"zipf"));
+        if parts.contains(&"hit") {
+            let svc = InProcess::reading(Arc::clone(&reader), &graph);
+            for pairs in HIT_PAIRS {
+                hit(&rt, &svc, &graph, &spec, pairs);
+            }
+        }
+        if parts.contains(&"zipf") {
+            let windows = env_or("TICKET_CACHE_ZIPF_WINDOWS", 4);
+            for touch in touches() {
+                println!(
+                    "ticket_cache/zipf_1.0: moka read on every hit while an entry has had fewer than {}, then on 1 in {}{}",
+                    touch.first,
+                    touch.every,
+                    if touch == Touch::DEFAULT {
+                        " (the service's)"
+                    } else {
+                        ""
+                    },
+                );
+                let svc = Arc::new(InProcess::touching(Arc::clone(&reader), &graph, touch));
+                zipf(&rt, svc, &spec, windows, 1_000_000);
+            }
         }
         return;
     }

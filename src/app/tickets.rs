@@ -85,10 +85,7 @@ impl Authz {
             let mut outside = Vec::with_capacity(checks.len());
             for fit in fits {
                 match fit.map_err(read_error)? {
-                    Some(Fit::Holds(entry)) => outside.push(Outside {
-                        row: entry.row(&snap),
-                        limits: None,
-                    }),
+                    Some(Fit::Holds(row)) => outside.push(Outside { row, limits: None }),
                     Some(Fit::After(r)) => later = later.max(Some(r)),
                     None => outside.push(Outside::default()),
                 }
@@ -177,12 +174,9 @@ impl Authz {
         loop {
             let snap = self.graph(want, started).await?;
             match cache.ticket(ticket_id, &snap).await.map_err(read_error)? {
-                Fit::Holds(entry) => {
-                    let page = core::viewers_of_row_page(
-                        &snap,
-                        entry.row(&snap).as_deref().map(Resolved::row),
-                        cursor,
-                    );
+                Fit::Holds(row) => {
+                    let page =
+                        core::viewers_of_row_page(&snap, row.as_deref().map(Resolved::row), cursor);
                     return Ok((snap, page));
                 }
                 Fit::After(r) => want = want.max(r),

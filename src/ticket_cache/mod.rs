@@ -15,12 +15,23 @@
 //! and the stripe then says it is stale. A full reload raises one floor
 //! for every stripe. An entry newer than the graph makes the caller wait
 //! for the graph to reach `valid_from`.
+//!
+//! Hits. moka decides what is kept (its admission and eviction), but a
+//! hit reads a lock-free front map of the same entries, so it skips
+//! moka's table, read-op channel and deque upkeep; an entry's first hits,
+//! and then one in a few per thread ([`Touch`]), are also read from moka,
+//! so that its frequency sketch and LRU order still see the traffic. An entry enters
+//! the front only after moka returned it, and leaves it when moka
+//! reports its removal ([`Entry::gone`]): the front never keeps what moka
+//! dropped. Which map a hit reads does not bear on exactness: the fit
+//! check above decides every answer.
 
 mod reader;
 mod source;
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use compact_str::CompactString;
@@ -46,17 +57,71 @@ const STRIPES: usize = 1 << 14;
 /// resident per entry that a 160 B estimate weighed at 422 B.
 const ENTRY_OVERHEAD: usize = 300;
 
+/// What the front map adds per entry besides its own copy of the key:
+/// the rest of its boxed node ([`Hot`]), and its share of the table (a
+/// pointer and a metadata byte per slot, at a load of 42–85% between
+/// doublings).
+const FRONT_OVERHEAD: usize = 56;
+
+/// Which hits are also read from moka: every hit while the entry has had
+/// fewer than `first` (moka's frequency sketch counts to 15), then one in
+/// `every` per thread. A ticket asked about often keeps its place in
+/// moka's LRU order, and the sketch still sees the first hits that decide
+/// admission against the rest. The hit ratio under a Zipf load, against
+/// moka read on every hit, is in BENCHMARKS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    pub first: u8,
+    pub every: u32,
+}
+
+impl Touch {
+    /// What the service uses.
+    pub const DEFAULT: Touch = Touch {
+        first: 8,
+        every: 32,
+    };
+    /// Moka read on every hit, as without the front map (for comparison).
+    pub const ALWAYS: Touch = Touch {
+        first: u8::MAX,
+        every: 1,
+    };
+}
+
+thread_local! {
+    /// Hits on this thread, for [`Touch::every`]; a thread-local so that
+    /// hits on two cores share no counter.
+    static HITS_HERE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The front map: the entries moka holds, read without its bookkeeping.
+type Front = papaya::HashMap<CompactString, Hot, foldhash::fast::RandomState>;
+
 /// One cached read: a ticket, or its absence, and the revisions it holds at.
 #[derive(Debug)]
 pub struct Entry {
     ticket: Option<Ticket>,
     valid_from: u64,
     read_at: u64,
+    /// Set when moka removed the entry (evicted, not admitted, replaced or
+    /// invalidated), before it leaves the front map.
+    gone: AtomicBool,
+}
+
+/// An entry as the front map holds it: what a hit reads, in the map's own
+/// node, so that a hit reads the node and the kept row and nothing else.
+#[derive(Debug)]
+struct Hot {
+    valid_from: u64,
+    read_at: u64,
     /// The ticket's row as last resolved against the graph, kept so that
     /// a hit skips the id lookups while the graph's [`HandleEpoch`] is
     /// unchanged (most changes leave it alone: only a user, organisation
-    /// or group added or removed moves it).
+    /// or group added or removed moves it). `None` for no such ticket.
     resolved: ArcSwapOption<Resolved>,
+    /// Hits so far, up to [`Touch::first`].
+    hits: AtomicU8,
+    entry: Arc<Entry>,
 }
 
 /// A cached ticket's row, resolved against snapshots of one handle epoch.
@@ -64,46 +129,40 @@ pub struct Entry {
 pub struct Resolved {
     epoch: HandleEpoch,
     row: TicketRow,
+    entry: Arc<Entry>,
 }
 
 impl Resolved {
     pub fn row(&self) -> &TicketRow {
         &self.row
     }
+
+    /// The ticket as it was read (only an entry with a ticket is
+    /// resolved, so this is `Some`).
+    pub fn ticket(&self) -> Option<&Ticket> {
+        self.entry.ticket.as_ref()
+    }
 }
 
-impl Entry {
-    fn new(ticket: Option<Ticket>, valid_from: u64, read_at: u64, snap: &Snapshot) -> Self {
-        let entry = Self {
-            ticket,
-            valid_from,
-            read_at,
+impl Hot {
+    fn new(entry: &Arc<Entry>) -> Self {
+        Self {
+            valid_from: entry.valid_from,
+            read_at: entry.read_at,
             resolved: ArcSwapOption::empty(),
-        };
-        entry.resolved.store(entry.resolve(snap));
-        entry
-    }
-
-    /// The ticket (`None`: there is no such ticket).
-    pub fn ticket(&self) -> Option<&Ticket> {
-        self.ticket.as_ref()
+            hits: AtomicU8::new(0),
+            entry: Arc::clone(entry),
+        }
     }
 
     /// Its row resolved against `snap` (which must be one it holds at):
     /// the kept one when `snap` has its epoch, else resolved anew and kept.
-    pub fn row(&self, snap: &Snapshot) -> Option<Arc<Resolved>> {
-        self.ticket.as_ref()?;
+    fn row(&self, snap: &Snapshot) -> Option<Arc<Resolved>> {
+        let t = self.entry.ticket.as_ref()?;
         let epoch = snap.handle_epoch();
         if let Some(kept) = self.resolved.load_full().filter(|r| r.epoch == epoch) {
             return Some(kept);
         }
-        let fresh = self.resolve(snap);
-        self.resolved.store(fresh.clone());
-        fresh
-    }
-
-    fn resolve(&self, snap: &Snapshot) -> Option<Arc<Resolved>> {
-        let t = self.ticket.as_ref()?;
         let row = snap.detached_ticket(&TicketFacts {
             id: &t.id,
             created_at: Some(t.created_at),
@@ -115,13 +174,43 @@ impl Entry {
             ccs: &t.ccs,
             participants: &t.participants,
         });
-        Some(Arc::new(Resolved {
-            epoch: snap.handle_epoch(),
+        let fresh = Arc::new(Resolved {
+            epoch,
             row,
-        }))
+            entry: Arc::clone(&self.entry),
+        });
+        self.resolved.store(Some(Arc::clone(&fresh)));
+        Some(fresh)
     }
 
-    /// Bytes this entry holds, with its key and moka's bookkeeping.
+    /// Whether this hit should also be read from moka.
+    fn touch(&self, touch: Touch) -> bool {
+        if self.hits.load(Ordering::Relaxed) < touch.first {
+            // Racing hits may count one twice or not at all: the bound
+            // only has to be about right.
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        HITS_HERE.with(|n| {
+            let hits = n.get().wrapping_add(1);
+            n.set(hits);
+            hits % touch.every.max(1) == 0
+        })
+    }
+}
+
+impl Entry {
+    fn new(ticket: Option<Ticket>, valid_from: u64, read_at: u64) -> Self {
+        Self {
+            ticket,
+            valid_from,
+            read_at,
+            gone: AtomicBool::new(false),
+        }
+    }
+
+    /// Bytes this entry holds in both maps, with its key, its kept row and
+    /// the maps' bookkeeping.
     fn weight(&self, key: &str) -> u32 {
         let strings = self.ticket.as_ref().map_or(0, |t| {
             let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
@@ -152,17 +241,29 @@ impl Entry {
                         + people * std::mem::size_of::<crate::snapshot::Idx>()
                 }
         });
-        let total =
-            ENTRY_OVERHEAD + inline + key_heap + std::mem::size_of::<Entry>() + strings + resolved;
+        let total = ENTRY_OVERHEAD
+            + FRONT_OVERHEAD
+            + 2 * (inline + key_heap)
+            + std::mem::size_of::<Entry>()
+            + strings
+            + resolved;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }
 
-/// Whether an entry answers at a graph revision.
+/// Where an entry stands at a graph revision.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    Holds,
+    After(u64),
+}
+
+/// Whether the cache answers about a ticket at a graph revision.
 #[derive(Debug)]
 pub enum Fit {
-    /// It holds at the graph's revision.
-    Holds(Arc<Entry>),
+    /// It holds at the graph's revision: the ticket's row resolved against
+    /// that graph (`None`: there is no such ticket).
+    Holds(Option<Arc<Resolved>>),
     /// It holds only from this later revision: wait for the graph.
     After(u64),
 }
@@ -178,6 +279,8 @@ struct Inner {
     /// Keyed with foldhash, as the snapshot's id index is: moka's default
     /// SipHash is several times slower on short ids, on every hit.
     entries: Cache<CompactString, Arc<Entry>, foldhash::fast::RandomState>,
+    /// What hits read (see the module's "Hits").
+    front: Arc<Front>,
     /// The highest revision of a followed change to any ticket of the
     /// stripe.
     changed: Box<[AtomicU64]>,
@@ -185,6 +288,7 @@ struct Inner {
     reloaded: AtomicU64,
     hasher: foldhash::fast::FixedState,
     reader: Arc<dyn TicketReader>,
+    touch: Touch,
     hits: Counter,
     misses: Counter,
     /// This cache's share of the evictions metric.
@@ -209,6 +313,12 @@ pub enum CacheError {
 impl TicketCache {
     /// A cache of at most `max_bytes` reading through `reader`.
     pub fn new(max_bytes: u64, reader: Arc<dyn TicketReader>) -> Self {
+        Self::touching(max_bytes, reader, Touch::DEFAULT)
+    }
+
+    /// The same, with `touch` deciding which hits are read from moka (the
+    /// benchmark compares hit ratios).
+    pub fn touching(max_bytes: u64, reader: Arc<dyn TicketReader>, touch: Touch) -> Self {
         let m = metrics();
         let (evictions, bytes) = (
             m.ticket_cache_evictions.clone(),
@@ -217,6 +327,8 @@ impl TicketCache {
         let listener_bytes = bytes.clone();
         let evicted = Arc::new(AtomicU64::new(0));
         let listener_evicted = Arc::clone(&evicted);
+        let front = Arc::new(Front::with_hasher(foldhash::fast::RandomState::default()));
+        let listener_front = Arc::clone(&front);
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CompactString, entry: &Arc<Entry>| entry.weight(key))
@@ -226,15 +338,23 @@ impl TicketCache {
                     listener_evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 listener_bytes.dec_by(i64::from(entry.weight(&key)));
+                // SeqCst with `publish`: either it sees `gone` or this
+                // removal comes after its insert.
+                entry.gone.store(true, Ordering::SeqCst);
+                let front = listener_front.pin();
+                let _removed =
+                    front.remove_if(key.as_str(), |_, held| Arc::ptr_eq(&held.entry, &entry));
             })
             .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             inner: Arc::new(Inner {
                 entries,
+                front,
                 changed: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 reloaded: AtomicU64::new(0),
                 hasher: foldhash::fast::FixedState::default(),
                 reader,
+                touch,
                 hits: m.ticket_cache_hits.clone(),
                 misses: m.ticket_cache_misses.clone(),
                 evicted,
@@ -255,29 +375,45 @@ impl TicketCache {
         &self.inner.changed[at]
     }
 
-    /// Whether `entry` of `id` holds at `revision`: `None` when it is stale.
-    fn fit(&self, id: &str, entry: Arc<Entry>, revision: u64) -> Option<Fit> {
-        if revision < entry.valid_from {
-            return Some(Fit::After(entry.valid_from));
+    /// Where an entry of `id` read at `read_at`, holding from
+    /// `valid_from`, stands at `revision`: `None` when it is stale.
+    fn span(&self, id: &str, valid_from: u64, read_at: u64, revision: u64) -> Option<Span> {
+        if revision < valid_from {
+            return Some(Span::After(valid_from));
         }
-        if revision <= entry.read_at {
-            return Some(Fit::Holds(entry));
+        if revision <= read_at {
+            return Some(Span::Holds);
         }
         let changed = self
             .stripe(id)
             .load(Ordering::Acquire)
             .max(self.inner.reloaded.load(Ordering::Acquire));
-        (changed <= entry.read_at).then_some(Fit::Holds(entry))
+        (changed <= read_at).then_some(Span::Holds)
+    }
+
+    fn fit_of(span: Span, hot: &Hot, snap: &Snapshot) -> Fit {
+        match span {
+            Span::Holds => Fit::Holds(hot.row(snap)),
+            Span::After(r) => Fit::After(r),
+        }
     }
 
     /// The ticket `id` as it is at `snap`'s revision, read through when
     /// the cache holds no entry that fits; or the later revision to wait
     /// for. Concurrent misses for one ticket make one read.
     pub async fn ticket(&self, id: &str, snap: &Snapshot) -> Result<Fit, CacheError> {
-        if let Some(entry) = self.inner.entries.get(id).await
-            && let Some(fit) = self.fit(id, entry, snap.revision())
-        {
+        let hit = {
+            let front = self.inner.front.pin();
+            front.get(id).and_then(|hot| {
+                let span = self.span(id, hot.valid_from, hot.read_at, snap.revision())?;
+                Some((Self::fit_of(span, hot, snap), hot.touch(self.inner.touch)))
+            })
+        };
+        if let Some((fit, touch)) = hit {
             self.inner.hits.inc();
+            if touch {
+                self.inner.entries.get(id).await;
+            }
             return Ok(fit);
         }
         // Boxed: the read-through future (moka's `try_get_with` and the
@@ -304,8 +440,8 @@ impl TicketCache {
                     cause: cause.to_string(),
                 })?;
             read_at = entry.read_at;
-            if let Some(fit) = self.fit(id, entry, revision) {
-                return Ok(fit);
+            if let Some(span) = self.span(id, entry.valid_from, entry.read_at, revision) {
+                return Ok(self.publish(id, &entry, span, snap));
             }
             self.inner.entries.invalidate(id).await;
         }
@@ -318,6 +454,31 @@ impl TicketCache {
         })
     }
 
+    /// Puts an entry moka returned into the front map, unless moka has
+    /// removed it meanwhile, and answers from it. No await between the
+    /// insert and the check, so a cancelled call leaves nothing behind.
+    fn publish(&self, id: &str, entry: &Arc<Entry>, span: Span, snap: &Snapshot) -> Fit {
+        let front = self.inner.front.pin();
+        if let Some(hot) = front.get(id)
+            && Arc::ptr_eq(&hot.entry, entry)
+        {
+            return Self::fit_of(span, hot, snap);
+        }
+        let hot = Hot::new(entry);
+        let fit = Self::fit_of(span, &hot, snap);
+        front.insert(CompactString::from(id), hot);
+        if entry.gone.load(Ordering::SeqCst) {
+            let _removed = front.remove_if(id, |_, held| Arc::ptr_eq(&held.entry, entry));
+        }
+        fit
+    }
+
+    /// Entries in the front map (moka's, less those it has not returned
+    /// yet, plus removals it has not reported yet).
+    pub fn front_len(&self) -> usize {
+        self.inner.front.len()
+    }
+
     /// One read of the database; the new entry's weight joins the bytes held.
     async fn read(&self, id: &str, snap: &Snapshot) -> Result<Arc<Entry>, String> {
         self.inner.misses.inc();
@@ -328,7 +489,7 @@ impl TicketCache {
         } else {
             read.revision
         };
-        let entry = Arc::new(Entry::new(read.value, valid_from, read.revision, snap));
+        let entry = Arc::new(Entry::new(read.value, valid_from, read.revision));
         metrics()
             .ticket_cache_bytes
             .inc_by(i64::from(entry.weight(id)));
@@ -449,7 +610,7 @@ mod tests {
 
     fn status(fit: Fit) -> Status {
         match fit {
-            Fit::Holds(entry) => entry.ticket().unwrap().status,
+            Fit::Holds(row) => row.unwrap().row().status,
             Fit::After(r) => panic!("after {r}"),
         }
     }
@@ -511,13 +672,15 @@ mod tests {
         });
         let cache = TicketCache::new(1 << 20, reader.clone());
         let before = graph(5);
-        let Fit::Holds(entry) = cache.ticket("t", &before).await.unwrap() else {
+        let Fit::Holds(Some(row)) = cache.ticket("t", &before).await.unwrap() else {
             panic!("a read at the graph's revision waits");
         };
-        let row = entry.row(&before).unwrap();
+        let Fit::Holds(Some(hit)) = cache.ticket("t", &before).await.unwrap() else {
+            panic!("a hit at the same revision waits");
+        };
         assert!(row.row().ccs().is_empty(), "bob is not a user yet");
         assert!(
-            Arc::ptr_eq(&row, &entry.row(&before).unwrap()),
+            Arc::ptr_eq(&row, &hit),
             "the same epoch reuses the kept row"
         );
         // Bob becomes a user at 6: no change to the ticket, so the entry
@@ -542,12 +705,44 @@ mod tests {
                 6,
             )
             .unwrap();
-        let Fit::Holds(again) = cache.ticket("t", &after).await.unwrap() else {
+        let Fit::Holds(Some(again)) = cache.ticket("t", &after).await.unwrap() else {
             panic!("an unchanged ticket waits");
         };
         let bob = after.users.lookup("bob").unwrap();
-        assert_eq!(again.row(&after).unwrap().row().ccs(), &[bob]);
+        assert_eq!(again.row().ccs(), &[bob]);
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1, "no second read");
+    }
+
+    #[tokio::test]
+    async fn the_front_map_keeps_only_what_moka_holds() {
+        let reader = Arc::new(Scripted::default());
+        reader.set(Status::Open, 5, true);
+        // Room for a handful of entries: most reads are evicted or not
+        // admitted, and each removal must leave the front map too.
+        let cache = TicketCache::new(4 << 10, reader.clone());
+        let snap = graph(5);
+        for round in 0..3 {
+            for i in 0..200 {
+                let id = format!("t{}", (i * 7 + round) % 150);
+                assert!(matches!(
+                    cache.ticket(&id, &snap).await.unwrap(),
+                    Fit::Holds(_)
+                ));
+            }
+        }
+        assert!(cache.evictions().await > 100);
+        let held = cache.entry_count().await;
+        assert!(held > 0);
+        assert_eq!(cache.front_len() as u64, held);
+        // A followed change drops the entry from both maps.
+        let before = cache.front_len();
+        let held_id = (0..150)
+            .map(|i| format!("t{i}"))
+            .find(|id| cache.inner.front.pin().contains_key(id.as_str()))
+            .unwrap();
+        cache.changed(&held_id, 6).await;
+        assert_eq!(cache.front_len(), before - 1);
+        assert_eq!(cache.entry_count().await, held - 1);
     }
 
     #[tokio::test]
