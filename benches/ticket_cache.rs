@@ -987,10 +987,9 @@ fn processes(url: &str, spec: &Spec, parts: &[&str], rounds: usize) {
 
 fn main() {
     if std::env::var("TICKET_CACHE_SOURCE").as_deref() == Ok("memory") {
-        // The hit part alone, on generated data (see `Generated`).
-        // `zipf` here keeps every generated ticket in memory (about 3 GiB
-        // at 10M) and compares moka read on every hit with the sampled
-        // reads the service makes.
+        // The hit part (by default) and `zipf`, on generated data (see
+        // `Generated`). `zipf` here keeps every generated ticket in memory
+        // (about 3 GiB at 10M) and compares which hits also read moka.
         let spec = Spec::scaled(env_or("TICKET_CACHE_TICKETS", 10_000_000));
         let parts = std::env::var("TICKET_CACHE_PARTS").unwrap_or_else(|_| "hit".into());
         let parts: Vec<&str> = parts.split(',').map(str::trim).collect();

@@ -20,10 +20,10 @@
 //! hit reads a lock-free front map of the same entries, so it skips
 //! moka's table, read-op channel and deque upkeep; an entry's first hits,
 //! and then one in a few per thread ([`Touch`]), are also read from moka,
-//! so that its frequency sketch and LRU order still see the traffic. An entry enters
-//! the front only after moka returned it, and leaves it when moka
-//! reports its removal ([`Entry::gone`]): the front never keeps what moka
-//! dropped. Which map a hit reads does not bear on exactness: the fit
+//! so that its frequency sketch and LRU order still see the traffic. An
+//! entry enters the front only after moka returned it, and leaves it when
+//! moka reports its removal ([`Entry::gone`]): the front never keeps what
+//! moka dropped. Which map a hit reads does not bear on exactness: the fit
 //! check above decides every answer.
 
 mod reader;
@@ -96,6 +96,14 @@ thread_local! {
 
 /// The front map: the entries moka holds, read without its bookkeeping.
 type Front = papaya::HashMap<CompactString, Hot, foldhash::fast::RandomState>;
+
+/// Takes `entry` out of the front map if the node for `id` still holds it
+/// (a newer entry for the same id stays).
+fn unpublish(front: &Front, id: &str, entry: &Arc<Entry>) {
+    let _removed = front
+        .pin()
+        .remove_if(id, |_, held| Arc::ptr_eq(&held.entry, entry));
+}
 
 /// One cached read: a ticket, or its absence, and the revisions it holds at.
 #[derive(Debug)]
@@ -194,7 +202,7 @@ impl Hot {
         HITS_HERE.with(|n| {
             let hits = n.get().wrapping_add(1);
             n.set(hits);
-            hits % touch.every.max(1) == 0
+            hits % touch.every == 0
         })
     }
 }
@@ -341,9 +349,7 @@ impl TicketCache {
                 // SeqCst with `publish`: either it sees `gone` or this
                 // removal comes after its insert.
                 entry.gone.store(true, Ordering::SeqCst);
-                let front = listener_front.pin();
-                let _removed =
-                    front.remove_if(key.as_str(), |_, held| Arc::ptr_eq(&held.entry, &entry));
+                unpublish(&listener_front, &key, &entry);
             })
             .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
@@ -354,7 +360,10 @@ impl TicketCache {
                 reloaded: AtomicU64::new(0),
                 hasher: foldhash::fast::FixedState::default(),
                 reader,
-                touch,
+                touch: Touch {
+                    every: touch.every.max(1),
+                    ..touch
+                },
                 hits: m.ticket_cache_hits.clone(),
                 misses: m.ticket_cache_misses.clone(),
                 evicted,
@@ -468,15 +477,9 @@ impl TicketCache {
         let fit = Self::fit_of(span, &hot, snap);
         front.insert(CompactString::from(id), hot);
         if entry.gone.load(Ordering::SeqCst) {
-            let _removed = front.remove_if(id, |_, held| Arc::ptr_eq(&held.entry, entry));
+            unpublish(&self.inner.front, id, entry);
         }
         fit
-    }
-
-    /// Entries in the front map (moka's, less those it has not returned
-    /// yet, plus removals it has not reported yet).
-    pub fn front_len(&self) -> usize {
-        self.inner.front.len()
     }
 
     /// One read of the database; the new entry's weight joins the bytes held.
@@ -733,15 +736,15 @@ mod tests {
         assert!(cache.evictions().await > 100);
         let held = cache.entry_count().await;
         assert!(held > 0);
-        assert_eq!(cache.front_len() as u64, held);
+        assert_eq!(cache.inner.front.len() as u64, held);
         // A followed change drops the entry from both maps.
-        let before = cache.front_len();
+        let before = cache.inner.front.len();
         let held_id = (0..150)
             .map(|i| format!("t{i}"))
             .find(|id| cache.inner.front.pin().contains_key(id.as_str()))
             .unwrap();
         cache.changed(&held_id, 6).await;
-        assert_eq!(cache.front_len(), before - 1);
+        assert_eq!(cache.inner.front.len(), before - 1);
         assert_eq!(cache.entry_count().await, held - 1);
     }
 
