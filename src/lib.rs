@@ -36,3 +36,4 @@ pub mod store;
 pub mod telemetry;
 pub mod ticket_cache;
 pub mod time;
+pub mod yaml;

@@ -62,23 +62,10 @@ fn line_of(span: &Span) -> usize {
 }
 
 fn load_error(file: &str, error: &LoadError) -> RouteError {
-    let (marker, message) = match error {
-        LoadError::TopLevelMustBeSequence(m) | LoadError::TopLevelMustBeMapping(m) => (
-            Some(*m),
-            "the file must be a YAML list of routes".to_owned(),
-        ),
-        LoadError::UnexpectedAnchor(m) => (Some(*m), "anchors are not supported".to_owned()),
-        LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "keys must be plain names".to_owned()),
-        LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_owned()),
-        LoadError::ScanError(m, e) => (Some(*m), format!("not YAML: {}", e.info())),
-        LoadError::DuplicateKey(inner) => (
-            inner.key.span().start().copied(),
-            format!("`{}` is given twice", inner.key.as_str()),
-        ),
-    };
+    let (line, message) = crate::yaml::load_error(error, "a YAML list of routes");
     RouteError::Syntax {
         file: file.to_owned(),
-        line: marker.map_or(0, |m| m.line()),
+        line,
         message,
     }
 }
@@ -96,11 +83,7 @@ impl RouteTable {
 
     /// Parses and checks route-file text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<RouteTable, RouteError> {
-        // The loader has no answer for a file without any node.
-        if text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
+        if crate::yaml::is_blank(text) {
             return Err(RouteError::Syntax {
                 file: file.to_owned(),
                 line: 1,

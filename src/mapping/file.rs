@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use marked_yaml::{FromYamlError, LoadError, LoaderOptions, Spanned};
+use marked_yaml::{FromYamlError, LoaderOptions, Spanned};
 use serde::Deserialize;
 
 use super::entity::entity;
@@ -17,7 +17,7 @@ struct Raw {
     database: Spanned<String>,
     #[serde(default)]
     names: Option<Spanned<String>>,
-    entities: HashMap<Spanned<String>, Spanned<RawEntity>>,
+    entities: HashMap<Spanned<String>, RawEntity>,
     tables: HashMap<Spanned<String>, HashMap<Spanned<String>, Spanned<RawRule>>>,
 }
 
@@ -44,19 +44,6 @@ fn line<T>(s: &Spanned<T>) -> usize {
     s.span().start().map_or(0, |m| m.line())
 }
 
-fn load_line(e: &LoadError) -> usize {
-    let marker = match e {
-        LoadError::TopLevelMustBeSequence(m)
-        | LoadError::TopLevelMustBeMapping(m)
-        | LoadError::UnexpectedAnchor(m)
-        | LoadError::MappingKeyMustBeScalar(m)
-        | LoadError::UnexpectedTag(m)
-        | LoadError::ScanError(m, _) => Some(*m),
-        LoadError::DuplicateKey(inner) => inner.key.span().start().copied(),
-    };
-    marker.map_or(0, |m| m.line())
-}
-
 /// A plain SQL identifier: the capture names tables and columns in DDL,
 /// so nothing else may pass.
 fn is_identifier(name: &str) -> bool {
@@ -80,10 +67,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Mapping, MappingError> {
         at: at.to_owned(),
         problem,
     };
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if crate::yaml::is_blank(text) {
         return Err(MappingError::Syntax {
             file: file.to_owned(),
             line: 1,
@@ -94,10 +78,16 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Mapping, MappingError> {
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let raw: Raw = marked_yaml::from_yaml_with_options(0, text, options).map_err(|e| {
-        let message = e.to_string();
-        let line = match e {
-            FromYamlError::ParseYaml(load) => load_line(&load),
-            FromYamlError::FromNode(node) => node.into_inner().start_mark().map_or(0, |m| m.line()),
+        let (line, message) = match e {
+            FromYamlError::ParseYaml(load) => crate::yaml::load_error(
+                &load,
+                "a YAML mapping of database, names, entities and tables",
+            ),
+            FromYamlError::FromNode(node) => {
+                let message = node.to_string();
+                let line = node.into_inner().start_mark().map_or(0, |m| m.line());
+                (line, message)
+            }
         };
         MappingError::Syntax {
             file: file.to_owned(),
