@@ -39,11 +39,22 @@ pub enum Command {
     /// List a user's visible tickets or a ticket's viewers from a running
     /// service (every page); prints JSON.
     List(crate::grpc::client::ListArgs),
-    /// Create or update the database schema.
+    /// Create or update the database schema; with --mapping, install the
+    /// change capture beside a helpdesk's own tables instead.
     Migrate {
-        /// postgres://… or sqlite://PATH (a missing SQLite file is created).
+        /// postgres://… or sqlite://PATH (a missing SQLite file is created);
+        /// with --mapping, the helpdesk's database (mysql://…).
         #[arg(long, env = "TICKET_AUTHZ_DATABASE_URL")]
         database_url: String,
+        /// A source mapping: a preset (`integria`) or a mapping file. Its
+        /// tables, columns and queries are checked against the database
+        /// before anything is created.
+        #[arg(long, env = "TICKET_AUTHZ_MAPPING")]
+        mapping: Option<String>,
+        /// With --mapping: remove every trigger and table the capture
+        /// installed (the helpdesk's tables are not touched).
+        #[arg(long, requires = "mapping")]
+        uninstall: bool,
     },
     /// Load a dataset file into the database in one transaction (all or
     /// nothing); prints the revision after the load.
@@ -159,6 +170,38 @@ fn run_generate(
 }
 
 /// Runs one async command on a small runtime; prints its result line.
+fn pruned_line(pruned: crate::db::Pruned) -> String {
+    format!(
+        "pruned {} change-log entries; revisions up to {} may no longer be caught up from the log",
+        pruned.deleted, pruned.floor
+    )
+}
+
+/// `migrate --mapping`: the capture installed (or removed) beside the
+/// helpdesk's tables, after the mapping was checked against them.
+async fn migrate_mapping(url: String, name: String, uninstall: bool) -> Result<String, String> {
+    let mapping = crate::mapping::Mapping::load(&name).map_err(|e| e.to_string())?;
+    let db = crate::mapped::MappedDb::connect(&url, &mapping)
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = crate::db::redact(&url);
+    let line = if uninstall {
+        let removed = db.uninstall().await.map_err(|e| e.to_string())?;
+        format!(
+            "removed the change capture from {url}: {} triggers, {} tables",
+            removed.triggers, removed.tables
+        )
+    } else {
+        let done = db.install(&mapping).await.map_err(|e| e.to_string())?;
+        format!(
+            "installed the change capture of mapping {} on {url}: {} tables followed, {} triggers ({} stale ones dropped); revision {} (followers reload once)",
+            mapping.file, done.tables, done.triggers, done.dropped, done.revision
+        )
+    };
+    db.close().await;
+    Ok(line)
+}
+
 fn run_async(
     name: &str,
     work: impl std::future::Future<Output = Result<String, String>>,
@@ -199,7 +242,12 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Migrate { database_url } => run_async("migrate", async move {
+        Command::Migrate {
+            database_url,
+            mapping: Some(mapping),
+            uninstall,
+        } => run_async("migrate", migrate_mapping(database_url, mapping, uninstall)),
+        Command::Migrate { database_url, .. } => run_async("migrate", async move {
             let db = crate::db::Database::connect(&database_url)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -231,15 +279,19 @@ pub fn main() -> ExitCode {
             database_url,
             older_than,
         } => run_async("prune", async move {
+            if database_url.starts_with("mysql://") || database_url.starts_with("mariadb://") {
+                let db = crate::mapped::MappedDb::connect_url(&database_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let pruned = db.prune(older_than).await.map_err(|e| e.to_string())?;
+                return Ok(pruned_line(pruned));
+            }
             let db = crate::db::Database::connect(&database_url)
                 .await
                 .map_err(|e| e.to_string())?;
             db.migrate().await.map_err(|e| e.to_string())?;
             let pruned = db.prune(older_than).await.map_err(|e| e.to_string())?;
-            Ok(format!(
-                "pruned {} change-log entries; revisions up to {} may no longer be caught up from the log",
-                pruned.deleted, pruned.floor
-            ))
+            Ok(pruned_line(pruned))
         }),
         Command::ImportCsv(args) => crate::csv_import::main(*args),
         Command::Generate {

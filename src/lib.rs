@@ -26,6 +26,7 @@ pub mod follow;
 pub mod generate;
 pub mod grpc;
 pub mod loadtest;
+pub mod mapped;
 pub mod mapping;
 pub mod model;
 pub mod scenario;

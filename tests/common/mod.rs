@@ -132,15 +132,86 @@ pub async fn pg_database(name: &str) -> Option<String> {
         .await
         .unwrap();
     pool.close().await;
+    Some(with_database(&admin, &db))
+}
+
+/// A fresh MariaDB/MySQL database for one test, created through the admin
+/// URL in `MYSQL_URL`. Without it the test is skipped, said out loud;
+/// under `CI=true` a skip is a failure.
+pub async fn mysql_database(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("MYSQL_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "MYSQL_URL is required under CI=true (MariaDB admin URL)"
+        );
+        eprintln!("skipped {name}: MYSQL_URL is not set (a MariaDB admin URL)");
+        return None;
+    };
+    let db = format!("ta_{name}_{}", std::process::id());
+    let pool = sqlx::MySqlPool::connect(&admin).await.unwrap();
+    // The name is built from a test name and a number: safe to splice.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    Some(with_database(&admin, &db))
+}
+
+/// The URL `admin` with its database replaced by `db`.
+fn with_database(admin: &str, db: &str) -> String {
     let (base, query) = match admin.split_once('?') {
         Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (admin.clone(), String::new()),
+        None => (admin.to_owned(), String::new()),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let host_end = base[scheme_end..]
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
-    Some(format!("{}/{db}{query}", &base[..host_end]))
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+/// A pool that writes as Integria's PHP does: an empty `sql_mode`.
+pub async fn integria_writer(url: &str) -> sqlx::MySqlPool {
+    use sqlx::Executor;
+    sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(16)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION sql_mode = ''").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+/// Integria's tables (`tests/common/integria.sql`), created as Integria's
+/// installer does, under an empty `sql_mode`.
+pub async fn create_integria_tables(url: &str) {
+    let pool = integria_writer(url).await;
+    let sql = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/integria.sql"),
+    )
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for statement in sql.split(';').map(str::trim).filter(|s| {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+    }) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
 }
 
 /// A fresh SQLite database file for one test.
