@@ -1,5 +1,6 @@
 //! Incremental changes (tickets, CCs, participants, users, memberships,
-//! grants, organisations, domains, partnerships, groups, profile flags,
+//! grants, whole lists replaced at once, tickets whose requester is
+//! nobody, organisations, domains, partnerships, groups, profile flags,
 //! companies, and the service-desk sections' rows and lists) give the same answers as a fresh build of the changed data,
 //! and leave the snapshot they started from untouched. Every change goes
 //! through `Snapshot::apply`, as the follower's do.
@@ -95,6 +96,22 @@ enum Step {
         ir: bool,
         present: bool,
     },
+    /// A ticket's whole CC or participant list replaced (a mapped re-read).
+    People {
+        ticket: usize,
+        cc: bool,
+        users: Vec<usize>,
+    },
+    /// A user's whole grant list replaced.
+    Grants {
+        user: usize,
+        grants: Vec<(usize, Option<usize>)>,
+    },
+    /// A profile's whole flag set replaced (IR, IW, IM).
+    Flags {
+        profile: usize,
+        flags: Vec<usize>,
+    },
     /// Companies 8..10 are new ids.
     Company {
         company: usize,
@@ -128,7 +145,8 @@ fn change() -> impl Strategy<Value = Step> {
     prop_oneof![
         (
             0usize..320,
-            0usize..210,
+            // 210 and above: nobody (an empty requester).
+            0usize..220,
             proptest::option::of(0usize..12),
             proptest::option::of(0usize..15),
             proptest::option::of(0usize..210),
@@ -231,6 +249,19 @@ fn change() -> impl Strategy<Value = Step> {
             }
         }),
         (
+            0usize..320,
+            any::<bool>(),
+            proptest::collection::vec(0usize..210, 0..4)
+        )
+            .prop_map(|(ticket, cc, users)| Step::People { ticket, cc, users }),
+        (
+            0usize..210,
+            proptest::collection::vec((0usize..8, proptest::option::of(0usize..15)), 0..3)
+        )
+            .prop_map(|(user, grants)| Step::Grants { user, grants }),
+        (0usize..8, proptest::collection::vec(0usize..3, 0..3))
+            .prop_map(|(profile, flags)| Step::Flags { profile, flags }),
+        (
             0usize..10,
             proptest::option::of(0usize..10),
             proptest::option::of(0usize..210)
@@ -324,9 +355,15 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
             status,
             day,
         } => {
-            let requester = user_id(*requester);
+            let requester = if *requester >= 210 {
+                String::new()
+            } else {
+                user_id(*requester)
+            };
             let assignee = assignee.map(user_id);
-            if !exists(data, &requester) || assignee.as_ref().is_some_and(|a| !exists(data, a)) {
+            if !(requester.is_empty() || exists(data, &requester))
+                || assignee.as_ref().is_some_and(|a| !exists(data, a))
+            {
                 return;
             }
             let fields = TicketFields {
@@ -499,13 +536,17 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
         }
         Step::DeleteUser { user } => {
             let id = user_id(*user);
-            // The database refuses to delete a requester.
-            if !exists(data, &id) || data.tickets.iter().any(|t| t.requester == id) {
+            if !exists(data, &id) {
                 return;
             }
             snap.apply(&Change::DeleteUser { id: id.clone() }).unwrap();
             data.users.retain(|u| u.id != id);
             for t in &mut data.tickets {
+                // Our schema refuses this delete; a mapped source's
+                // tickets keep a requester who is then nobody.
+                if t.requester == id {
+                    t.requester = String::new();
+                }
                 t.ccs.retain(|u| *u != id);
                 t.participants.retain(|u| *u != id);
                 if t.assignee.as_deref() == Some(id.as_str()) {
@@ -662,6 +703,64 @@ fn apply(data: &mut Dataset, snap: &mut Snapshot, c: &Step) {
                 Some(g) => *g = group,
                 None => data.groups.push(group),
             }
+        }
+        Step::People { ticket, cc, users } => {
+            let id = ticket_id(*ticket);
+            let mut users: Vec<String> = users.iter().map(|u| user_id(*u)).collect();
+            users.sort();
+            users.dedup();
+            users.retain(|u| exists(data, u));
+            let role = if *cc { Role::Cc } else { Role::Participant };
+            snap.apply(&Change::TicketPeople {
+                ticket: id.clone(),
+                role,
+                users: users.clone(),
+            })
+            .unwrap();
+            if let Some(t) = data.tickets.iter_mut().find(|t| t.id == id) {
+                *(if *cc { &mut t.ccs } else { &mut t.participants }) = users;
+            }
+        }
+        Step::Grants { user, grants } => {
+            let id = user_id(*user);
+            let mut wanted: Vec<(String, Option<String>)> = grants
+                .iter()
+                .map(|(p, g)| {
+                    (
+                        data.profiles[*p].id.clone(),
+                        g.map(|g| data.groups[g].id.clone()),
+                    )
+                })
+                .collect();
+            wanted.sort();
+            wanted.dedup();
+            snap.apply(&Change::Grants {
+                user: id.clone(),
+                grants: wanted.clone(),
+            })
+            .unwrap();
+            if let Some(u) = data.users.iter_mut().find(|u| u.id == id) {
+                u.grants = wanted
+                    .into_iter()
+                    .map(|(profile, group)| Grant {
+                        profile,
+                        group: group.map_or(GrantScope::All, GrantScope::Group),
+                    })
+                    .collect();
+            }
+        }
+        Step::Flags { profile, flags } => {
+            let flags: Vec<Flag> = flags
+                .iter()
+                .map(|f| Flag::parse(["IR", "IW", "IM"][*f]).unwrap())
+                .collect();
+            let p = &mut data.profiles[*profile];
+            snap.apply(&Change::ProfileFlags {
+                profile: p.id.clone(),
+                flags: flags.clone(),
+            })
+            .unwrap();
+            p.flags = flags.into_iter().collect();
         }
         Step::ProfileFlag {
             profile,

@@ -315,7 +315,7 @@ pub fn viewers_of_row_after(
         .into_iter()
         .chain(ticket.ccs().iter().copied())
         .chain(ticket.participants().iter().copied())
-        .filter(|&u| u != NONE && after.is_none_or(|a| users.id(u) > a))
+        .filter(|&u| u != NONE && u != UNKNOWN && after.is_none_or(|a| users.id(u) > a))
         .collect();
     direct.sort_unstable_by(|a, b| users.id(*a).cmp(users.id(*b)));
     direct.dedup();

@@ -7,7 +7,8 @@
 use smallvec::SmallVec;
 
 use super::{
-    Idx, NONE, RequesterTime, Role, Snapshot, TicketFields, TicketPeople, TicketRow, UserFields,
+    Idx, NONE, RequesterTime, Role, Snapshot, TicketFields, TicketPeople, TicketRow, UNKNOWN,
+    UserFields,
 };
 use crate::model::{UserAccess, UserKind};
 
@@ -92,7 +93,12 @@ impl Snapshot {
             target,
             value: value.to_owned(),
         };
-        let requester = self.resolve_user(&t.id, "requester", &t.requester)?;
+        // An empty requester is nobody, as in `build`.
+        let requester = if t.requester.is_empty() {
+            UNKNOWN
+        } else {
+            self.resolve_user(&t.id, "requester", &t.requester)?
+        };
         let assignee = match &t.assignee {
             Some(a) => self.resolve_user(&t.id, "assignee", a)?,
             None => NONE,
@@ -383,6 +389,11 @@ impl Snapshot {
             if let Some(row) = self.tickets.row_mut(t) {
                 if row.assignee == uidx {
                     row.assignee = NONE;
+                }
+                // A mapped source's tickets outlive their requester, who
+                // is then nobody (our own schema refuses the delete).
+                if row.requester == uidx {
+                    row.requester = UNKNOWN;
                 }
                 if let Some(people) = row.people.as_deref_mut() {
                     people.ccs.retain(|u| *u != uidx);

@@ -9,7 +9,7 @@ use super::members;
 use super::{
     ALL, CompanyRow, DomainIndex, DomainRow, EmailIndex, GrantRow, GroupRow, Idx, LimitIndex, NONE,
     OrgRow, ProfileRow, RequesterTime, Snapshot, SortedSeq, Table, TicketPeople, TicketRow,
-    UserRow,
+    UNKNOWN, UserRow,
 };
 use crate::flags::Flag;
 use crate::model::{Dataset, GrantScope, UserAccess, UserKind};
@@ -372,7 +372,13 @@ impl Snapshot {
                 entity: "ticket",
                 id: &t.id,
             };
-            let requester = r.one(&user_h, "requester", "user", &t.requester)?;
+            // An empty requester is nobody (a mapped source's requester
+            // it does not know): someone, but no user asking.
+            let requester = if t.requester.is_empty() {
+                UNKNOWN
+            } else {
+                r.one(&user_h, "requester", "user", &t.requester)?
+            };
             let organisation = r.opt(
                 &org_h,
                 "organisation",
@@ -388,8 +394,7 @@ impl Snapshot {
                 .chain(ccs.iter().copied())
                 .chain(participants.iter().copied())
             {
-                if user != NONE {
-                    let list = &mut involved[user as usize];
+                if let Some(list) = involved.get_mut(user as usize) {
                     if list.last() != Some(&handle) {
                         list.push(handle);
                     }
@@ -398,7 +403,9 @@ impl Snapshot {
             if organisation != NONE {
                 org_tickets[organisation as usize].push(handle);
             }
-            let company = user_rows[requester as usize].company;
+            let company = user_rows
+                .get(requester as usize)
+                .map_or(NONE, |u| u.company);
             if company != NONE {
                 company_tickets[company as usize].push(handle);
             }

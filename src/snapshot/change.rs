@@ -234,6 +234,21 @@ pub enum Change {
         flag: Flag,
         present: bool,
     },
+    /// Replaces a ticket's CCs or participants with `users` (a mapped
+    /// source's re-read of one ticket's rows).
+    TicketPeople {
+        ticket: String,
+        role: Role,
+        users: Vec<String>,
+    },
+    /// Replaces a user's grants: (profile, group, or `None` for every
+    /// group).
+    Grants {
+        user: String,
+        grants: Vec<(String, Option<String>)>,
+    },
+    /// Replaces a profile's flags.
+    ProfileFlags { profile: String, flags: Vec<Flag> },
     /// Inserts or updates an organisation.
     UpsertOrg(OrgFields),
     /// Inserts or updates a group; a parent that closes a loop is refused.
@@ -308,6 +323,13 @@ impl Snapshot {
                 flag,
                 present,
             } => self.set_profile_flag(profile, *flag, *present),
+            Change::TicketPeople {
+                ticket,
+                role,
+                users,
+            } => self.replace_ticket_people(ticket, *role, users),
+            Change::Grants { user, grants } => self.replace_grants(user, grants),
+            Change::ProfileFlags { profile, flags } => self.replace_profile_flags(profile, flags),
             Change::UpsertOrg(o) => {
                 self.upsert_org(o);
                 Ok(())

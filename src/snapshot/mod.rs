@@ -20,6 +20,7 @@ pub use detached::{HandleEpoch, TicketFacts};
 pub use sharded::ShardedMap;
 pub mod cow;
 mod members;
+mod replace;
 pub mod sections;
 mod sections_apply;
 mod sharded;

@@ -28,7 +28,7 @@ fn ticket_of(change: &Change) -> Option<&str> {
     match change {
         Change::UpsertTicket(t) => Some(&t.id),
         Change::DeleteTicket { id } => Some(id),
-        Change::TicketPerson { ticket, .. } => Some(ticket),
+        Change::TicketPerson { ticket, .. } | Change::TicketPeople { ticket, .. } => Some(ticket),
         _ => None,
     }
 }
