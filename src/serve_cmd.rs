@@ -138,6 +138,12 @@ pub struct ServeArgs {
     /// (PostgreSQL or SQLite, our schema). Off: every ticket in memory.
     #[arg(long, env = "TICKET_AUTHZ_TICKET_CACHE", value_name = "SIZE")]
     pub ticket_cache: Option<String>,
+    /// Follow a helpdesk's own database through a source mapping: a
+    /// preset (`integria`) or a mapping file (docs/mapping.md).
+    /// --database-url names the helpdesk's database (mysql://…), where
+    /// `migrate --mapping` installed the change capture first.
+    #[arg(long, env = "TICKET_AUTHZ_MAPPING", value_name = "NAME|FILE")]
+    pub mapping: Option<String>,
     /// ext_authz: the answer for a request no route maps.
     #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED", value_enum, default_value_t = UnmatchedArg::Deny)]
     pub ext_authz_unmatched: UnmatchedArg,
@@ -239,6 +245,11 @@ pub enum DataSource {
         url: String,
         import: Option<PathBuf>,
     },
+    /// A helpdesk's own database, read through a source mapping.
+    Mapped {
+        url: String,
+        mapping: Arc<crate::mapping::Mapping>,
+    },
 }
 
 /// The embedded default: a SQLite file in the working directory.
@@ -265,38 +276,10 @@ pub struct Plan {
 impl ServeArgs {
     /// Validates the flags and reads the files they name.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        let source = match (&self.dataset, &self.database_url) {
-            (Some(file), None) => DataSource::File(file.clone()),
-            (Some(file), Some(url)) => {
-                if !self.replace {
-                    return Err(config_error(
-                        "--replace",
-                        "required with --dataset and --database-url: the file replaces the database's data",
-                    ));
-                }
-                DataSource::Database {
-                    url: url.clone(),
-                    import: Some(file.clone()),
-                }
-            }
-            (None, url) => DataSource::Database {
-                url: url
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-                import: None,
-            },
+        let source = match self.mapped()? {
+            Some(mapped) => mapped,
+            None => self.source()?,
         };
-        if let DataSource::Database { url, .. } = &source
-            && !db::is_supported_url(url)
-        {
-            return Err(config_error(
-                "--database-url",
-                format!(
-                    "`{}` is not a postgres://… or sqlite://PATH url",
-                    db::redact(url)
-                ),
-            ));
-        }
         // Read and checked once here so that a bad file stops the start
         // naming its flag; `run` re-reads them and keeps them current.
         let tls = match (&self.tls_cert, &self.tls_key) {
@@ -443,6 +426,83 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--dataset` and `--database-url`: what to serve.
+    fn source(&self) -> Result<DataSource, ConfigError> {
+        let source = match (&self.dataset, &self.database_url) {
+            (Some(file), None) => DataSource::File(file.clone()),
+            (Some(file), Some(url)) => {
+                if !self.replace {
+                    return Err(config_error(
+                        "--replace",
+                        "required with --dataset and --database-url: the file replaces the database's data",
+                    ));
+                }
+                DataSource::Database {
+                    url: url.clone(),
+                    import: Some(file.clone()),
+                }
+            }
+            (None, url) => DataSource::Database {
+                url: url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+                import: None,
+            },
+        };
+        if let DataSource::Database { url, .. } = &source
+            && !db::is_supported_url(url)
+        {
+            return Err(config_error(
+                "--database-url",
+                format!(
+                    "`{}` is not a postgres://… or sqlite://PATH url",
+                    db::redact(url)
+                ),
+            ));
+        }
+        Ok(source)
+    }
+
+    /// `--mapping`: a helpdesk's database, with a mapping that parses.
+    fn mapped(&self) -> Result<Option<DataSource>, ConfigError> {
+        let Some(name) = &self.mapping else {
+            return Ok(None);
+        };
+        if self.dataset.is_some() {
+            return Err(config_error(
+                "--mapping",
+                "cannot be combined with --dataset: a mapped source is the helpdesk's database",
+            ));
+        }
+        if self.ticket_cache.is_some() {
+            return Err(config_error(
+                "--ticket-cache",
+                "needs our own schema; a mapped source (--mapping) holds its tickets in memory",
+            ));
+        }
+        let Some(url) = &self.database_url else {
+            return Err(config_error(
+                "--database-url",
+                "required with --mapping: the helpdesk's database (mysql://…)",
+            ));
+        };
+        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+            return Err(config_error(
+                "--database-url",
+                format!(
+                    "`{}`: --mapping needs a MariaDB/MySQL database (mysql://…)",
+                    db::redact(url)
+                ),
+            ));
+        }
+        let mapping = crate::mapping::Mapping::load(name)
+            .map_err(|e| config_error("--mapping", e.to_string()))?;
+        Ok(Some(DataSource::Mapped {
+            url: url.clone(),
+            mapping: Arc::new(mapping),
+        }))
+    }
+
     /// `--console-listen`: without a token, loopback only (the console
     /// would show the data to anyone who reaches it).
     fn console_listen(&self, token: bool) -> Result<Option<SocketAddr>, ConfigError> {
@@ -600,6 +660,55 @@ pub async fn prepare_database(url: &str, import: Option<&Path>) -> Result<Databa
     Ok(db)
 }
 
+/// Connects to a mapped source and checks that its capture is this
+/// mapping's: `serve` never installs (exit 2 says to run `migrate`).
+async fn prepare_mapped(
+    url: &str,
+    mapping: &crate::mapping::Mapping,
+) -> Result<crate::mapped::MappedDb, (ExitCode, String)> {
+    use crate::mapped::{MappedDb, MappedError};
+    let failed = |e: MappedError| match e {
+        MappedError::Sql(e) => (
+            ExitCode::FAILURE,
+            format!("--database-url {}: {e}", db::redact(url)),
+        ),
+        e => (ExitCode::from(2), e.to_string()),
+    };
+    let source = MappedDb::connect(url, mapping).await.map_err(failed)?;
+    source.verify_capture(mapping).await.map_err(failed)?;
+    Ok(source)
+}
+
+/// The first load and the follower of a mapped source: one source, so the
+/// follower continues from what the load read.
+fn mapped_source(
+    db: crate::mapped::MappedDb,
+    mapping: Arc<crate::mapping::Mapping>,
+    interval: Duration,
+) -> (Loader, server::Follow) {
+    use crate::follow::ChangeSource;
+    let shared = Arc::new(tokio::sync::Mutex::new(Some(
+        crate::mapped::MappedSource::new(db, mapping, interval),
+    )));
+    let for_load = shared.clone();
+    let loader: Loader = Box::pin(async move {
+        let mut guard = for_load.lock().await;
+        let source = guard
+            .as_mut()
+            .ok_or_else(|| "the mapped source is already followed".to_owned())?;
+        source.load().await.map_err(|e| e.to_string())
+    });
+    let follow: server::Follow = Box::new(move |store, stop| {
+        Box::pin(async move {
+            let Some(source) = shared.lock().await.take() else {
+                return;
+            };
+            crate::follow::follow(source, store, stop).await;
+        })
+    });
+    (loader, follow)
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -715,11 +824,23 @@ async fn serve(mut plan: Plan) -> ExitCode {
             source = %match &plan.source {
                 DataSource::File(f) => format!("file {}", f.display()),
                 DataSource::Database { url, .. } => db::redact(url),
+                DataSource::Mapped { url, mapping } =>
+                    format!("{} through mapping {}", db::redact(url), mapping.file),
             },
             "ticket-authz starting"
         );
         let (loader, follow) = match &plan.source {
             DataSource::File(file) => (dataset_loader(file.clone()), None),
+            DataSource::Mapped { url, mapping } => match prepare_mapped(url, mapping).await {
+                Ok(db) => {
+                    let (loader, follow) = mapped_source(db, mapping.clone(), plan.poll_interval);
+                    (loader, Some(follow))
+                }
+                Err((code, e)) => {
+                    eprintln!("ticket-authz serve: {e}");
+                    return code;
+                }
+            },
             DataSource::Database { url, import } => {
                 match prepare_database(url, import.as_deref()).await {
                     Ok(db) => match plan.ticket_cache {

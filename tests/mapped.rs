@@ -643,3 +643,193 @@ async fn a_mapping_is_refused_against_the_live_tables_with_file_line_and_member(
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mapping"));
     pool.close().await;
 }
+
+/// Integria's rows as its PHP writes them: an empty `sql_mode`, zero
+/// dates, HTML-escaped names, group 1 "All", integer ids, and references
+/// to users, groups and profiles that are gone.
+const INTEGRIA_ROWS: &str = "
+INSERT INTO tgrupo (id_grupo, nombre, parent, soft_limit, hard_limit, enforce_soft_limit) VALUES
+  (2, 'Support&#x20;L1', 0, 5, 0, 1), (3, 'L2', 2, 0, 0, 0), (4, 'Orphan', 99, 0, 0, 0);
+INSERT INTO tprofile (id, name, ir, iw, pw) VALUES (1, 'Operator', 1, 1, 0), (2, 'Reader', 1, 0, 1);
+INSERT INTO tcompany (id, name, id_company_role, id_parent, manager) VALUES
+  (1, 'Customer&#x20;&#x23;A', 0, NULL, 'olga'), (2, 'Sub', 0, 1, ''), (3, 'Lost', 0, 0, 'ghost');
+INSERT INTO tusuario (id_usuario, nombre_real, fecha_registro, direccion, nivel, disabled, id_company, login_blocked) VALUES
+  ('admin', 'Admin', '2024-01-02 03:04:05', 'admin@example.com', 1, 0, 0, 0),
+  ('olga', 'Olga &amp; Co', '0000-00-00 00:00:00', 'olga at example', 0, 0, 0, 0),
+  ('ext', 'External', '0000-00-00 00:00:00', 'ext@customer.example', -1, 0, 1, 0),
+  ('zed', 'Zed', '0000-00-00 00:00:00', '', 0, 1, 7, 0);
+INSERT INTO tusuario_perfil (id_usuario, id_perfil, id_grupo) VALUES
+  ('olga', 1, 2), ('olga', 2, 1), ('zed', 1, 2), ('gone', 1, 2), ('olga', 9, 2), ('olga', 1, 77);
+INSERT INTO tincidencia (id_incidencia, inicio, id_usuario, id_creator, editor, id_grupo, estado) VALUES
+  (1, '2026-11-01 10:00:00', '', 'ext', '', 2, 3),
+  (2, '0000-00-00 00:00:00', '', '', 'ext', 1, 1),
+  (3, '2026-11-02 10:00:00', 'ghost2', 'ghost', '', 99, 5),
+  (4, '2026-11-03 10:00:00', 'olga', NULL, '', 3, 7);
+INSERT INTO tworkunit (id, id_user, description) VALUES (1, 'zed', 'looked'), (2, 'gone', 'left');
+INSERT INTO tworkunit_incident (id_incident, id_workunit) VALUES (3, 1), (3, 2);
+";
+
+#[tokio::test]
+async fn the_integria_preset_loads_what_the_spec_page_maps() {
+    use ticket_authz::core::{Action, TicketFilter, ticket_viewers_after, visible_tickets_after};
+    use ticket_authz::model::UserKind;
+    let Some((_, db, pool)) = integria("load").await else {
+        return;
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    for statement in INTEGRIA_ROWS.split(";\n").filter(|s| !s.trim().is_empty()) {
+        conn.execute(statement).await.unwrap();
+    }
+    drop(conn);
+    let mapping = Mapping::load("integria").unwrap();
+    let loaded = db.load(&mapping).await.unwrap();
+    let snap = &loaded.snapshot;
+    assert_eq!(snap.revision(), db.revision().await.unwrap());
+
+    let ask = |user: &str, action: Action, ticket: &str| {
+        let d = common::decide(snap, common::ask(user, action, &[("ticket", ticket)])).unwrap();
+        (d.allowed, d.reason.name())
+    };
+    use Action::{Comment, Edit, View};
+    // Superadmin (nivel 1) sees everything, a ticket of nobody's too.
+    assert_eq!(ask("admin", View, "3"), (true, "SUPERADMIN"));
+    // A grouped user: Operator on group 2, Reader on "All" (group 1).
+    assert_eq!(ask("olga", View, "1"), (true, "GROUP_FLAG"));
+    assert_eq!(ask("olga", Comment, "1"), (true, "GROUP_FLAG"));
+    assert_eq!(ask("olga", View, "4"), (true, "ASSIGNEE"));
+    assert_eq!(ask("olga", View, "2"), (true, "GROUP_FLAG"));
+    assert_eq!(ask("olga", Comment, "2"), (false, "NO_MATCHING_RULE"));
+    // The standalone user (nivel -1) sees what they raised: as creator,
+    // or as editor when the creator is empty.
+    assert_eq!(ask("ext", View, "1"), (true, "REQUESTER"));
+    assert_eq!(ask("ext", View, "2"), (true, "REQUESTER"));
+    assert_eq!(ask("ext", View, "3"), (false, "NO_MATCHING_RULE"));
+    // Disabled is suspended; a participant through a work unit.
+    assert_eq!(ask("zed", View, "3"), (false, "SUSPENDED"));
+    // Ticket 3: creator and owner deleted, group unknown: nobody raised
+    // it, nobody owns it, it is in no group, so a grant on "All" reaches
+    // it; Reader's IR views it, but without IW nobody but the superadmin
+    // edits it, unowned as it now is.
+    assert_eq!(ask("olga", View, "3"), (true, "GROUP_FLAG"));
+    assert_eq!(ask("olga", Edit, "3"), (false, "NO_MATCHING_RULE"));
+    let (viewers, _) = ticket_viewers_after(snap, "3", None, 100);
+    assert_eq!(viewers, ["admin", "olga"]);
+    let (viewers, _) = ticket_viewers_after(snap, "1", None, 100);
+    assert_eq!(viewers, ["admin", "ext", "olga"]);
+    let (visible, _) = visible_tickets_after(snap, "olga", &TicketFilter::default(), None, 100);
+    assert_eq!(visible, ["1", "2", "3", "4"]);
+
+    // The rows as read: names decoded once, zero dates at the epoch, an
+    // e-mail without the shape of one dropped, the kinds by nivel.
+    let read = db.read(&mapping).await.unwrap();
+    assert_eq!(read.revision, snap.revision());
+    let user = |id: &str| {
+        read.dataset
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(user("olga").name.as_deref(), Some("Olga & Co"));
+    assert_eq!(user("olga").email.as_deref(), None);
+    assert_eq!(user("olga").created_at.nanos(), 0);
+    assert_eq!(user("admin").email.as_deref(), Some("admin@example.com"));
+    assert_eq!(user("admin").kind, UserKind::Superadmin);
+    assert_eq!(user("olga").kind, UserKind::Agent);
+    assert_eq!(user("ext").kind, UserKind::EndUser);
+    // References to what is gone, each counted: company 7 of zed, owner
+    // ghost of company 3, group 99 of group 4, three grants, ticket 3's
+    // creator, owner and group, and the work unit of `gone`.
+    let counted: Vec<(&str, u64)> = loaded.unresolved.iter().map(|(e, n)| (*e, *n)).collect();
+    assert_eq!(
+        counted,
+        [
+            ("companies", 1),
+            ("grants", 3),
+            ("groups", 1),
+            ("ticket_participants", 1),
+            ("tickets", 3),
+            ("users", 1),
+        ]
+    );
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn serve_follows_the_helpdesk_and_min_revision_waits_for_a_write() {
+    use ticket_authz::core::{Action, Reason};
+    use ticket_authz::grpc::convert::{action_code, reason_code};
+    use ticket_authz::grpc::pb::{self, ticket_authz_client::TicketAuthzClient};
+    let Some(url) = common::mysql_database("serve").await else {
+        return;
+    };
+    common::create_integria_tables(&url).await;
+    // Before `migrate --mapping`: refused, naming the flag and the fix.
+    let out = common::bin()
+        .args(["serve", "--mapping", "integria", "--database-url", &url])
+        .env(
+            "TICKET_AUTHZ_LISTEN",
+            format!("127.0.0.1:{}", common::free_port()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--mapping integria: the change capture is not installed")
+            && err.contains("ticket-authz migrate --mapping integria"),
+        "{err}"
+    );
+    run_ok(&["migrate", "--mapping", "integria", "--database-url", &url]);
+    let writer = common::integria_writer(&url).await;
+    writer
+        .execute(
+            "INSERT INTO tusuario (id_usuario, nombre_real, nivel) VALUES ('olga', 'Olga', 0), ('ext', 'Ext', -1)",
+        )
+        .await
+        .unwrap();
+    let served = common::serve(
+        &["--poll-interval", "50ms", "--revision-wait", "5s"],
+        &[
+            ("TICKET_AUTHZ_MAPPING", "integria".to_owned()),
+            ("TICKET_AUTHZ_DATABASE_URL", url.clone()),
+        ],
+    );
+    let mut client = TicketAuthzClient::connect(served.grpc.clone())
+        .await
+        .unwrap();
+    let ask = |min_revision: u64| pb::CheckAccessRequest {
+        user_id: "ext".to_owned(),
+        action: action_code(Action::View),
+        ticket_id: "7".to_owned(),
+        min_revision,
+        ..Default::default()
+    };
+    let before = client.check_access(ask(0)).await.unwrap().into_inner();
+    assert!(!before.allowed);
+    assert_eq!(before.reason, reason_code(Reason::UnknownResource));
+    // The customer raises ticket 7 as Integria's PHP does, then reads the
+    // revision with the documented statement and asks at it.
+    writer
+        .execute(
+            "INSERT INTO tincidencia (id_incidencia, inicio, id_creator, id_grupo, estado) \
+             VALUES (7, NOW(), 'ext', 1, 1)",
+        )
+        .await
+        .unwrap();
+    let revision: u64 = sqlx::query_scalar(REVISION_SQL)
+        .fetch_one(&writer)
+        .await
+        .unwrap();
+    let after = client
+        .check_access(ask(revision))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.allowed, "{after:?}");
+    assert_eq!(after.reason, reason_code(Reason::Requester));
+    assert!(after.revision >= revision);
+    drop(served);
+    writer.close().await;
+}

@@ -4,6 +4,8 @@
 //! columns. Each problem is a [`MappingError`] naming the file, the line
 //! and the member, as the file's own checks do.
 
+use std::collections::BTreeMap;
+
 use sqlx::mysql::MySqlConnection;
 use sqlx::{AssertSqlSafe, Column, Executor, SqlSafeStr, Statement};
 
@@ -29,8 +31,12 @@ async fn columns(conn: &mut MySqlConnection, sql: String) -> Result<Vec<String>,
     }
 }
 
-/// Checks `mapping` against the database `conn` is connected to.
-pub async fn check(conn: &mut MySqlConnection, mapping: &Mapping) -> Result<(), MappedError> {
+/// The columns each entity's query gives, in its order (by entity).
+pub type Columns = BTreeMap<&'static str, Vec<&'static str>>;
+
+/// Checks `mapping` against the database `conn` is connected to; the
+/// columns each query gives.
+pub async fn check(conn: &mut MySqlConnection, mapping: &Mapping) -> Result<Columns, MappedError> {
     let invalid = |line: usize, at: String, problem: String| {
         MappedError::Mapping(MappingError::Invalid {
             file: mapping.file.clone(),
@@ -131,6 +137,7 @@ pub async fn check(conn: &mut MySqlConnection, mapping: &Mapping) -> Result<(), 
             }
         }
     }
+    let mut out = Columns::new();
     for query in mapping.entities.values() {
         let entity = query.entity;
         let at = format!("entities.{}.query", entity.name);
@@ -166,6 +173,11 @@ pub async fn check(conn: &mut MySqlConnection, mapping: &Mapping) -> Result<(), 
                 ),
             ));
         }
+        let names = gives
+            .iter()
+            .filter_map(|g| entity.column(g).map(|c| c.name))
+            .collect();
+        out.insert(entity.name, names);
     }
-    Ok(())
+    Ok(out)
 }

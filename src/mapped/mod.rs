@@ -14,16 +14,26 @@
 
 mod capture;
 mod check;
+mod decode;
+mod reread;
+mod rows;
+mod source;
 
 use std::str::FromStr;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 pub use capture::{Installed, REVISION_SQL, Removed};
-pub use check::check;
+pub use check::{Columns, check};
+pub use decode::{DecodeError, Rows, Unresolved};
+pub use source::MappedSource;
+
+use decode::{Known, Misses};
+use sqlx::Connection;
 
 use crate::db::{Pruned, redact};
 use crate::mapping::{Database, Mapping, MappingError};
+use crate::snapshot::Snapshot;
 
 /// Why a mapped source could not be used; nothing was installed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +59,31 @@ pub enum MappedError {
     /// The installed capture is missing or is another mapping's.
     #[error("{0}")]
     Capture(String),
+    /// The source's data at `revision` makes no valid snapshot (a parent
+    /// cycle, a value no reading makes sense of): held back.
+    #[error("revision {revision}: {cause}")]
+    Invalid { revision: u64, cause: String },
+}
+
+/// A mapped source read whole at one revision.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    /// References left out because they name nothing the mapping gives.
+    pub unresolved: Unresolved,
+}
+
+/// A mapped source read whole at one revision, as our dataset.
+#[derive(Debug)]
+pub struct Read {
+    pub revision: u64,
+    pub dataset: crate::model::Dataset,
+    /// References left out because they name nothing the mapping gives.
+    pub unresolved: Unresolved,
+    /// What a follower continues from: the ids held and the misses.
+    columns: Columns,
+    known: Known,
+    misses: Misses,
 }
 
 /// A MariaDB/MySQL database followed through a mapping.
@@ -99,6 +134,16 @@ impl MappedDb {
         }
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
+            // Whatever the server's default, a consistent snapshot is
+            // what every read of a batch must share.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(MappedDb { pool })
@@ -125,6 +170,70 @@ impl MappedDb {
         Ok(sqlx::query_scalar(REVISION_SQL)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    /// Every entity of `mapping`, read in one consistent snapshot at the
+    /// revision it shows, as a snapshot of what resolves. The mapping is
+    /// tried against the live tables first, as at start-up.
+    pub async fn load(&self, mapping: &Mapping) -> Result<Loaded, MappedError> {
+        let (loaded, _) = self.load_state(mapping).await?;
+        Ok(loaded)
+    }
+
+    /// [`MappedDb::load`], with what a follower continues from.
+    async fn load_state(&self, mapping: &Mapping) -> Result<(Loaded, source::State), MappedError> {
+        let read = self.read(mapping).await?;
+        let revision = read.revision;
+        tokio::task::spawn_blocking(move || {
+            let mut snapshot =
+                Snapshot::build(&read.dataset).map_err(|e| MappedError::Invalid {
+                    revision,
+                    cause: e.to_string(),
+                })?;
+            snapshot.set_revision(revision);
+            let state = source::State {
+                at: revision,
+                columns: read.columns,
+                known: read.known,
+                misses: read.misses,
+            };
+            let loaded = Loaded {
+                snapshot,
+                unresolved: read.unresolved,
+            };
+            Ok((loaded, state))
+        })
+        .await
+        .map_err(|e| MappedError::Capture(format!("the load stopped: {e}")))?
+    }
+
+    /// Every entity of `mapping` as our dataset, read in one consistent
+    /// snapshot, before any snapshot is built from it.
+    pub async fn read(&self, mapping: &Mapping) -> Result<Read, MappedError> {
+        let mut conn = self.pool.acquire().await?;
+        let columns = check(&mut conn, mapping).await?;
+        let mut tx = conn.begin_with(source::SNAPSHOT).await?;
+        let revision: u64 = sqlx::query_scalar(REVISION_SQL).fetch_one(&mut *tx).await?;
+        let all = rows::read_all(&mut tx, mapping, &columns).await?;
+        tx.commit().await?;
+        let html = mapping.html_names;
+        tokio::task::spawn_blocking(move || {
+            let (dataset, known, misses) =
+                decode::dataset(&all, html).map_err(|e| MappedError::Invalid {
+                    revision,
+                    cause: e.to_string(),
+                })?;
+            Ok(Read {
+                revision,
+                dataset,
+                unresolved: misses.counts.clone(),
+                columns,
+                known,
+                misses,
+            })
+        })
+        .await
+        .map_err(|e| MappedError::Capture(format!("the read stopped: {e}")))?
     }
 
     /// Deletes the change log older than `older_than`.

@@ -16,7 +16,7 @@ mod params;
 
 use std::collections::BTreeMap;
 
-pub use entity::{Column, ColumnKind, ENTITIES, Entity};
+pub use entity::{Column, ColumnKind, ENTITIES, Entity, entity};
 pub use params::Params;
 
 /// The SQL dialect a mapping's queries are written in.

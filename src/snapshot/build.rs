@@ -394,10 +394,10 @@ impl Snapshot {
                 .chain(ccs.iter().copied())
                 .chain(participants.iter().copied())
             {
-                if let Some(list) = involved.get_mut(user as usize) {
-                    if list.last() != Some(&handle) {
-                        list.push(handle);
-                    }
+                if let Some(list) = involved.get_mut(user as usize)
+                    && list.last() != Some(&handle)
+                {
+                    list.push(handle);
                 }
             }
             if organisation != NONE {

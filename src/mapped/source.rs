@@ -1,0 +1,243 @@
+//! A mapped source as a [`ChangeSource`]: the capture's log read in one
+//! consistent snapshot, each changed source row turned into the keys of
+//! our rows it determines (the mapping's rules), and those rows read again
+//! in the same snapshot (see `reread.rs`). Woken by a poll: MariaDB has no
+//! notification a trigger could send.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnection, MySqlRow};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::decode::{Known, Misses};
+use super::reread::{self, Outcome};
+use super::{Columns, MappedDb, MappedError, REVISION_SQL};
+use crate::follow::{Batch, ChangeSource, Reload, SourceError};
+use crate::mapping::{Database, Determines, Mapping};
+use crate::snapshot::Snapshot;
+
+/// Every read of a batch sees one committed state: the revision counter,
+/// the log up to it and the rows it determines.
+pub(super) const SNAPSHOT: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+
+/// Log rows one batch takes at most; more is a bulk change (an import, a
+/// mass update), cheaper to read whole than key by key.
+const MAX_ROWS: u64 = 20_000;
+
+/// The keys of our rows to read again, by entity.
+pub(super) type Keys = BTreeMap<&'static str, BTreeSet<String>>;
+
+/// What the follower knows of the source beyond the served snapshot.
+#[derive(Debug)]
+pub(super) struct State {
+    /// The revision the rest describes.
+    pub at: u64,
+    pub columns: Columns,
+    pub known: Known,
+    pub misses: Misses,
+}
+
+/// A helpdesk's database followed through a mapping.
+#[derive(Debug)]
+pub struct MappedSource {
+    db: MappedDb,
+    mapping: Arc<Mapping>,
+    interval: Duration,
+    state: Option<State>,
+}
+
+impl From<MappedError> for SourceError {
+    fn from(e: MappedError) -> Self {
+        match e {
+            MappedError::Invalid { revision, cause } => SourceError::Invalid { revision, cause },
+            e => SourceError::Read(e.to_string()),
+        }
+    }
+}
+
+/// One captured row change.
+struct Logged {
+    table: String,
+    old: Option<String>,
+    new: Option<String>,
+}
+
+impl MappedSource {
+    /// Follows `db` through `mapping`, reading its log every `interval`.
+    pub fn new(db: MappedDb, mapping: Arc<Mapping>, interval: Duration) -> Self {
+        MappedSource {
+            db,
+            mapping,
+            interval,
+            state: None,
+        }
+    }
+
+    /// The batch after `after`: `Ok(None)` when nothing newer committed.
+    async fn batch(&mut self, after: u64) -> Result<Option<Batch>, MappedError> {
+        let mut tx = self.db.pool().begin_with(SNAPSHOT).await?;
+        let revision: u64 = sqlx::query_scalar(REVISION_SQL).fetch_one(&mut *tx).await?;
+        if revision <= after {
+            return Ok(None);
+        }
+        let floor: u64 =
+            sqlx::query_scalar("SELECT revision FROM ticket_authz_pruned WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let reload = |why: Reload, revision: u64| {
+            Ok(Some(Batch {
+                revision,
+                changes: Vec::new(),
+                reload: Some(why),
+                committed_at: None,
+            }))
+        };
+        if floor > after {
+            return reload(Reload::Gap { floor }, revision.max(floor));
+        }
+        if revision - after > MAX_ROWS {
+            return reload(Reload::Bulk, revision);
+        }
+        // The state must describe the served snapshot; after a failed
+        // apply or a held-back load it may not, and a full read resets it.
+        let Some(mut state) = self.state.take().filter(|s| s.at == after) else {
+            return reload(
+                Reload::Wide("the follower's view of the source starts again".to_owned()),
+                revision,
+            );
+        };
+        let rows = sqlx::query(
+            "SELECT table_name, old_row, new_row, CAST(changed_at AS DOUBLE) \
+             FROM ticket_authz_changes WHERE revision > ? AND revision <= ? ORDER BY revision",
+        )
+        .bind(after)
+        .bind(revision)
+        .fetch_all(&mut *tx)
+        .await?;
+        let committed_at = match rows.last() {
+            Some(row) => Some(row.try_get::<f64, _>(3)?),
+            None => None,
+        };
+        let log = rows
+            .iter()
+            .map(|r: &MySqlRow| {
+                Ok(Logged {
+                    table: r.try_get(0)?,
+                    old: r.try_get(1)?,
+                    new: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let keys = match determine(&mut tx, &self.mapping, &log).await? {
+            Ok(keys) => keys,
+            Err(why) => return reload(why, revision),
+        };
+        let outcome = reread::changes(&mut tx, &self.mapping, &mut state, keys, revision).await?;
+        tx.commit().await?;
+        match outcome {
+            Outcome::Changes(changes) => {
+                state.at = revision;
+                self.state = Some(state);
+                Ok(Some(Batch {
+                    revision,
+                    changes,
+                    reload: None,
+                    committed_at,
+                }))
+            }
+            Outcome::Reload(why) => reload(why, revision),
+        }
+    }
+}
+
+/// A value of a captured image as a key (`None`: SQL NULL).
+fn key_of(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(u8::from(*b).to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Column 0 of a rule query's row, as text whatever its SQL type.
+fn first_as_text(row: &MySqlRow) -> Result<Option<String>, sqlx::Error> {
+    if let Ok(v) = row.try_get::<Option<String>, _>(0) {
+        return Ok(v);
+    }
+    if let Ok(v) = row.try_get::<Option<i64>, _>(0) {
+        return Ok(v.map(|n| n.to_string()));
+    }
+    if let Ok(v) = row.try_get::<Option<u64>, _>(0) {
+        return Ok(v.map(|n| n.to_string()));
+    }
+    row.try_get::<Option<f64>, _>(0)
+        .map(|v| v.map(|n| n.to_string()))
+}
+
+/// The keys the logged rows determine, by the mapping's rules: a column of
+/// the old or new image, or a rule query run with an image's columns
+/// bound. An image that cannot be read asks for a full reload.
+async fn determine(
+    conn: &mut MySqlConnection,
+    mapping: &Mapping,
+    log: &[Logged],
+) -> Result<Result<Keys, Reload>, MappedError> {
+    let mut keys = Keys::new();
+    for row in log {
+        let Some(table) = mapping.tables.get(&row.table) else {
+            return Ok(Err(Reload::Undecodable(format!(
+                "a change of `{}`, which the mapping does not follow",
+                row.table
+            ))));
+        };
+        for image in [&row.old, &row.new].into_iter().flatten() {
+            let Ok(serde_json::Value::Object(image)) = serde_json::from_str(image) else {
+                return Ok(Err(Reload::Undecodable(format!(
+                    "a captured row of `{}` that is not a JSON object",
+                    row.table
+                ))));
+            };
+            for rule in &table.rules {
+                let out = keys.entry(rule.entity.name).or_default();
+                match &rule.how {
+                    Determines::Column(column) => {
+                        out.extend(image.get(column).and_then(key_of));
+                    }
+                    Determines::Query(params) => {
+                        let sql = params.render(Database::MySql);
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for name in params.bindings() {
+                            q = q.bind(image.get(name).and_then(key_of));
+                        }
+                        for found in q.fetch_all(&mut *conn).await? {
+                            out.extend(first_as_text(&found)?);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Ok(keys))
+}
+
+impl ChangeSource for MappedSource {
+    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+        self.state = None;
+        let (loaded, state) = self.db.load_state(&self.mapping).await?;
+        self.state = Some(state);
+        Ok(loaded.snapshot)
+    }
+
+    async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
+        // A batch cut short after taking the state leaves none, so the
+        // next read starts again from a full load.
+        self.batch(after).await.map_err(SourceError::from)
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.interval).await;
+    }
+}
