@@ -51,6 +51,11 @@ struct Followed {
 /// followed (polled every 10 ms).
 async fn followed(name: &str) -> Option<Followed> {
     let url = common::mysql_database(name).await?;
+    Some(followed_at(&url).await)
+}
+
+async fn followed_at(url: &str) -> Followed {
+    let url = url.to_owned();
     common::create_integria_tables(&url).await;
     let mapping = Arc::new(Mapping::load("integria").unwrap());
     let db = MappedDb::connect(&url, &mapping).await.unwrap();
@@ -62,13 +67,13 @@ async fn followed(name: &str) -> Option<Followed> {
     store.publish(source.load().await.unwrap());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(follow::follow(source, store.clone(), stopped));
-    Some(Followed {
+    Followed {
         db,
         writer,
         mapping,
         store,
         _stop: stop,
-    })
+    }
 }
 
 /// Runs `sql` (statements ending in `;` and a newline) in one transaction.
@@ -433,4 +438,64 @@ async fn a_storm_of_concurrent_integria_writes_ends_as_a_full_read() {
     let loads = f.full_loads();
     eprintln!("storm: {committed} transactions committed, {loads} full reloads");
     assert!(loads < committed as u64 / 4, "{loads} full reloads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_and_a_crashed_server_lose_no_change() {
+    let Some(mut server) = common::PrivateMariaDb::start("follow_faults") else {
+        return;
+    };
+    let url = server.database("helpdesk").await;
+    let f = followed_at(&url).await;
+    f.matches_a_full_read("the first load").await;
+
+    // Every connection but the killer's is killed: the follower's and the
+    // writer's alike, between two writes.
+    write(
+        &f.writer,
+        "INSERT INTO tincidencia (id_incidencia, id_creator, id_grupo) VALUES (10, 'ext', 2);\n",
+    )
+    .await;
+    let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = 'helpdesk'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(ids.len() >= 2, "connections to kill: {ids:?}");
+    for id in ids {
+        // A number read from the server: safe to splice.
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+            .execute(&admin)
+            .await;
+    }
+    admin.close().await;
+    write(
+        &f.writer,
+        "INSERT INTO tworkunit (id, id_user) VALUES (10, 'olga');\n\
+         INSERT INTO tworkunit_incident (id_incident, id_workunit) VALUES (10, 10);\n",
+    )
+    .await;
+    f.matches_a_full_read("after the connections were killed")
+        .await;
+
+    // The server crashes right after a commit and comes back: what was
+    // committed is there, and the follower picks up where it was.
+    write(
+        &f.writer,
+        "UPDATE tincidencia SET id_usuario = 'olga', estado = 3 WHERE id_incidencia = 10;\n",
+    )
+    .await;
+    server.crash();
+    // Polls fail meanwhile, each logged and retried.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.run();
+    write(
+        &f.writer,
+        "INSERT INTO tusuario_perfil (id_usuario, id_perfil, id_grupo) VALUES ('ext', 2, 3);\n",
+    )
+    .await;
+    f.matches_a_full_read("after the server restarted").await;
+    assert_eq!(f.full_loads(), 0, "the faults cost no full reload");
 }

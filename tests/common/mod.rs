@@ -431,3 +431,117 @@ pub fn section_answers(snap: &Snapshot, data: &ticket_authz::model::Dataset) -> 
     }
     out
 }
+
+/// A MariaDB server of one test's own, on a free port with its own data
+/// directory, for tests that kill or restart the server (never the shared
+/// one on 3306). Without `mariadbd` the test is skipped, said out loud;
+/// under `CI=true` that is a failure.
+pub struct PrivateMariaDb {
+    dir: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateMariaDb {
+    pub fn start(name: &str) -> Option<PrivateMariaDb> {
+        let installed = std::process::Command::new("mariadb-install-db")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "mariadbd and mariadb-install-db are required under CI=true"
+            );
+            eprintln!("skipped {name}: mariadb-install-db is not installed");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("ta-mariadb-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = PrivateMariaDb {
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        server.run();
+        Some(server)
+    }
+
+    /// Starts the server on its data directory and port; waits until it
+    /// accepts connections.
+    pub fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
+        let child = std::process::Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server outright, as a crash would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The admin URL of a new database `db` on this server.
+    pub async fn database(&self, db: &str) -> String {
+        let admin = format!("mysql://root@127.0.0.1:{}/mysql", self.port);
+        let pool = sqlx::MySqlPool::connect(&admin).await.unwrap();
+        // A test's own constant name: safe to splice.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        with_database(&admin, db)
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.crash();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
