@@ -789,8 +789,23 @@ async fn serve_follows_the_helpdesk_and_min_revision_waits_for_a_write() {
         )
         .await
         .unwrap();
+    // A ticket of a creator who is gone and an owner who never was.
+    writer
+        .execute(
+            "INSERT INTO tincidencia (id_incidencia, id_creator, id_usuario, id_grupo) VALUES (8, 'ghost', 'nobody', 1)",
+        )
+        .await
+        .unwrap();
+    let metrics = format!("127.0.0.1:{}", common::free_port());
     let served = common::serve(
-        &["--poll-interval", "50ms", "--revision-wait", "5s"],
+        &[
+            "--poll-interval",
+            "50ms",
+            "--revision-wait",
+            "5s",
+            "--metrics-listen",
+            &metrics,
+        ],
         &[
             ("TICKET_AUTHZ_MAPPING", "integria".to_owned()),
             ("TICKET_AUTHZ_DATABASE_URL", url.clone()),
@@ -830,6 +845,44 @@ async fn serve_follows_the_helpdesk_and_min_revision_waits_for_a_write() {
     assert!(after.allowed, "{after:?}");
     assert_eq!(after.reason, reason_code(Reason::Requester));
     assert!(after.revision >= revision);
+
+    // The unresolved references, by entity and the tables it is read
+    // from; the creator's return resolves one of the two.
+    let tickets =
+        "ticket_authz_unresolved_references{entity=\"tickets\",source_tables=\"tincidencia\"}";
+    assert_eq!(unresolved(&metrics, tickets), Some(2.0));
+    writer
+        .execute("INSERT INTO tusuario (id_usuario, nivel) VALUES ('ghost', -1)")
+        .await
+        .unwrap();
+    let revision: u64 = sqlx::query_scalar(REVISION_SQL)
+        .fetch_one(&writer)
+        .await
+        .unwrap();
+    let mut ghost = ask(revision);
+    ghost.user_id = "ghost".to_owned();
+    ghost.ticket_id = "8".to_owned();
+    let owned = client.check_access(ghost).await.unwrap().into_inner();
+    assert_eq!(owned.reason, reason_code(Reason::Requester), "{owned:?}");
+    assert_eq!(unresolved(&metrics, tickets), Some(1.0));
     drop(served);
     writer.close().await;
+}
+
+/// The value of one series on the metrics page at `addr`.
+fn unresolved(addr: &str, series: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map(|(_, v)| v.parse().unwrap())
 }

@@ -6,7 +6,7 @@
 //! assignee, group, parent, owner or company is none, and grants, people
 //! and memberships naming something unknown count for nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::flags::{Flag, FlagSet};
 use crate::mapping::Entity;
@@ -102,8 +102,30 @@ impl Known {
 /// that id appears.
 #[derive(Debug, Clone, Default)]
 pub struct Misses {
-    pub counts: Unresolved,
+    /// (entity, key of the row) → references of that row left out.
+    pub rows: HashMap<(&'static str, String), u32>,
     pub ids: HashSet<(Parent, String)>,
+}
+
+impl Misses {
+    /// The references left out, by entity holding them.
+    pub fn counts(&self) -> Unresolved {
+        let mut out = Unresolved::new();
+        for ((entity, _), n) in &self.rows {
+            *out.entry(*entity).or_default() += u64::from(*n);
+        }
+        out
+    }
+
+    /// Forgets what the rows of `entity` with `key` left out, before they
+    /// are read again.
+    pub fn forget(&mut self, entity: &'static str, key: &str) {
+        self.rows.remove(&(entity, key.to_owned()));
+    }
+
+    fn count(&mut self, entity: &'static str, key: &str) {
+        *self.rows.entry((entity, key.to_owned())).or_default() += 1;
+    }
 }
 
 /// Resolves references against what is known, noting every miss.
@@ -113,9 +135,9 @@ struct Resolve<'a> {
 }
 
 impl Resolve<'_> {
-    /// Counts one row that lost a reference.
-    fn count(&mut self, holder: &'static str) {
-        *self.misses.counts.entry(holder).or_default() += 1;
+    /// Counts a reference that the row of `holder` with `key` lost.
+    fn count(&mut self, (holder, key): (&'static str, &str)) {
+        self.misses.count(holder, key);
     }
 
     /// Whether `id` is known; if not, the miss is noted (not counted).
@@ -128,7 +150,12 @@ impl Resolve<'_> {
     }
 
     /// `id` if known; else none, counted and noted.
-    fn id(&mut self, holder: &'static str, parent: Parent, id: Option<String>) -> Option<String> {
+    fn id(
+        &mut self,
+        holder: (&'static str, &str),
+        parent: Parent,
+        id: Option<String>,
+    ) -> Option<String> {
         match id {
             Some(id) if self.has(parent, &id) => Some(id),
             Some(_) => {
@@ -386,16 +413,16 @@ impl Parents {
     pub fn resolve(&mut self, known: &Known, misses: &mut Misses) {
         let mut r = Resolve { known, misses };
         for g in &mut self.groups {
-            g.parent = r.id("groups", Parent::Groups, g.parent.take());
+            g.parent = r.id(("groups", &g.id), Parent::Groups, g.parent.take());
         }
         for c in &mut self.companies {
-            c.parent = r.id("companies", Parent::Companies, c.parent.take());
-            c.owner = r.id("companies", Parent::Users, c.owner.take());
+            c.parent = r.id(("companies", &c.id), Parent::Companies, c.parent.take());
+            c.owner = r.id(("companies", &c.id), Parent::Users, c.owner.take());
         }
         for u in &mut self.users {
-            u.company = r.id("users", Parent::Companies, u.company.take());
+            u.company = r.id(("users", &u.id), Parent::Companies, u.company.take());
             u.default_organisation = r.id(
-                "users",
+                ("users", &u.id),
                 Parent::Organisations,
                 u.default_organisation.take(),
             );
@@ -438,7 +465,7 @@ impl Children {
             let profile = row.required_id("profile_id")?;
             let flag = row.word("flag", Flag::IR, Flag::parse)?;
             if !r.has(Parent::Profiles, &profile) {
-                r.count("profile_flags");
+                r.count(("profile_flags", &row.key()));
             } else if seen_flags.insert((profile.clone(), flag)) {
                 out.profile_flags.push((profile, flag));
             }
@@ -453,7 +480,7 @@ impl Children {
             let p = r.has(Parent::Profiles, &profile);
             let g = group.as_ref().is_none_or(|g| r.has(Parent::Groups, g));
             if !(u && p && g) {
-                r.count("grants");
+                r.count(("grants", &row.key()));
             } else if seen_grants.insert((user.clone(), profile.clone(), group.clone())) {
                 out.grants.push((user, profile, group));
             }
@@ -465,7 +492,7 @@ impl Children {
             let u = r.has(Parent::Users, &user);
             let o = r.has(Parent::Organisations, &org);
             if !(u && o) {
-                r.count("user_organisations");
+                r.count(("user_organisations", &row.key()));
             } else if seen.insert((user.clone(), org.clone())) {
                 out.memberships.push((user, org));
             }
@@ -477,7 +504,7 @@ impl Children {
             let o = r.has(Parent::Organisations, &org);
             let u = r.has(Parent::Users, &user);
             if !(u && o) {
-                r.count("organisation_access_managers");
+                r.count(("organisation_access_managers", &row.key()));
             } else if seen.insert((org.clone(), user.clone())) {
                 out.access_managers.push((org, user));
             }
@@ -488,7 +515,7 @@ impl Children {
             let domain = row.text("domain").unwrap_or_default().to_ascii_lowercase();
             let added_at = row.time("added_at")?;
             if !r.has(Parent::Organisations, &org) || domain.is_empty() {
-                r.count("organisation_domains");
+                r.count(("organisation_domains", &row.key()));
             } else if seen.insert((org.clone(), domain.clone())) {
                 out.domains.push((org, Domain { domain, added_at }));
             }
@@ -506,14 +533,14 @@ impl Children {
                     since,
                 });
             } else {
-                r.count("partnerships");
+                r.count(("partnerships", &row.key()));
             }
         }
         for row in each(rows, "tickets", html) {
             let requester = match row.id("requester_id")? {
                 Some(id) if r.has(Parent::Users, &id) => id,
                 Some(_) => {
-                    r.count("tickets");
+                    r.count(("tickets", &row.key()));
                     String::new()
                 }
                 // No requester at all: nobody, and nothing unresolved.
@@ -523,9 +550,17 @@ impl Children {
                 id: row.required_id("id")?,
                 created_at: row.time("created_at")?,
                 requester,
-                organisation: r.id("tickets", Parent::Organisations, row.id("organisation_id")?),
-                group: r.id("tickets", Parent::Groups, row.id("group_id")?),
-                assignee: r.id("tickets", Parent::Users, row.id("assignee_id")?),
+                organisation: r.id(
+                    ("tickets", &row.key()),
+                    Parent::Organisations,
+                    row.id("organisation_id")?,
+                ),
+                group: r.id(("tickets", &row.key()), Parent::Groups, row.id("group_id")?),
+                assignee: r.id(
+                    ("tickets", &row.key()),
+                    Parent::Users,
+                    row.id("assignee_id")?,
+                ),
                 ccs: Vec::new(),
                 participants: Vec::new(),
                 status: row.word("status", Status::New, Status::parse)?,
@@ -541,7 +576,7 @@ impl Children {
                     continue;
                 };
                 if !r.has(Parent::Users, &user) {
-                    r.count(entity);
+                    r.count((entity, &ticket));
                 } else if seen.insert((ticket.clone(), user.clone())) {
                     let list = if cc {
                         &mut out.ccs
@@ -630,7 +665,7 @@ pub fn dataset(
             match ticket_at.get(&ticket).and_then(|i| tickets.get_mut(*i)) {
                 Some(t) if cc => t.ccs.push(user),
                 Some(t) => t.participants.push(user),
-                None => *misses.counts.entry(entity).or_default() += 1,
+                None => misses.count(entity, &ticket),
             }
         }
     }

@@ -226,7 +226,7 @@ impl MappedDb {
             Ok(Read {
                 revision,
                 dataset,
-                unresolved: misses.counts.clone(),
+                unresolved: misses.counts(),
                 columns,
                 known,
                 misses,

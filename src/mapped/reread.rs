@@ -56,10 +56,6 @@ fn dependents(parent: Parent) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// The rows deleting a user leaves naming it, which the delete does not
-/// mend (it takes the user off tickets and drops their grants itself).
-const USER_GONE: &[(&str, &str)] = &[("companies", "owner_id")];
-
 /// Entities whose rows have no whole-set change: any change to them is
 /// applied by a full read.
 const READ_WHOLE: [&str; 4] = [
@@ -193,7 +189,18 @@ pub(super) async fn changes(
                 &named,
             )
             .await?;
-            find_dependents(conn, mapping, state, &mut pending, USER_GONE, &gone).await?;
+            // The rows naming a deleted user are read again too: the delete
+            // takes the user off tickets itself, but a company it managed
+            // keeps naming it, and each such reference is now a miss.
+            find_dependents(
+                conn,
+                mapping,
+                state,
+                &mut pending,
+                dependents(Parent::Users),
+                &gone,
+            )
+            .await?;
             gone_users.extend(gone);
         }
         if !progressed {
@@ -239,6 +246,11 @@ pub(super) async fn changes(
         revision,
         cause: e.to_string(),
     };
+    for (entity, keys) in &pending {
+        for key in keys {
+            state.misses.forget(entity, key);
+        }
+    }
     let html = mapping.html_names;
     let mut parents = Parents::read(&all, html).map_err(invalid)?;
     parents.resolve(&state.known, &mut state.misses);

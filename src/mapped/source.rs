@@ -17,6 +17,7 @@ use super::{Columns, MappedDb, MappedError, REVISION_SQL};
 use crate::follow::{Batch, ChangeSource, Reload, SourceError};
 use crate::mapping::{Database, Determines, Mapping};
 use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::metrics;
 
 /// Every read of a batch sees one committed state: the revision counter,
 /// the log up to it and the rows it determines.
@@ -72,6 +73,28 @@ impl MappedSource {
             mapping,
             interval,
             state: None,
+        }
+    }
+
+    /// Sets the unresolved-reference gauges from what the state holds:
+    /// every entity the mapping reads, zero included.
+    fn export_unresolved(&self) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let counts = state.misses.counts();
+        for entity in self.mapping.entities.keys() {
+            let tables: Vec<&str> = self
+                .mapping
+                .tables
+                .values()
+                .filter(|t| t.rules.iter().any(|r| r.entity.name == *entity))
+                .map(|t| t.name.as_str())
+                .collect();
+            let n = counts.get(entity).copied().unwrap_or(0);
+            metrics()
+                .unresolved_references(entity, tables.join(","))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -140,6 +163,7 @@ impl MappedSource {
             Outcome::Changes(changes) => {
                 state.at = revision;
                 self.state = Some(state);
+                self.export_unresolved();
                 Ok(Some(Batch {
                     revision,
                     changes,
@@ -227,7 +251,15 @@ impl ChangeSource for MappedSource {
     async fn load(&mut self) -> Result<Snapshot, SourceError> {
         self.state = None;
         let (loaded, state) = self.db.load_state(&self.mapping).await?;
+        for (entity, n) in &loaded.unresolved {
+            tracing::info!(
+                entity,
+                references = n,
+                "references to ids the source does not hold were left out"
+            );
+        }
         self.state = Some(state);
+        self.export_unresolved();
         Ok(loaded.snapshot)
     }
 

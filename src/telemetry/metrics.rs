@@ -69,6 +69,9 @@ pub const TICKET_CACHE_MISSES: &str = "ticket_authz_ticket_cache_misses_total";
 pub const TICKET_CACHE_EVICTIONS: &str = "ticket_authz_ticket_cache_evictions_total";
 /// Bytes the ticket cache's entries hold, as weighed against its size.
 pub const TICKET_CACHE_BYTES: &str = "ticket_authz_ticket_cache_bytes";
+/// A mapped source's references to ids it does not hold, by our entity
+/// holding them and the source tables that entity is read from.
+pub const UNRESOLVED_REFERENCES: &str = "ticket_authz_unresolved_references";
 
 /// The supervised tasks `serve::run` starts, counted from start at zero.
 pub const TASKS: [&str; 5] = [
@@ -120,6 +123,12 @@ struct RpcLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UnresolvedLabel {
+    entity: &'static str,
+    source_tables: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -279,6 +288,7 @@ pub struct Metrics {
     pub ticket_cache_evictions: Counter,
     /// Bytes held by the ticket cache's entries.
     pub ticket_cache_bytes: Gauge,
+    unresolved_references: Family<UnresolvedLabel, Gauge>,
 }
 
 /// Drops the suffix the encoder adds back (`_total` for counters, the
@@ -306,6 +316,7 @@ impl Metrics {
             task_failures: Family::default(),
             credential_reloads: Family::default(),
             credential_reload_errors: Family::default(),
+            unresolved_references: Family::default(),
             serving: Gauge::default(),
             caught_up: CaughtUp::new(),
             ticket_cache_hits: Counter::default(),
@@ -446,6 +457,11 @@ impl Metrics {
             "Bytes held by the ticket cache's entries",
             self.ticket_cache_bytes.clone(),
         );
+        r.register(
+            UNRESOLVED_REFERENCES,
+            "References of a mapped source to ids it does not hold, left out of the data",
+            self.unresolved_references.clone(),
+        );
         self
     }
 
@@ -470,6 +486,16 @@ impl Metrics {
     /// to keep.
     pub fn shed(&self, rpc: &'static str) -> Counter {
         self.shed.get_or_create_owned(&RpcLabel { rpc })
+    }
+
+    /// The unresolved-reference gauge of a mapped source's `entity`, read
+    /// from `source_tables`.
+    pub fn unresolved_references(&self, entity: &'static str, source_tables: String) -> Gauge {
+        self.unresolved_references
+            .get_or_create_owned(&UnresolvedLabel {
+                entity,
+                source_tables,
+            })
     }
 
     /// The entity gauge of `kind`.
