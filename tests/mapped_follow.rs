@@ -279,6 +279,28 @@ async fn each_kind_of_integria_write_is_followed_row_by_row() {
     write(&f.writer, "DELETE FROM tgrupo WHERE id_grupo = 10;\n").await;
     f.matches_a_full_read("a group deleted").await;
     assert_eq!(f.full_loads(), 1);
+
+    // A parent cycle cannot be served: the last valid revision stays, and
+    // the hold-back names the group and the source table.
+    let before = f.store.current().unwrap().revision();
+    write(&f.writer, "UPDATE tgrupo SET parent = 3 WHERE id_grupo = 2;\n").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        if let Some(held) = f.store.held_back() {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the cycle was not held back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        held.cause.contains("field parent: parent cycle") && held.cause.contains("(source table tgrupo)"),
+        "{}",
+        held.cause
+    );
+    assert_eq!(f.store.current().unwrap().revision(), before);
+    // Mended by a later commit: served again, as a full read.
+    write(&f.writer, "UPDATE tgrupo SET parent = 0 WHERE id_grupo = 2;\n").await;
+    f.matches_a_full_read("the cycle mended").await;
 }
 
 /// A small xorshift: the storm needs variety, not quality.

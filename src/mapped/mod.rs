@@ -184,12 +184,32 @@ impl MappedDb {
     async fn load_state(&self, mapping: &Mapping) -> Result<(Loaded, source::State), MappedError> {
         let read = self.read(mapping).await?;
         let revision = read.revision;
+        // A cycle is in the source's rows: the message names the tables.
+        let cycle_tables = |entity: &str| {
+            let ours = match entity {
+                "group" => "groups",
+                "company" => "companies",
+                other => other,
+            };
+            mapping.tables_of(ours).join(", ")
+        };
+        let group_tables = cycle_tables("group");
+        let company_tables = cycle_tables("company");
         tokio::task::spawn_blocking(move || {
-            let mut snapshot =
-                Snapshot::build(&read.dataset).map_err(|e| MappedError::Invalid {
-                    revision,
-                    cause: e.to_string(),
-                })?;
+            let mut snapshot = Snapshot::build(&read.dataset).map_err(|e| {
+                let cause = match &e {
+                    crate::snapshot::SnapshotError::Cycle { entity, .. } => {
+                        let tables = if *entity == "group" {
+                            &group_tables
+                        } else {
+                            &company_tables
+                        };
+                        format!("{e} (source table {tables})")
+                    }
+                    _ => e.to_string(),
+                };
+                MappedError::Invalid { revision, cause }
+            })?;
             snapshot.set_revision(revision);
             let state = source::State {
                 at: revision,

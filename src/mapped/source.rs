@@ -84,13 +84,7 @@ impl MappedSource {
         };
         let counts = state.misses.counts();
         for entity in self.mapping.entities.keys() {
-            let tables: Vec<&str> = self
-                .mapping
-                .tables
-                .values()
-                .filter(|t| t.rules.iter().any(|r| r.entity.name == *entity))
-                .map(|t| t.name.as_str())
-                .collect();
+            let tables = self.mapping.tables_of(entity);
             let n = counts.get(entity).copied().unwrap_or(0);
             metrics()
                 .unresolved_references(entity, tables.join(","))

@@ -153,6 +153,16 @@ impl Mapping {
     /// What the capture records (each table and its columns), stored
     /// with the capture so that `serve` can tell a capture installed for
     /// another mapping.
+    /// The source tables whose rules determine `entity`, for messages
+    /// and metrics that name where data came from.
+    pub fn tables_of(&self, entity: &str) -> Vec<&str> {
+        self.tables
+            .values()
+            .filter(|t| t.rules.iter().any(|r| r.entity.name == entity))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     pub fn capture_spec(&self) -> String {
         let mut text = String::new();
         for table in self.tables.values() {
