@@ -480,6 +480,12 @@ impl ServeArgs {
                 "needs our own schema; a mapped source (--mapping) holds its tickets in memory",
             ));
         }
+        let mapping = crate::mapping::Mapping::load(name)
+            .map_err(|e| config_error("--mapping", e.to_string()))?;
+        if mapping.database == crate::mapping::Database::Postgres {
+            let e = crate::mapped::MappedError::PostgresNotYet(mapping.file.clone());
+            return Err(config_error("--mapping", e.to_string()));
+        }
         let Some(url) = &self.database_url else {
             return Err(config_error(
                 "--database-url",
@@ -495,8 +501,6 @@ impl ServeArgs {
                 ),
             ));
         }
-        let mapping = crate::mapping::Mapping::load(name)
-            .map_err(|e| config_error("--mapping", e.to_string()))?;
         Ok(Some(DataSource::Mapped {
             url: url.clone(),
             mapping: Arc::new(mapping),

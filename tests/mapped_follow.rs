@@ -283,7 +283,11 @@ async fn each_kind_of_integria_write_is_followed_row_by_row() {
     // A parent cycle cannot be served: the last valid revision stays, and
     // the hold-back names the group and the source table.
     let before = f.store.current().unwrap().revision();
-    write(&f.writer, "UPDATE tgrupo SET parent = 3 WHERE id_grupo = 2;\n").await;
+    write(
+        &f.writer,
+        "UPDATE tgrupo SET parent = 3 WHERE id_grupo = 2;\n",
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let held = loop {
         if let Some(held) = f.store.held_back() {
@@ -293,13 +297,18 @@ async fn each_kind_of_integria_write_is_followed_row_by_row() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     assert!(
-        held.cause.contains("field parent: parent cycle") && held.cause.contains("(source table tgrupo)"),
+        held.cause.contains("field parent: parent cycle")
+            && held.cause.contains("(source table tgrupo)"),
         "{}",
         held.cause
     );
     assert_eq!(f.store.current().unwrap().revision(), before);
     // Mended by a later commit: served again, as a full read.
-    write(&f.writer, "UPDATE tgrupo SET parent = 0 WHERE id_grupo = 2;\n").await;
+    write(
+        &f.writer,
+        "UPDATE tgrupo SET parent = 0 WHERE id_grupo = 2;\n",
+    )
+    .await;
     f.matches_a_full_read("the cycle mended").await;
 }
 
