@@ -55,8 +55,16 @@ async fn followed(name: &str) -> Option<Followed> {
 }
 
 async fn followed_at(url: &str) -> Followed {
+    followed_with(url, "").await
+}
+
+/// As [`followed_at`], with `ddl` run on the tables before the install.
+async fn followed_with(url: &str, ddl: &'static str) -> Followed {
     let url = url.to_owned();
     common::create_integria_tables(&url).await;
+    if !ddl.is_empty() {
+        write(&common::integria_writer(&url).await, ddl).await;
+    }
     let mapping = Arc::new(Mapping::load("integria").unwrap());
     let db = MappedDb::connect(&url, &mapping).await.unwrap();
     db.install(&mapping).await.unwrap();
@@ -529,4 +537,87 @@ async fn a_killed_connection_and_a_crashed_server_lose_no_change() {
     .await;
     f.matches_a_full_read("after the server restarted").await;
     assert_eq!(f.full_loads(), 0, "the faults cost no full reload");
+}
+
+/// Foreign keys as some Integria releases declare them: a work unit's
+/// links go with it, a renamed login renames its work units, and a
+/// ticket's sub-tickets go with it.
+const CASCADES: &str = "
+ALTER TABLE tworkunit_incident ADD CONSTRAINT fk_link_unit FOREIGN KEY (id_workunit) REFERENCES tworkunit (id) ON UPDATE CASCADE ON DELETE CASCADE;
+ALTER TABLE tworkunit ADD CONSTRAINT fk_unit_user FOREIGN KEY (id_user) REFERENCES tusuario (id_usuario) ON UPDATE CASCADE;
+ALTER TABLE tincidencia MODIFY id_parent BIGINT UNSIGNED NULL, ADD CONSTRAINT fk_ticket_parent FOREIGN KEY (id_parent) REFERENCES tincidencia (id_incidencia) ON DELETE CASCADE;
+";
+
+#[tokio::test]
+async fn rows_changed_by_foreign_key_cascades_are_followed() {
+    let Some(url) = common::mysql_database("follow_cascades").await else {
+        return;
+    };
+    let f = followed_with(&url, CASCADES).await;
+    f.matches_a_full_read("the first load").await;
+    let steps: &[(&str, &str)] = &[
+        (
+            "a work unit on two tickets",
+            "INSERT INTO tworkunit (id, id_user) VALUES (1, 'olga'), (2, 'ext');\n\
+             INSERT INTO tworkunit_incident (id_incident, id_workunit) VALUES (1, 1), (2, 1), (2, 2);\n",
+        ),
+        (
+            "the work unit deleted: its links go by cascade",
+            "DELETE FROM tworkunit WHERE id = 1;\n",
+        ),
+        (
+            "a login renamed: its work units follow by cascade",
+            "UPDATE tusuario SET id_usuario = 'ext2' WHERE id_usuario = 'ext';\n",
+        ),
+        (
+            "a ticket with sub-tickets two levels down",
+            "INSERT INTO tincidencia (id_incidencia, id_creator, id_grupo, id_parent) VALUES (20, 'olga', 2, NULL);\n\
+             INSERT INTO tincidencia (id_incidencia, id_creator, id_grupo, id_parent) VALUES (21, 'olga', 2, 20);\n\
+             INSERT INTO tincidencia (id_incidencia, id_creator, id_grupo, id_parent) VALUES (22, 'olga', 3, 21);\n\
+             INSERT INTO tworkunit (id, id_user) VALUES (3, 'admin');\n\
+             INSERT INTO tworkunit_incident (id_incident, id_workunit) VALUES (22, 3);\n",
+        ),
+        (
+            "the top ticket deleted: the tree goes by cascade",
+            "DELETE FROM tincidencia WHERE id_incidencia = 20;\n",
+        ),
+    ];
+    for (step, sql) in steps {
+        write(&f.writer, sql).await;
+        f.matches_a_full_read(step).await;
+    }
+    assert_eq!(f.full_loads(), 0, "every cascade applies row by row");
+}
+
+#[tokio::test]
+async fn a_cascade_of_a_cascade_is_refused_naming_both_keys() {
+    let Some(url) = common::mysql_database("cascade_chain").await else {
+        return;
+    };
+    common::create_integria_tables(&url).await;
+    // Deleting a company deletes its users, whose deletion would delete
+    // their grants: no trigger of tusuario sees the second step.
+    write(
+        &common::integria_writer(&url).await,
+        "ALTER TABLE tusuario MODIFY id_company MEDIUMINT UNSIGNED NULL;\n\
+         ALTER TABLE tusuario ADD CONSTRAINT fk_user_company FOREIGN KEY (id_company) REFERENCES tcompany (id) ON DELETE CASCADE;\n\
+         ALTER TABLE tusuario_perfil ADD CONSTRAINT fk_grant_user FOREIGN KEY (id_usuario) REFERENCES tusuario (id_usuario) ON DELETE CASCADE;\n",
+    )
+    .await;
+    let mapping = Mapping::load("integria").unwrap();
+    let db = MappedDb::connect(&url, &mapping).await.unwrap();
+    let err = db.install(&mapping).await.unwrap_err().to_string();
+    assert!(
+        err.contains("foreign key `fk_grant_user` of `tusuario_perfil`")
+            && err.contains("foreign key `fk_user_company` of `tusuario`"),
+        "{err}"
+    );
+    // Nothing was created.
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'ticket\\_authz\\_%'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
 }

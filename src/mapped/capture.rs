@@ -90,7 +90,9 @@ fn json_image(table: &SourceTable, row: &str) -> String {
     let members: Vec<String> = table
         .captured_columns()
         .iter()
-        .map(|c| format!("'{c}', {row}.`{c}`"))
+        // As text, as the re-reads cast every value: a key from an image
+        // and a key from a re-read are then the same string.
+        .map(|c| format!("'{c}', CAST({row}.`{c}` AS CHAR)"))
         .collect();
     format!("JSON_OBJECT({})", members.join(", "))
 }
@@ -165,14 +167,18 @@ pub(super) async fn install(pool: &MySqlPool, mapping: &Mapping) -> Result<Insta
     // captured, which the revision bump below makes every follower reload
     // over).
     let mariadb = version.contains("MariaDB");
+    // Cascades that cannot be captured refuse the install before anything
+    // is created, as a bad mapping does.
+    let cascades = super::cascade::triggers(&mut conn, mapping, mariadb).await?;
     for sql in TABLES_SQL {
         execute(&mut conn, sql.to_owned()).await?;
     }
-    let wanted: Vec<String> = mapping
+    let mut wanted: Vec<String> = mapping
         .tables
         .keys()
         .flat_map(|t| trigger_names(t))
         .collect();
+    wanted.extend(cascades.iter().map(|c| c.name.clone()));
     let mut dropped = 0;
     for (name, _) in our_triggers(&mut conn).await? {
         let stale = !wanted.contains(&name);
@@ -187,6 +193,10 @@ pub(super) async fn install(pool: &MySqlPool, mapping: &Mapping) -> Result<Insta
             execute(&mut conn, sql).await?;
             count += 1;
         }
+    }
+    for cascade in cascades {
+        execute(&mut conn, cascade.sql).await?;
+        count += 1;
     }
     // One revision for the install itself, recorded as the pruned floor:
     // a follower of the old capture cannot know what changed under it.
@@ -274,6 +284,18 @@ pub(super) async fn verify(pool: &MySqlPool, mapping: &Mapping) -> Result<(), Ma
             return Err(MappedError::Capture(format!(
                 "--mapping {}: trigger {name} on `{table}` is missing; {hint}",
                 mapping.file
+            )));
+        }
+    }
+    // A foreign key added since the install changes rows unlogged.
+    for cascade in super::cascade::triggers(&mut conn, mapping, false).await? {
+        if !present
+            .iter()
+            .any(|(n, on)| *n == cascade.name && *on == cascade.table)
+        {
+            return Err(MappedError::Capture(format!(
+                "--mapping {}: trigger {} on `{}` (for a foreign key's cascade) is missing; {hint}",
+                mapping.file, cascade.name, cascade.table
             )));
         }
     }

@@ -13,6 +13,7 @@
 //! docs/mapping.md's status).
 
 mod capture;
+mod cascade;
 mod check;
 mod decode;
 mod reread;
