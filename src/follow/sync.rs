@@ -63,6 +63,14 @@ async fn next_batch<S: ChangeSource>(source: &mut S, store: &Store, applied: u64
             None
         }
         Ok(batch) => batch,
+        // The source found the data at a revision invalid while reading
+        // the batch: held back, as a failed build would be.
+        Err(SourceError::Invalid { revision, cause }) => {
+            metrics().refresh_error(RefreshError::HeldBack);
+            tracing::error!(revision, error = %cause, "changes held back: serving the last valid revision");
+            store.hold_back(revision, cause);
+            None
+        }
         Err(e) => {
             read_failed(&e);
             None

@@ -124,7 +124,6 @@ pub(super) async fn changes(
 ) -> Result<Outcome, MappedError> {
     let mut all: BTreeMap<&'static str, Rows> = BTreeMap::new();
     let mut done = Keys::new();
-    let mut appeared: HashSet<(Parent, String)> = HashSet::new();
     let mut gone_users: Vec<String> = Vec::new();
 
     // Parents until no new key turns up: an appearance can make rows of
@@ -167,7 +166,6 @@ pub(super) async fn changes(
                     if state.misses.ids.remove(&(parent, key.clone())) {
                         named.push(key.clone());
                     }
-                    appeared.insert((parent, key));
                 } else if was && !now {
                     if parent != Parent::Users {
                         return Ok(Outcome::Reload(Reload::Wide(format!(
@@ -256,7 +254,7 @@ pub(super) async fn changes(
     parents.resolve(&state.known, &mut state.misses);
     let children = Children::read(&all, html, &state.known, &mut state.misses).map_err(invalid)?;
     Ok(Outcome::Changes(assemble(
-        parents, children, &pending, &appeared, gone_users,
+        parents, children, &pending, gone_users,
     )))
 }
 
@@ -275,18 +273,17 @@ fn user_fields(u: User) -> UserFields {
     }
 }
 
-/// The changes, in an order each can apply in: what is new goes in
-/// first without its references (a new group's parent may be newer
-/// still, a new company's owner a new user), then every row whole;
-/// deleted users last, once nothing re-read names them.
+/// The changes, in an order each can apply in: groups and companies go
+/// in first without their references (a new group's parent may be newer
+/// still, a new company's owner a new user, two groups may swap places),
+/// then every row whole; deleted users last, once nothing re-read names
+/// them.
 fn assemble(
     parents: Parents,
     children: Children,
     pending: &Keys,
-    appeared: &HashSet<(Parent, String)>,
     gone_users: Vec<String>,
 ) -> Vec<Change> {
-    let is_new = |parent: Parent, id: &str| appeared.contains(&(parent, id.to_owned()));
     let keys = |entity: &str| pending.get(entity).into_iter().flatten();
     let mut out = Vec::new();
     for o in parents.organisations {
@@ -296,11 +293,9 @@ fn assemble(
             access: o.ticket_access,
         }));
     }
-    for g in parents
-        .groups
-        .iter()
-        .filter(|g| is_new(Parent::Groups, &g.id))
-    {
+    // Every group read again goes in without its parent first: two groups
+    // swapping places would otherwise close a loop halfway through.
+    for g in &parents.groups {
         out.push(Change::UpsertGroup(Group {
             parent: None,
             ..g.clone()
@@ -323,11 +318,7 @@ fn assemble(
             flags: flags.remove(profile.as_str()).unwrap_or_default(),
         });
     }
-    for c in parents
-        .companies
-        .iter()
-        .filter(|c| is_new(Parent::Companies, &c.id))
-    {
+    for c in &parents.companies {
         let mut bare = c.clone();
         bare.parent = None;
         bare.owner = None;
