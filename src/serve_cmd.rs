@@ -666,7 +666,7 @@ pub async fn prepare_database(url: &str, import: Option<&Path>) -> Result<Databa
 
 /// Connects to a mapped source and checks that its capture is this
 /// mapping's: `serve` never installs (exit 2 says to run `migrate`).
-async fn prepare_mapped(
+pub async fn prepare_mapped(
     url: &str,
     mapping: &crate::mapping::Mapping,
 ) -> Result<crate::mapped::MappedDb, (ExitCode, String)> {
@@ -685,7 +685,7 @@ async fn prepare_mapped(
 
 /// The first load and the follower of a mapped source: one source, so the
 /// follower continues from what the load read.
-fn mapped_source(
+pub fn mapped_source(
     db: crate::mapped::MappedDb,
     mapping: Arc<crate::mapping::Mapping>,
     interval: Duration,
