@@ -474,6 +474,7 @@ impl PrivateMariaDb {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let mut server = PrivateMariaDb {
             dir,
             port: free_port(),
@@ -492,6 +493,9 @@ impl PrivateMariaDb {
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--socket={}", self.dir.join("sock").display()))
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            // Its own temporary directory: a starting server clears the
+            // temporary tables it finds, and /tmp holds the shared one's.
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .args([
                 "--user=root",
