@@ -659,7 +659,7 @@ INSERT INTO tusuario (id_usuario, nombre_real, fecha_registro, direccion, nivel,
   ('ext', 'External', '0000-00-00 00:00:00', 'ext@customer.example', -1, 0, 1, 0),
   ('zed', 'Zed', '0000-00-00 00:00:00', '', 0, 1, 7, 0);
 INSERT INTO tusuario_perfil (id_usuario, id_perfil, id_grupo) VALUES
-  ('olga', 1, 2), ('olga', 2, 1), ('zed', 1, 2), ('gone', 1, 2), ('olga', 9, 2), ('olga', 1, 77);
+  ('olga', 1, 2), ('olga', 2, 1), ('zed', 1, 2), ('gone', 1, 2), ('olga', 9, 2), ('olga', 1, 77), ('', 1, 2);
 INSERT INTO tincidencia (id_incidencia, inicio, id_usuario, id_creator, editor, id_grupo, estado) VALUES
   (1, '2026-11-01 10:00:00', '', 'ext', '', 2, 3),
   (2, '0000-00-00 00:00:00', '', '', 'ext', 1, 1),
@@ -739,14 +739,14 @@ async fn the_integria_preset_loads_what_the_spec_page_maps() {
     assert_eq!(user("olga").kind, UserKind::Agent);
     assert_eq!(user("ext").kind, UserKind::EndUser);
     // References to what is gone, each counted: company 7 of zed, owner
-    // ghost of company 3, group 99 of group 4, three grants, ticket 3's
+    // ghost of company 3, group 99 of group 4, four grants (one of nobody), ticket 3's
     // creator, owner and group, and the work unit of `gone`.
     let counted: Vec<(&str, u64)> = loaded.unresolved.iter().map(|(e, n)| (*e, *n)).collect();
     assert_eq!(
         counted,
         [
             ("companies", 1),
-            ("grants", 3),
+            ("grants", 4),
             ("groups", 1),
             ("ticket_participants", 1),
             ("tickets", 3),

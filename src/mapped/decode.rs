@@ -206,12 +206,6 @@ impl Row<'_> {
         }
     }
 
-    /// An id the row cannot do without (its key, a link's ends).
-    fn required_id(&self, column: &'static str) -> Result<String, DecodeError> {
-        self.id(column)?
-            .ok_or_else(|| self.error(column, "empty or NULL"))
-    }
-
     fn text(&self, column: &str) -> Option<String> {
         let raw = self.raw(column)?;
         Some(if self.html {
@@ -335,8 +329,12 @@ impl Parents {
     pub fn read(rows: &BTreeMap<&'static str, Rows>, html: bool) -> Result<Parents, DecodeError> {
         let mut out = Parents::default();
         for row in each(rows, "organisations", html) {
+            // A row without an id is no row (source data is not ours to refuse).
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.organisations.push(Organisation {
-                id: row.required_id("id")?,
+                id,
                 name: row.text("name").unwrap_or_default(),
                 ticket_access: row.word("ticket_access", OrgAccess::Own, OrgAccess::parse)?,
                 domains: Vec::new(),
@@ -344,8 +342,12 @@ impl Parents {
             });
         }
         for row in each(rows, "groups", html) {
+            // A row without an id is no row (source data is not ours to refuse).
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.groups.push(Group {
-                id: row.required_id("id")?,
+                id,
                 name: row.text("name").unwrap_or_default(),
                 parent: row.id("parent_id")?,
                 propagate: row.boolean("propagate")?,
@@ -355,23 +357,35 @@ impl Parents {
             });
         }
         for row in each(rows, "profiles", html) {
+            // A row without an id is no row (source data is not ours to refuse).
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.profiles.push(Profile {
-                id: row.required_id("id")?,
+                id,
                 name: row.text("name").unwrap_or_default(),
                 flags: FlagSet::EMPTY,
             });
         }
         for row in each(rows, "companies", html) {
+            // A row without an id is no row (source data is not ours to refuse).
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.companies.push(Company {
-                id: row.required_id("id")?,
+                id,
                 name: row.text("name").unwrap_or_default(),
                 parent: row.id("parent_id")?,
                 owner: row.id("owner_id")?,
             });
         }
         for row in each(rows, "users", html) {
+            // A row without an id is no row (source data is not ours to refuse).
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.users.push(User {
-                id: row.required_id("id")?,
+                id,
                 email: email(row.text("email")),
                 name: row.text("name"),
                 created_at: row.time("created_at")?,
@@ -462,7 +476,10 @@ impl Children {
         let mut out = Children::default();
         let mut seen_flags = BTreeSet::new();
         for row in each(rows, "profile_flags", html) {
-            let profile = row.required_id("profile_id")?;
+            let Some(profile) = row.id("profile_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let flag = row.word("flag", Flag::IR, Flag::parse)?;
             if !r.has(Parent::Profiles, &profile) {
                 r.count(("profile_flags", &row.key()));
@@ -472,8 +489,14 @@ impl Children {
         }
         let mut seen_grants = BTreeSet::new();
         for row in each(rows, "grants", html) {
-            let user = row.required_id("user_id")?;
-            let profile = row.required_id("profile_id")?;
+            let Some(user) = row.id("user_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
+            let Some(profile) = row.id("profile_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let group = row.id("group_id")?;
             // Every end is looked up, so that each miss is noted.
             let u = r.has(Parent::Users, &user);
@@ -487,8 +510,14 @@ impl Children {
         }
         let mut seen = BTreeSet::new();
         for row in each(rows, "user_organisations", html) {
-            let user = row.required_id("user_id")?;
-            let org = row.required_id("organisation_id")?;
+            let Some(user) = row.id("user_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
+            let Some(org) = row.id("organisation_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let u = r.has(Parent::Users, &user);
             let o = r.has(Parent::Organisations, &org);
             if !(u && o) {
@@ -499,8 +528,14 @@ impl Children {
         }
         let mut seen = BTreeSet::new();
         for row in each(rows, "organisation_access_managers", html) {
-            let org = row.required_id("organisation_id")?;
-            let user = row.required_id("user_id")?;
+            let Some(org) = row.id("organisation_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
+            let Some(user) = row.id("user_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let o = r.has(Parent::Organisations, &org);
             let u = r.has(Parent::Users, &user);
             if !(u && o) {
@@ -511,7 +546,10 @@ impl Children {
         }
         let mut seen = BTreeSet::new();
         for row in each(rows, "organisation_domains", html) {
-            let org = row.required_id("organisation_id")?;
+            let Some(org) = row.id("organisation_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let domain = row.text("domain").unwrap_or_default().to_ascii_lowercase();
             let added_at = row.time("added_at")?;
             if !r.has(Parent::Organisations, &org) || domain.is_empty() {
@@ -521,8 +559,14 @@ impl Children {
             }
         }
         for row in each(rows, "partnerships", html) {
-            let partner = row.required_id("partner_id")?;
-            let client = row.required_id("client_id")?;
+            let Some(partner) = row.id("partner_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
+            let Some(client) = row.id("client_id")? else {
+                r.count((row.entity.name, &row.key()));
+                continue;
+            };
             let since = row.time("since")?;
             let p = r.has(Parent::Organisations, &partner);
             let c = r.has(Parent::Organisations, &client);
@@ -546,8 +590,11 @@ impl Children {
                 // No requester at all: nobody, and nothing unresolved.
                 None => String::new(),
             };
+            let Some(id) = row.id("id")? else {
+                continue;
+            };
             out.tickets.push(Ticket {
-                id: row.required_id("id")?,
+                id,
                 created_at: row.time("created_at")?,
                 requester,
                 organisation: r.id(
@@ -570,7 +617,10 @@ impl Children {
         for (entity, cc) in [("ticket_ccs", true), ("ticket_participants", false)] {
             let mut seen = BTreeSet::new();
             for row in each(rows, entity, html) {
-                let ticket = row.required_id("ticket_id")?;
+                let Some(ticket) = row.id("ticket_id")? else {
+                    r.count((row.entity.name, &row.key()));
+                    continue;
+                };
                 // A NULL person (an outer join's gap) is no row.
                 let Some(user) = row.id("user_id")? else {
                     continue;
