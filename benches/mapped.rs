@@ -312,6 +312,11 @@ fn main() {
     let poll = Duration::from_millis(env_or("MAPPED_POLL", 20));
     let n: usize = env_or("MAPPED_WRITES", 2000);
     let mapping = Arc::new(Mapping::load("integria").unwrap());
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if parts.contains("load") || parts.contains("lag") {
         let (url, db) = runtime.block_on(async {

@@ -6,7 +6,12 @@
 //! assignee, group, parent, owner or company is none, and grants, people
 //! and memberships naming something unknown count for nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+/// Ids are hashed millions of times in a load: foldhash, as the snapshot
+/// build does (seeded per process).
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::flags::{Flag, FlagSet};
 use crate::mapping::Entity;
@@ -474,7 +479,7 @@ impl Children {
     ) -> Result<Children, DecodeError> {
         let mut r = Resolve { known, misses };
         let mut out = Children::default();
-        let mut seen_flags = BTreeSet::new();
+        let mut seen_flags = HashSet::default();
         for row in each(rows, "profile_flags", html) {
             let Some(profile) = row.id("profile_id")? else {
                 r.count((row.entity.name, &row.key()));
@@ -487,7 +492,7 @@ impl Children {
                 out.profile_flags.push((profile, flag));
             }
         }
-        let mut seen_grants = BTreeSet::new();
+        let mut seen_grants = HashSet::default();
         for row in each(rows, "grants", html) {
             let Some(user) = row.id("user_id")? else {
                 r.count((row.entity.name, &row.key()));
@@ -508,7 +513,7 @@ impl Children {
                 out.grants.push((user, profile, group));
             }
         }
-        let mut seen = BTreeSet::new();
+        let mut seen = HashSet::default();
         for row in each(rows, "user_organisations", html) {
             let Some(user) = row.id("user_id")? else {
                 r.count((row.entity.name, &row.key()));
@@ -526,7 +531,7 @@ impl Children {
                 out.memberships.push((user, org));
             }
         }
-        let mut seen = BTreeSet::new();
+        let mut seen = HashSet::default();
         for row in each(rows, "organisation_access_managers", html) {
             let Some(org) = row.id("organisation_id")? else {
                 r.count((row.entity.name, &row.key()));
@@ -544,7 +549,7 @@ impl Children {
                 out.access_managers.push((org, user));
             }
         }
-        let mut seen = BTreeSet::new();
+        let mut seen = HashSet::default();
         for row in each(rows, "organisation_domains", html) {
             let Some(org) = row.id("organisation_id")? else {
                 r.count((row.entity.name, &row.key()));
@@ -615,7 +620,7 @@ impl Children {
         }
         out.tickets.dedup_ids();
         for (entity, cc) in [("ticket_ccs", true), ("ticket_participants", false)] {
-            let mut seen = BTreeSet::new();
+            let mut seen = HashSet::default();
             for row in each(rows, entity, html) {
                 let Some(ticket) = row.id("ticket_id")? else {
                     r.count((row.entity.name, &row.key()));
@@ -668,7 +673,7 @@ pub fn dataset(
     for p in &mut profiles {
         p.flags = flags.remove(&p.id).unwrap_or_default();
     }
-    let user_at: BTreeMap<String, usize> = users
+    let user_at: HashMap<String, usize> = users
         .iter()
         .enumerate()
         .map(|(i, u)| (u.id.clone(), i))
@@ -686,7 +691,7 @@ pub fn dataset(
             u.organisations.push(org);
         }
     }
-    let org_at: BTreeMap<String, usize> = organisations
+    let org_at: HashMap<String, usize> = organisations
         .iter()
         .enumerate()
         .map(|(i, o)| (o.id.clone(), i))
@@ -702,7 +707,7 @@ pub fn dataset(
         }
     }
     let mut tickets = children.tickets;
-    let ticket_at: BTreeMap<String, usize> = tickets
+    let ticket_at: HashMap<String, usize> = tickets
         .iter()
         .enumerate()
         .map(|(i, t)| (t.id.clone(), i))
@@ -742,7 +747,7 @@ macro_rules! dedup_by_id {
     ($($t:ty),*) => {$(
         impl Dedup for Vec<$t> {
             fn dedup_ids(&mut self) {
-                let mut seen = HashSet::new();
+                let mut seen = HashSet::default();
                 self.retain(|x| seen.insert(x.id.clone()));
             }
         }

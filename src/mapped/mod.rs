@@ -197,7 +197,13 @@ impl MappedDb {
         let group_tables = cycle_tables("group");
         let company_tables = cycle_tables("company");
         tokio::task::spawn_blocking(move || {
-            let mut snapshot = Snapshot::build(&read.dataset).map_err(|e| {
+            let started = std::time::Instant::now();
+            let built = Snapshot::build(&read.dataset);
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot built"
+            );
+            let mut snapshot = built.map_err(|e| {
                 let cause = match &e {
                     crate::snapshot::SnapshotError::Cycle { entity, .. } => {
                         let tables = if *entity == "group" {
@@ -239,11 +245,13 @@ impl MappedDb {
         tx.commit().await?;
         let html = mapping.html_names;
         tokio::task::spawn_blocking(move || {
-            let (dataset, known, misses) =
-                decode::dataset(&all, html).map_err(|e| MappedError::Invalid {
-                    revision,
-                    cause: e.to_string(),
-                })?;
+            let started = std::time::Instant::now();
+            let decoded = decode::dataset(&all, html);
+            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "decoded");
+            let (dataset, known, misses) = decoded.map_err(|e| MappedError::Invalid {
+                revision,
+                cause: e.to_string(),
+            })?;
             Ok(Read {
                 revision,
                 dataset,

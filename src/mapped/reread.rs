@@ -125,6 +125,12 @@ pub(super) async fn changes(
     let mut all: BTreeMap<&'static str, Rows> = BTreeMap::new();
     let mut done = Keys::new();
     let mut gone_users: Vec<String> = Vec::new();
+    // What the batch does to the state, applied once every read is done:
+    // a read that fails half-way leaves the state as it was, so the next
+    // poll starts this batch again instead of a full reload. Each key is
+    // decided once per batch, so the state before it is what counts.
+    let mut appeared: Vec<(Parent, String)> = Vec::new();
+    let mut gone_ids: Vec<(Parent, String)> = Vec::new();
 
     // Parents until no new key turns up: an appearance can make rows of
     // other parents worth reading again (a group's subgroups, a company's
@@ -162,19 +168,17 @@ pub(super) async fn changes(
                 let was = state.known.contains(parent, &key);
                 let now = present.contains(&key);
                 if now && !was {
-                    state.known.insert(parent, key.clone());
-                    if state.misses.ids.remove(&(parent, key.clone())) {
+                    if state.misses.ids.contains(&(parent, key.clone())) {
                         named.push(key.clone());
                     }
+                    appeared.push((parent, key));
                 } else if was && !now {
                     if parent != Parent::Users {
                         return Ok(Outcome::Reload(Reload::Wide(format!(
                             "{entity} `{key}` was deleted"
                         ))));
                     }
-                    state.known.remove(parent, &key);
-                    // Rows still naming it are read again if it returns.
-                    state.misses.ids.insert((parent, key.clone()));
+                    gone_ids.push((parent, key.clone()));
                     gone.push(key);
                 }
             }
@@ -244,6 +248,15 @@ pub(super) async fn changes(
         revision,
         cause: e.to_string(),
     };
+    for (parent, key) in appeared {
+        state.misses.ids.remove(&(parent, key.clone()));
+        state.known.insert(parent, key);
+    }
+    for (parent, key) in gone_ids {
+        state.known.remove(parent, &key);
+        // Rows still naming it are read again if it returns.
+        state.misses.ids.insert((parent, key));
+    }
     for (entity, keys) in &pending {
         for key in keys {
             state.misses.forget(entity, key);

@@ -64,7 +64,14 @@ pub(super) async fn read_all(
     let mut out = BTreeMap::new();
     for (name, query) in &mapping.entities {
         let cols = columns.get(name).cloned().unwrap_or_default();
+        let started = std::time::Instant::now();
         let rows = fetch(conn, select_sql(query, &cols, None), &[]).await?;
+        tracing::debug!(
+            entity = name,
+            rows = rows.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read"
+        );
         out.insert(
             *name,
             Rows {

@@ -119,12 +119,12 @@ impl MappedSource {
         }
         // The state must describe the served snapshot; after a failed
         // apply or a held-back load it may not, and a full read resets it.
-        let Some(mut state) = self.state.take().filter(|s| s.at == after) else {
+        if self.state.as_ref().is_none_or(|s| s.at != after) {
             return reload(
                 Reload::Wide("the follower's view of the source starts again".to_owned()),
                 revision,
             );
-        };
+        }
         let rows = sqlx::query(
             "SELECT table_name, old_row, new_row, CAST(changed_at AS DOUBLE) \
              FROM ticket_authz_changes WHERE revision > ? AND revision <= ? ORDER BY revision",
@@ -151,12 +151,29 @@ impl MappedSource {
             Ok(keys) => keys,
             Err(why) => return reload(why, revision),
         };
-        let outcome = reread::changes(&mut tx, &self.mapping, &mut state, keys, revision).await?;
-        tx.commit().await?;
+        let Some(state) = self.state.as_mut() else {
+            return reload(Reload::Wide("no state".to_owned()), revision);
+        };
+        // A failed read leaves the state untouched (the batch is read again
+        // on the next poll); a batch that does not decode is held back,
+        // and what the state holds then is not the served snapshot's.
+        let outcome = match reread::changes(&mut tx, &self.mapping, state, keys, revision).await {
+            Err(e @ MappedError::Invalid { .. }) => {
+                self.state = None;
+                return Err(e);
+            }
+            other => other?,
+        };
+        if let Err(e) = tx.commit().await {
+            // The state moved on with a batch that is not applied.
+            self.state = None;
+            return Err(e.into());
+        }
         match outcome {
             Outcome::Changes(changes) => {
-                state.at = revision;
-                self.state = Some(state);
+                if let Some(state) = self.state.as_mut() {
+                    state.at = revision;
+                }
                 self.export_unresolved();
                 Ok(Some(Batch {
                     revision,
@@ -258,8 +275,6 @@ impl ChangeSource for MappedSource {
     }
 
     async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
-        // A batch cut short after taking the state leaves none, so the
-        // next read starts again from a full load.
         self.batch(after).await.map_err(SourceError::from)
     }
 

@@ -458,10 +458,13 @@ impl PrivateMariaDb {
         }
         let dir = std::env::temp_dir().join(format!("ta-mariadb-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        // The bootstrap server gets the private tmpdir too (the script
+        // passes what it does not know on to mariadbd).
         let out = std::process::Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .args([
                 "--user=root",
                 "--auth-root-authentication-method=normal",
@@ -474,7 +477,6 @@ impl PrivateMariaDb {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let mut server = PrivateMariaDb {
             dir,
             port: free_port(),
