@@ -150,9 +150,6 @@ impl Mapping {
         file::parse(file, text)
     }
 
-    /// What the capture records (each table and its columns), stored
-    /// with the capture so that `serve` can tell a capture installed for
-    /// another mapping.
     /// The source tables whose rules determine `entity`, for messages
     /// and metrics that name where data came from.
     pub fn tables_of(&self, entity: &str) -> Vec<&str> {
@@ -163,6 +160,9 @@ impl Mapping {
             .collect()
     }
 
+    /// What the capture records (each table and its columns), stored
+    /// with the capture so that `serve` can tell a capture installed for
+    /// another mapping.
     pub fn capture_spec(&self) -> String {
         let mut text = String::new();
         for table in self.tables.values() {
