@@ -39,6 +39,13 @@ fn read_failed(error: &SourceError) {
     tracing::warn!(error = %error, "reading the changes failed; retrying on the next wake-up");
 }
 
+/// Keeps serving the last valid revision while `revision` is invalid.
+fn hold_back(store: &Store, revision: u64, cause: String) {
+    metrics().refresh_error(RefreshError::HeldBack);
+    tracing::error!(revision, error = %cause, "changes held back: serving the last valid revision");
+    store.hold_back(revision, cause);
+}
+
 /// The next batch to apply, or `None` when there is nothing to do: nothing
 /// newer, a failed read, or only the held-back revision again.
 async fn next_batch<S: ChangeSource>(source: &mut S, store: &Store, applied: u64) -> Option<Batch> {
@@ -66,9 +73,7 @@ async fn next_batch<S: ChangeSource>(source: &mut S, store: &Store, applied: u64
         // The source found the data at a revision invalid while reading
         // the batch: held back, as a failed build would be.
         Err(SourceError::Invalid { revision, cause }) => {
-            metrics().refresh_error(RefreshError::HeldBack);
-            tracing::error!(revision, error = %cause, "changes held back: serving the last valid revision");
-            store.hold_back(revision, cause);
+            hold_back(store, revision, cause);
             None
         }
         Err(e) => {
@@ -198,9 +203,7 @@ async fn sync<S: ChangeSource>(source: &mut S, store: &Store) {
             }
             Err(SourceError::Invalid { revision, cause }) => {
                 let held = revision.max(batch.revision);
-                metrics().refresh_error(RefreshError::HeldBack);
-                tracing::error!(revision = held, error = %cause, "changes held back: serving the last valid revision");
-                store.hold_back(held, cause);
+                hold_back(store, held, cause);
                 return;
             }
             Err(e @ SourceError::Read(_)) => {
