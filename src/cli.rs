@@ -279,7 +279,7 @@ pub fn main() -> ExitCode {
             database_url,
             older_than,
         } => run_async("prune", async move {
-            if database_url.starts_with("mysql://") || database_url.starts_with("mariadb://") {
+            if crate::mapped::is_mysql_url(&database_url) {
                 let db = crate::mapped::MappedDb::connect_url(&database_url)
                     .await
                     .map_err(|e| e.to_string())?;

@@ -492,7 +492,7 @@ impl ServeArgs {
                 "required with --mapping: the helpdesk's database (mysql://…)",
             ));
         };
-        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+        if !crate::mapped::is_mysql_url(url) {
             return Err(config_error(
                 "--database-url",
                 format!(

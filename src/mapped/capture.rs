@@ -141,7 +141,7 @@ END"
 
 /// DDL built from names the server returned: only plain identifiers are
 /// ever written back into a statement.
-fn plain(name: &str) -> bool {
+pub(super) fn plain(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use sqlx::mysql::MySqlConnection;
 
 use super::MappedError;
+use super::capture::plain;
 use crate::mapping::Mapping;
 
 /// What a foreign key does to its child rows.
@@ -64,10 +65,6 @@ pub(super) struct Trigger {
     pub name: String,
     pub table: String,
     pub sql: String,
-}
-
-fn plain(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 async fn keys(conn: &mut MySqlConnection) -> Result<Vec<Key>, MappedError> {

@@ -36,6 +36,12 @@ use crate::db::{Pruned, redact};
 use crate::mapping::{Database, Mapping, MappingError};
 use crate::snapshot::Snapshot;
 
+/// Whether `url` names a MariaDB/MySQL database, the one kind of mapped
+/// source there is today.
+pub fn is_mysql_url(url: &str) -> bool {
+    url.starts_with("mysql://") || url.starts_with("mariadb://")
+}
+
 /// Why a mapped source could not be used; nothing was installed.
 #[derive(Debug, thiserror::Error)]
 pub enum MappedError {
@@ -102,7 +108,7 @@ impl MappedDb {
         let redacted = redact(url);
         match mapping.database {
             Database::Postgres => return Err(MappedError::PostgresNotYet(mapping.file.clone())),
-            Database::MySql if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) => {
+            Database::MySql if !is_mysql_url(url) => {
                 return Err(if url.contains("://") {
                     MappedError::WrongDatabase {
                         file: mapping.file.clone(),
@@ -122,7 +128,7 @@ impl MappedDb {
     /// mapping: pruning the capture's log).
     pub async fn connect_url(url: &str) -> Result<MappedDb, MappedError> {
         let redacted = redact(url);
-        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+        if !is_mysql_url(url) {
             return Err(MappedError::Url(redacted));
         }
         let url = url.replacen("mariadb://", "mysql://", 1);
@@ -186,16 +192,8 @@ impl MappedDb {
         let read = self.read(mapping).await?;
         let revision = read.revision;
         // A cycle is in the source's rows: the message names the tables.
-        let cycle_tables = |entity: &str| {
-            let ours = match entity {
-                "group" => "groups",
-                "company" => "companies",
-                other => other,
-            };
-            mapping.tables_of(ours).join(", ")
-        };
-        let group_tables = cycle_tables("group");
-        let company_tables = cycle_tables("company");
+        let group_tables = mapping.tables_of("groups").join(", ");
+        let company_tables = mapping.tables_of("companies").join(", ");
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let built = Snapshot::build(&read.dataset);

@@ -119,12 +119,12 @@ impl MappedSource {
         }
         // The state must describe the served snapshot; after a failed
         // apply or a held-back load it may not, and a full read resets it.
-        if self.state.as_ref().is_none_or(|s| s.at != after) {
+        let Some(state) = self.state.as_mut().filter(|s| s.at == after) else {
             return reload(
                 Reload::Wide("the follower's view of the source starts again".to_owned()),
                 revision,
             );
-        }
+        };
         let rows = sqlx::query(
             "SELECT table_name, old_row, new_row, CAST(changed_at AS DOUBLE) \
              FROM ticket_authz_changes WHERE revision > ? AND revision <= ? ORDER BY revision",
@@ -151,9 +151,6 @@ impl MappedSource {
             Ok(keys) => keys,
             Err(why) => return reload(why, revision),
         };
-        let Some(state) = self.state.as_mut() else {
-            return reload(Reload::Wide("no state".to_owned()), revision);
-        };
         // A failed read leaves the state untouched (the batch is read again
         // on the next poll); a batch that does not decode is held back,
         // and what the state holds then is not the served snapshot's.
@@ -171,9 +168,7 @@ impl MappedSource {
         }
         match outcome {
             Outcome::Changes(changes) => {
-                if let Some(state) = self.state.as_mut() {
-                    state.at = revision;
-                }
+                state.at = revision;
                 self.export_unresolved();
                 Ok(Some(Batch {
                     revision,
