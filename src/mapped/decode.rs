@@ -145,6 +145,34 @@ impl Resolve<'_> {
         self.misses.count(holder, key);
     }
 
+    /// Counts a reference `row` lost.
+    fn lost(&mut self, row: &Row<'_>) {
+        self.count((row.entity.name, &row.key()));
+    }
+
+    /// A link row's two ends, each to be a known id of its parent; `None`,
+    /// counted, when either is missing or unknown. Both ends are looked
+    /// up, so that each miss is noted.
+    fn pair(
+        &mut self,
+        row: &Row<'_>,
+        (a, of_a): (&'static str, Parent),
+        (b, of_b): (&'static str, Parent),
+    ) -> Result<Option<(String, String)>, DecodeError> {
+        let (Some(x), Some(y)) = (row.id(a)?, row.id(b)?) else {
+            self.lost(row);
+            return Ok(None);
+        };
+        let known_x = self.has(of_a, &x);
+        let known_y = self.has(of_b, &y);
+        if known_x && known_y {
+            Ok(Some((x, y)))
+        } else {
+            self.lost(row);
+            Ok(None)
+        }
+    }
+
     /// Whether `id` is known; if not, the miss is noted (not counted).
     fn has(&mut self, parent: Parent, id: &str) -> bool {
         let known = self.known.contains(parent, id);
@@ -482,108 +510,77 @@ impl Children {
         let mut seen_flags = HashSet::default();
         for row in each(rows, "profile_flags", html) {
             let Some(profile) = row.id("profile_id")? else {
-                r.count((row.entity.name, &row.key()));
+                r.lost(&row);
                 continue;
             };
             let flag = row.word("flag", Flag::IR, Flag::parse)?;
             if !r.has(Parent::Profiles, &profile) {
-                r.count(("profile_flags", &row.key()));
+                r.lost(&row);
             } else if seen_flags.insert((profile.clone(), flag)) {
                 out.profile_flags.push((profile, flag));
             }
         }
         let mut seen_grants = HashSet::default();
         for row in each(rows, "grants", html) {
-            let Some(user) = row.id("user_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let Some(profile) = row.id("profile_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
+            // The group is looked up first, so that its miss is noted even
+            // when the user or profile is unknown too.
             let group = row.id("group_id")?;
-            // Every end is looked up, so that each miss is noted.
-            let u = r.has(Parent::Users, &user);
-            let p = r.has(Parent::Profiles, &profile);
-            let g = group.as_ref().is_none_or(|g| r.has(Parent::Groups, g));
-            if !(u && p && g) {
-                r.count(("grants", &row.key()));
+            let group_known = group.as_ref().is_none_or(|g| r.has(Parent::Groups, g));
+            let user = ("user_id", Parent::Users);
+            let Some((user, profile)) = r.pair(&row, user, ("profile_id", Parent::Profiles))?
+            else {
+                continue;
+            };
+            if !group_known {
+                r.lost(&row);
             } else if seen_grants.insert((user.clone(), profile.clone(), group.clone())) {
                 out.grants.push((user, profile, group));
             }
         }
         let mut seen = HashSet::default();
         for row in each(rows, "user_organisations", html) {
-            let Some(user) = row.id("user_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let Some(org) = row.id("organisation_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let u = r.has(Parent::Users, &user);
-            let o = r.has(Parent::Organisations, &org);
-            if !(u && o) {
-                r.count(("user_organisations", &row.key()));
-            } else if seen.insert((user.clone(), org.clone())) {
-                out.memberships.push((user, org));
+            let link = ("user_id", Parent::Users);
+            if let Some(pair) = r.pair(&row, link, ("organisation_id", Parent::Organisations))?
+                && seen.insert(pair.clone())
+            {
+                out.memberships.push(pair);
             }
         }
         let mut seen = HashSet::default();
         for row in each(rows, "organisation_access_managers", html) {
-            let Some(org) = row.id("organisation_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let Some(user) = row.id("user_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let o = r.has(Parent::Organisations, &org);
-            let u = r.has(Parent::Users, &user);
-            if !(u && o) {
-                r.count(("organisation_access_managers", &row.key()));
-            } else if seen.insert((org.clone(), user.clone())) {
-                out.access_managers.push((org, user));
+            let link = ("organisation_id", Parent::Organisations);
+            if let Some(pair) = r.pair(&row, link, ("user_id", Parent::Users))?
+                && seen.insert(pair.clone())
+            {
+                out.access_managers.push(pair);
             }
         }
         let mut seen = HashSet::default();
         for row in each(rows, "organisation_domains", html) {
             let Some(org) = row.id("organisation_id")? else {
-                r.count((row.entity.name, &row.key()));
+                r.lost(&row);
                 continue;
             };
             let domain = row.text("domain").unwrap_or_default().to_ascii_lowercase();
             let added_at = row.time("added_at")?;
             if !r.has(Parent::Organisations, &org) || domain.is_empty() {
-                r.count(("organisation_domains", &row.key()));
+                r.lost(&row);
             } else if seen.insert((org.clone(), domain.clone())) {
                 out.domains.push((org, Domain { domain, added_at }));
             }
         }
         for row in each(rows, "partnerships", html) {
-            let Some(partner) = row.id("partner_id")? else {
-                r.count((row.entity.name, &row.key()));
+            let orgs = ("partner_id", Parent::Organisations);
+            let Some((partner, client)) =
+                r.pair(&row, orgs, ("client_id", Parent::Organisations))?
+            else {
                 continue;
             };
-            let Some(client) = row.id("client_id")? else {
-                r.count((row.entity.name, &row.key()));
-                continue;
-            };
-            let since = row.time("since")?;
-            let p = r.has(Parent::Organisations, &partner);
-            let c = r.has(Parent::Organisations, &client);
-            if p && c {
-                out.partnerships.push(Partnership {
-                    partner,
-                    client,
-                    since,
-                });
-            } else {
-                r.count(("partnerships", &row.key()));
-            }
+            out.partnerships.push(Partnership {
+                partner,
+                client,
+                since: row.time("since")?,
+            });
         }
         for row in each(rows, "tickets", html) {
             let requester = match row.id("requester_id")? {
@@ -623,7 +620,7 @@ impl Children {
             let mut seen = HashSet::default();
             for row in each(rows, entity, html) {
                 let Some(ticket) = row.id("ticket_id")? else {
-                    r.count((row.entity.name, &row.key()));
+                    r.lost(&row);
                     continue;
                 };
                 // A NULL person (an outer join's gap) is no row.
