@@ -871,16 +871,7 @@ async fn serve_follows_the_helpdesk_and_min_revision_waits_for_a_write() {
 
 /// The value of one series on the metrics page at `addr`.
 fn unresolved(addr: &str, series: &str) -> Option<f64> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    common::metrics_page(addr)
         .lines()
         .filter_map(|l| l.rsplit_once(' '))
         .find(|(s, _)| *s == series)

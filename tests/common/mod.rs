@@ -148,8 +148,14 @@ pub async fn mysql_database(name: &str) -> Option<String> {
         return None;
     };
     let db = format!("ta_{name}_{}", std::process::id());
-    let pool = sqlx::MySqlPool::connect(&admin).await.unwrap();
-    // The name is built from a test name and a number: safe to splice.
+    Some(create_mysql_database(&admin, &db).await)
+}
+
+/// Creates (or re-creates) database `db` as Integria's are (utf8mb4,
+/// case-insensitive) through `admin`; its URL. `db` is built by the tests
+/// from their own names and numbers: safe to splice.
+async fn create_mysql_database(admin: &str, db: &str) -> String {
+    let pool = sqlx::MySqlPool::connect(admin).await.unwrap();
     for sql in [
         format!("DROP DATABASE IF EXISTS {db}"),
         format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"),
@@ -160,7 +166,7 @@ pub async fn mysql_database(name: &str) -> Option<String> {
             .unwrap();
     }
     pool.close().await;
-    Some(with_database(&admin, &db))
+    with_database(admin, db)
 }
 
 /// The URL `admin` with its database replaced by `db`.
@@ -532,16 +538,7 @@ impl PrivateMariaDb {
     /// The admin URL of a new database `db` on this server.
     pub async fn database(&self, db: &str) -> String {
         let admin = format!("mysql://root@127.0.0.1:{}/mysql", self.port);
-        let pool = sqlx::MySqlPool::connect(&admin).await.unwrap();
-        // A test's own constant name: safe to splice.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        with_database(&admin, db)
+        create_mysql_database(&admin, db).await
     }
 }
 
@@ -550,4 +547,19 @@ impl Drop for PrivateMariaDb {
         self.crash();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The page a `--metrics-listen` address serves at `/metrics`, headers
+/// included.
+pub fn metrics_page(addr: impl std::net::ToSocketAddrs) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
