@@ -113,11 +113,6 @@ async fn fill(pool: &MySqlPool, tickets: usize) {
     }
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
-
 /// Full loads of the mapping, timed one by one.
 async fn load(db: &MappedDb, mapping: &Mapping, tickets: usize, runs: usize) {
     for run in 1..=runs {
@@ -216,9 +211,9 @@ async fn lag(pool: &MySqlPool, server: &str, changes: usize, poll: Duration) {
     println!(
         "mapped/lag (poll {} ms): {changes} commits, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         poll.as_millis(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
+        support::percentile_ms(&latencies, 0.5),
+        support::percentile_ms(&latencies, 0.99),
+        support::percentile_ms(&latencies, 1.0),
     );
 }
 

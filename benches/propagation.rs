@@ -89,10 +89,7 @@ async fn propagate(
 
 fn report(name: &str, mut latencies: Vec<Duration>) {
     latencies.sort();
-    let at = |q: f64| {
-        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1e3
-    };
+    let at = |q: f64| support::percentile_ms(&latencies, q);
     println!(
         "propagation/{name}: {} commits, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),

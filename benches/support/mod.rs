@@ -25,6 +25,12 @@ pub fn proc_status_bytes(field: &str) -> u64 {
     kb * 1024
 }
 
+/// The `q` quantile of `sorted` latencies in milliseconds (nearest rank).
+pub fn percentile_ms(sorted: &[std::time::Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
 /// The admin URL with its database name replaced (its query kept).
 pub fn database_url(admin: &str, name: &str) -> String {
     let host_start = admin.find("://").map_or(0, |i| i + 3);
