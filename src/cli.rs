@@ -279,12 +279,18 @@ pub fn main() -> ExitCode {
             database_url,
             older_than,
         } => run_async("prune", async move {
-            if crate::mapped::is_mysql_url(&database_url) {
+            // A helpdesk's database with a mapping's capture: its log is
+            // pruned where it is, and nothing of our schema is created.
+            if crate::mapped::url_database(&database_url).is_some() {
                 let db = crate::mapped::MappedDb::connect_url(&database_url)
                     .await
                     .map_err(|e| e.to_string())?;
-                let pruned = db.prune(older_than).await.map_err(|e| e.to_string())?;
-                return Ok(pruned_line(pruned));
+                if db.has_capture().await.map_err(|e| e.to_string())? {
+                    let pruned = db.prune(older_than).await.map_err(|e| e.to_string())?;
+                    db.close().await;
+                    return Ok(pruned_line(pruned));
+                }
+                db.close().await;
             }
             let db = crate::db::Database::connect(&database_url)
                 .await

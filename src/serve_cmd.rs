@@ -482,22 +482,24 @@ impl ServeArgs {
         }
         let mapping = crate::mapping::Mapping::load(name)
             .map_err(|e| config_error("--mapping", e.to_string()))?;
-        if mapping.database == crate::mapping::Database::Postgres {
-            let e = crate::mapped::MappedError::PostgresNotYet(mapping.file.clone());
-            return Err(config_error("--mapping", e.to_string()));
-        }
+        let wanted = match mapping.database {
+            crate::mapping::Database::MySql => "a MariaDB/MySQL database (mysql://…)",
+            crate::mapping::Database::Postgres => "a PostgreSQL database (postgres://…)",
+        };
         let Some(url) = &self.database_url else {
             return Err(config_error(
                 "--database-url",
-                "required with --mapping: the helpdesk's database (mysql://…)",
+                format!("required with --mapping: the helpdesk's database, {wanted}"),
             ));
         };
-        if !crate::mapped::is_mysql_url(url) {
+        if crate::mapped::url_database(url) != Some(mapping.database) {
             return Err(config_error(
                 "--database-url",
                 format!(
-                    "`{}`: --mapping needs a MariaDB/MySQL database (mysql://…)",
-                    db::redact(url)
+                    "`{}`: mapping {} is for {}; it needs {wanted}",
+                    db::redact(url),
+                    mapping.file,
+                    mapping.database.name()
                 ),
             ));
         }

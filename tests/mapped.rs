@@ -278,7 +278,7 @@ async fn writes_are_captured_under_an_empty_and_a_strict_sql_mode() {
         conn.close().await.unwrap();
     }
     let image = |id: &str| Some(format!(r#"{{"id_usuario": "{id}"}}"#));
-    let got: Vec<_> = log(db.pool())
+    let got: Vec<_> = log(db.mysql_pool().unwrap())
         .await
         .into_iter()
         .map(|(_, t, op, old, new)| (t, op, old, new))
@@ -475,23 +475,6 @@ async fn prune_deletes_old_changes_and_raises_the_floor() {
 }
 
 /// Runs `migrate --mapping FILE` with `yaml`; its error output.
-fn migrate_refused(url: &str, dir: &std::path::Path, yaml: &str) -> String {
-    let file = dir.join("mapping.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let out = common::bin()
-        .args([
-            "migrate",
-            "--mapping",
-            file.to_str().unwrap(),
-            "--database-url",
-            url,
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "accepted:\n{yaml}");
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
-
 #[tokio::test]
 async fn a_mapping_is_refused_against_the_live_tables_with_file_line_and_member() {
     let Some(url) = common::mysql_database("bad_live").await else {
@@ -609,7 +592,7 @@ async fn a_mapping_is_refused_against_the_live_tables_with_file_line_and_member(
         ),
     ];
     for (yaml, want) in cases {
-        let err = migrate_refused(&url, &dir, &yaml);
+        let err = common::migrate_refused(&url, &dir.join("mapping.yaml"), &yaml);
         assert!(
             err.starts_with(&format!("ticket-authz migrate: {want}")),
             "want {want}\n got {err}"

@@ -7,19 +7,15 @@
 
 mod common;
 
+use fastrand::Rng;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{Executor, MySqlPool};
-use ticket_authz::core::{
-    self, Action, ActionInput, CheckRequest, Context, TicketFilter, ticket_viewers_after,
-    visible_tickets_after,
-};
 use ticket_authz::follow::{self, ChangeSource};
 use ticket_authz::mapped::{MappedDb, MappedSource};
 use ticket_authz::mapping::Mapping;
-use ticket_authz::model::Dataset;
-use ticket_authz::snapshot::Snapshot;
 use ticket_authz::store::Store;
 use tokio::sync::watch;
 
@@ -94,102 +90,13 @@ async fn write(pool: &MySqlPool, sql: &'static str) {
 }
 
 impl Followed {
-    /// Waits until the served revision reaches the source's, then checks
-    /// the served answers against a full read.
     async fn matches_a_full_read(&self, step: &str) {
-        let revision = self.db.revision().await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let served = loop {
-            let served = self.store.current().unwrap();
-            if served.revision() >= revision {
-                break served;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{step}: still at revision {} of {revision} (held back: {:?})",
-                served.revision(),
-                self.store.held_back()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        assert!(self.store.held_back().is_none(), "{step}: held back");
-        let read = self.db.read(&self.mapping).await.unwrap();
-        assert_eq!(
-            read.revision,
-            served.revision(),
-            "{step}: writes after the step"
-        );
-        let mut fresh = Snapshot::build(&read.dataset).unwrap();
-        fresh.set_revision(read.revision);
-        assert_eq!(served.stats(), fresh.stats(), "{step}: entity counts");
-        let (a, b) = (
-            answers(&served, &read.dataset),
-            answers(&fresh, &read.dataset),
-        );
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x, y, "{step}: served (left) against a full read (right)");
-        }
-        assert_eq!(a.len(), b.len());
+        common::mapped::matches_a_full_read(&self.db, &self.mapping, &self.store, step).await;
     }
 
     fn full_loads(&self) -> u64 {
         self.store.full_loads()
     }
-}
-
-/// Every decision Integria's screens ask for, on every user and ticket
-/// the full read holds: view, comment, edit; each user's visible tickets;
-/// each ticket's viewers; the IR/IW flags on every group.
-fn answers(snap: &Snapshot, data: &Dataset) -> Vec<String> {
-    let now = Context::at(common::now(snap));
-    let mut out = Vec::new();
-    let (all, _) = visible_tickets_after(snap, "admin", &TicketFilter::default(), None, 100_000);
-    out.push(format!("tickets {all:?}"));
-    for user in &data.users {
-        for ticket in &data.tickets {
-            for action in [Action::View, Action::Comment, Action::Edit] {
-                let req = CheckRequest {
-                    user: &user.id,
-                    action: ActionInput::Known(action),
-                    ticket: &ticket.id,
-                    ..CheckRequest::default()
-                };
-                let d = core::check(snap, &req, now).unwrap();
-                out.push(format!(
-                    "{} {} {}: {} {:?}",
-                    user.id,
-                    action.name(),
-                    ticket.id,
-                    d.allowed,
-                    d.reason
-                ));
-            }
-        }
-        for group in &data.groups {
-            for flag in ["IR", "IW", "IM"] {
-                let req = CheckRequest {
-                    user: &user.id,
-                    action: ActionInput::Known(Action::HasFlag),
-                    group: &group.id,
-                    flag,
-                    ..CheckRequest::default()
-                };
-                let d = core::check(snap, &req, now).unwrap();
-                out.push(format!(
-                    "{} {flag} on {}: {} {:?}",
-                    user.id, group.id, d.allowed, d.reason
-                ));
-            }
-        }
-        let (visible, _) =
-            visible_tickets_after(snap, &user.id, &TicketFilter::default(), None, 100_000);
-        out.push(format!("{} sees {visible:?}", user.id));
-    }
-    for ticket in &data.tickets {
-        let (viewers, _) = ticket_viewers_after(snap, &ticket.id, None, 100_000);
-        out.push(format!("{} viewers {viewers:?}", ticket.id));
-    }
-    out
 }
 
 #[tokio::test]
@@ -320,54 +227,38 @@ async fn each_kind_of_integria_write_is_followed_row_by_row() {
     f.matches_a_full_read("the cycle mended").await;
 }
 
-/// A small xorshift: the storm needs variety, not quality.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// One random write of the kinds Integria makes, on small pools of ids
 /// so that writers collide.
 fn storm_statement(rng: &mut Rng) -> String {
-    let user = format!("u{}", rng.below(12));
-    let group = 2 + rng.below(8);
-    let ticket = 1 + rng.below(40);
-    let profile = 1 + rng.below(4);
-    let company = 1 + rng.below(4);
+    let user = format!("u{}", rng.u64(..12));
+    let group = 2 + rng.u64(..8);
+    let ticket = 1 + rng.u64(..40);
+    let profile = 1 + rng.u64(..4);
+    let company = 1 + rng.u64(..4);
     // Deleting a group or profile is a full reload: rare, so that the
     // storm mostly exercises the row-by-row path.
-    let rare = rng.below(6) == 0;
-    match rng.below(100) {
+    let rare = rng.u64(..6) == 0;
+    match rng.u64(..100) {
         0..=9 => format!(
             "INSERT INTO tusuario (id_usuario, nombre_real, nivel, disabled, id_company) VALUES ('{user}', 'U &amp; {user}', {}, {}, {}) \
              ON DUPLICATE KEY UPDATE nivel = VALUES(nivel), disabled = VALUES(disabled), id_company = VALUES(id_company)",
-            [0, 0, -1, 1][rng.below(4) as usize],
-            u64::from(rng.below(5) == 0),
-            rng.below(5)
+            [0, 0, -1, 1][rng.u64(..4) as usize],
+            u64::from(rng.u64(..5) == 0),
+            rng.u64(..5)
         ),
         10..=12 => format!("DELETE FROM tusuario WHERE id_usuario = '{user}'"),
         13..=18 => format!(
             "INSERT INTO tgrupo (id_grupo, nombre, parent) VALUES ({group}, 'G{group}', {}) \
              ON DUPLICATE KEY UPDATE parent = IF(VALUES(parent) < id_grupo, VALUES(parent), parent)",
-            rng.below(group)
+            rng.u64(..group)
         ),
         19 if rare => format!("DELETE FROM tgrupo WHERE id_grupo = {group}"),
         20..=23 => format!(
             "INSERT INTO tprofile (id, name, ir, iw, im) VALUES ({profile}, 'P{profile}', {}, {}, {}) \
              ON DUPLICATE KEY UPDATE ir = VALUES(ir), iw = VALUES(iw), im = VALUES(im)",
-            rng.below(2),
-            rng.below(2),
-            rng.below(2)
+            rng.u64(..2),
+            rng.u64(..2),
+            rng.u64(..2)
         ),
         24 if rare => format!("DELETE FROM tprofile WHERE id = {profile}"),
         25..=27 => format!(
@@ -376,7 +267,7 @@ fn storm_statement(rng: &mut Rng) -> String {
         ),
         28..=39 => format!(
             "INSERT INTO tusuario_perfil (id_usuario, id_perfil, id_grupo) VALUES ('{user}', {profile}, {})",
-            [1, group][rng.below(2) as usize]
+            [1, group][rng.u64(..2) as usize]
         ),
         40..=45 => format!(
             "DELETE FROM tusuario_perfil WHERE id_usuario = '{user}' AND id_perfil = {profile}"
@@ -385,30 +276,30 @@ fn storm_statement(rng: &mut Rng) -> String {
             "INSERT INTO tincidencia (id_incidencia, inicio, id_usuario, id_creator, editor, id_grupo, estado) \
              VALUES ({ticket}, '2026-11-01 10:00:00', '{}', '{}', '{user}', {}, {}) \
              ON DUPLICATE KEY UPDATE id_usuario = VALUES(id_usuario), id_grupo = VALUES(id_grupo), estado = VALUES(estado)",
-            ["", "u1", "u2", "u3"][rng.below(4) as usize],
-            ["", "u4", "u5", "ghost"][rng.below(4) as usize],
-            [0, 1, group][rng.below(3) as usize],
-            1 + rng.below(7)
+            ["", "u1", "u2", "u3"][rng.u64(..4) as usize],
+            ["", "u4", "u5", "ghost"][rng.u64(..4) as usize],
+            [0, 1, group][rng.u64(..3) as usize],
+            1 + rng.u64(..7)
         ),
         64..=67 => format!("DELETE FROM tincidencia WHERE id_incidencia = {ticket}"),
         68..=79 => {
-            let unit = 1 + rng.below(30);
+            let unit = 1 + rng.u64(..30);
             format!(
                 "INSERT INTO tworkunit (id, id_user) VALUES ({unit}, '{user}') ON DUPLICATE KEY UPDATE id_user = VALUES(id_user)"
             )
         }
         80..=89 => format!(
             "INSERT INTO tworkunit_incident (id_incident, id_workunit) VALUES ({ticket}, {})",
-            1 + rng.below(30)
+            1 + rng.u64(..30)
         ),
         90..=93 => format!(
             "DELETE FROM tworkunit_incident WHERE id_workunit = {}",
-            1 + rng.below(30)
+            1 + rng.u64(..30)
         ),
-        94..=95 => format!("DELETE FROM tworkunit WHERE id = {}", 1 + rng.below(30)),
+        94..=95 => format!("DELETE FROM tworkunit WHERE id = {}", 1 + rng.u64(..30)),
         _ => format!(
             "UPDATE tincidencia SET estado = {} WHERE id_grupo = {group}",
-            1 + rng.below(7)
+            1 + rng.u64(..7)
         ),
     }
 }
@@ -424,14 +315,14 @@ fn retryable(e: &sqlx::Error) -> bool {
 /// One writer: `n` transactions of 1–4 random writes, a fifth rolled back,
 /// each held open a little so that commits interleave.
 async fn storm_writer(pool: MySqlPool, seed: u64, n: usize) -> usize {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let mut committed = 0;
     for _ in 0..n {
-        let statements: Vec<String> = (0..1 + rng.below(4))
+        let statements: Vec<String> = (0..1 + rng.u64(..4))
             .map(|_| storm_statement(&mut rng))
             .collect();
-        let rollback = rng.below(5) == 0;
-        let pause = Duration::from_millis(rng.below(4));
+        let rollback = rng.u64(..5) == 0;
+        let pause = Duration::from_millis(rng.u64(..4));
         loop {
             let attempt = async {
                 let mut tx = pool.begin().await?;
@@ -616,7 +507,7 @@ async fn a_cascade_of_a_cascade_is_refused_naming_both_keys() {
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'ticket\\_authz\\_%'",
     )
-    .fetch_one(db.pool())
+    .fetch_one(db.mysql_pool().unwrap())
     .await
     .unwrap();
     assert_eq!(tables, 0);

@@ -27,7 +27,7 @@ pub use fresh::ReadAt;
 pub use lists::LimitCounts;
 pub use load::{Loaded, Scope as LoadScope};
 pub use prune::Pruned;
-pub use source::{DbSource, Notify};
+pub use source::{DbSource, Listen, Notify};
 
 /// Every table holding data, children before parents (the delete order).
 pub(crate) const TABLES: [&str; 30] = [

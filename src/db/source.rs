@@ -30,9 +30,27 @@ pub struct DbSource {
     db: Database,
     notify: Notify,
     interval: Duration,
+    listen: Listen,
+    scope: LoadScope,
+}
+
+/// The wait on PostgreSQL's `ticket_authz` channel, which the commit
+/// trigger of every capture there notifies (ours and a mapping's): a
+/// notification, or the interval as a safety net, with a reconnect
+/// backoff when the notification connection fails.
+#[derive(Debug)]
+pub struct Listen {
     listener: Option<PgListener>,
     backoff: Duration,
-    scope: LoadScope,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            listener: None,
+            backoff: BACKOFF.0,
+        }
+    }
 }
 
 impl DbSource {
@@ -42,8 +60,7 @@ impl DbSource {
             db,
             notify,
             interval,
-            listener: None,
-            backoff: BACKOFF.0,
+            listen: Listen::default(),
             scope: LoadScope::Everything,
         }
     }
@@ -54,10 +71,12 @@ impl DbSource {
         self.scope = scope;
         self
     }
+}
 
+impl Listen {
     /// Connects the notification connection, or waits out the backoff
     /// after a failure.
-    async fn listen(&mut self, pool: &sqlx::PgPool) {
+    async fn connect(&mut self, pool: &sqlx::PgPool) {
         let cause = match PgListener::connect_with(pool).await {
             Ok(mut l) => match l.listen("ticket_authz").await {
                 Ok(()) => {
@@ -73,6 +92,28 @@ impl DbSource {
         tracing::warn!(error = %cause, "not listening; retrying after {:?}", self.backoff);
         tokio::time::sleep(self.backoff).await;
         self.backoff = (self.backoff * 2).min(BACKOFF.1);
+    }
+
+    /// Returns on a notification, after `interval` at the latest, or once
+    /// the notification connection is (re)connected: the caller then reads
+    /// the log, which catches up whatever a lost connection missed.
+    pub async fn wait(&mut self, pool: &sqlx::PgPool, interval: Duration) {
+        let Some(listener) = self.listener.as_mut() else {
+            return self.connect(pool).await;
+        };
+        match tokio::time::timeout(interval, listener.try_recv()).await {
+            // A notification, or the interval's safety-net read.
+            Ok(Ok(Some(_))) | Err(_) => {}
+            // The connection dropped; it reconnects on the next call, and the
+            // read catches up what was missed.
+            Ok(Ok(None)) => {
+                tracing::warn!("notification connection lost; reconnecting and catching up")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "notification connection failed; reconnecting");
+                self.listener = None;
+            }
+        }
     }
 }
 
@@ -101,25 +142,12 @@ impl ChangeSource for DbSource {
     }
 
     async fn wait(&mut self) {
-        let pool = match (&self.db, self.notify) {
-            (Database::Postgres(pool), Notify::Listen) => pool.clone(),
-            _ => return tokio::time::sleep(self.interval).await,
-        };
-        let Some(listener) = self.listener.as_mut() else {
-            return self.listen(&pool).await;
-        };
-        match tokio::time::timeout(self.interval, listener.try_recv()).await {
-            // A notification, or the interval's safety-net read.
-            Ok(Ok(Some(_))) | Err(_) => {}
-            // The connection dropped; it reconnects on the next call, and the
-            // read catches up what was missed.
-            Ok(Ok(None)) => {
-                tracing::warn!("notification connection lost; reconnecting and catching up")
+        match (&self.db, self.notify) {
+            (Database::Postgres(pool), Notify::Listen) => {
+                let pool = pool.clone();
+                self.listen.wait(&pool, self.interval).await
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "notification connection failed; reconnecting");
-                self.listener = None;
-            }
+            _ => tokio::time::sleep(self.interval).await,
         }
     }
 }

@@ -308,8 +308,16 @@ fn parse_time(raw: &str) -> Option<Timestamp> {
         return Some(Timestamp::from_nanos(0));
     }
     let (date, time) = raw.split_once([' ', 'T'])?;
-    let time = time.trim_end_matches('Z').trim_end_matches("+00:00");
-    format!("{date}T{time}Z").parse().ok()
+    let time = time.trim_end_matches('Z');
+    // PostgreSQL writes a `timestamptz` with its offset, hours only when
+    // whole (`10:00:00+00`, `10:00:00.5+05:30`).
+    let offset = time.rfind(['+', '-']).map(|at| time.split_at(at));
+    match offset {
+        Some((clock, zone)) if zone.len() == 3 => format!("{date}T{clock}{zone}:00").parse().ok(),
+        Some((clock, zone)) if zone.len() == 6 => format!("{date}T{clock}{zone}").parse().ok(),
+        Some(_) => None,
+        None => format!("{date}T{time}Z").parse().ok(),
+    }
 }
 
 fn parse_bool(raw: &str) -> Option<bool> {
@@ -752,3 +760,34 @@ macro_rules! dedup_by_id {
 }
 
 dedup_by_id!(Organisation, Group, Profile, Company, User, Ticket);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::parse_time;
+    use crate::time::Timestamp;
+
+    fn at(rfc3339: &str) -> Option<Timestamp> {
+        Some(rfc3339.parse().unwrap())
+    }
+
+    #[test]
+    fn datetimes_of_either_database_read_as_the_same_instant() {
+        let ten = at("2024-01-01T10:00:00Z");
+        assert_eq!(parse_time("2024-01-01 10:00:00"), ten);
+        assert_eq!(parse_time("2024-01-01 10:00:00+00"), ten);
+        assert_eq!(parse_time("2024-01-01 12:00:00+02"), ten);
+        assert_eq!(parse_time("2024-01-01 15:30:00+05:30"), ten);
+        assert_eq!(parse_time("1704103200"), ten);
+        assert_eq!(
+            parse_time("2024-01-01 10:00:00.25-01"),
+            at("2024-01-01T11:00:00.25Z")
+        );
+        assert_eq!(
+            parse_time("0000-00-00 00:00:00"),
+            at("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(parse_time("2024-01-01 10:00:00+0"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}

@@ -1,20 +1,27 @@
 //! A helpdesk's own database read through a source mapping: the
 //! connection, the change capture `migrate --mapping` installs beside the
-//! source tables, and the check of a mapping against the live tables.
+//! source tables, the check of a mapping against the live tables, and the
+//! follower that serves it.
 //!
-//! * `capture.rs`: the MariaDB/MySQL capture (a revision counter whose row
-//!   lock gives commit order, a change log, three triggers per table), its
-//!   removal, the revision statement and pruning.
+//! * `conn.rs`: MariaDB/MySQL and PostgreSQL behind the few reads the rest
+//!   needs; nothing else here names a driver's connection.
+//! * `capture/`: each database's capture (MariaDB: a revision counter
+//!   whose row lock gives commit order; PostgreSQL: our own schema's
+//!   commit-time numbering), its removal, the revision statement, pruning
+//!   and the log read. `cascade.rs`: MariaDB's foreign-key actions, which
+//!   fire no trigger.
 //! * `check.rs`: every table, column and query of a mapping tried against
 //!   the database before anything is installed or served.
+//! * `rows.rs`, `decode.rs`, `reread.rs`, `source.rs`: the full read, its
+//!   decoding into our entities, the re-read of what a batch determines,
+//!   and the [`ChangeSource`](crate::follow::ChangeSource).
 //!
-//! The mapping file itself is `crate::mapping`'s; this module only reads
-//! and installs. The follower that serves a mapped source comes next (see
-//! docs/mapping.md's status).
+//! The mapping file itself is `crate::mapping`'s.
 
 mod capture;
 mod cascade;
 mod check;
+mod conn;
 mod decode;
 mod reread;
 mod rows;
@@ -23,29 +30,48 @@ mod source;
 use std::str::FromStr;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-pub use capture::{Installed, REVISION_SQL, Removed};
-pub use check::{Columns, check};
+pub use capture::{Installed, POSTGRES_REVISION_SQL, REVISION_SQL, Removed, revision_sql};
+pub use check::Columns;
 pub use decode::{DecodeError, Rows, Unresolved};
 pub use source::MappedSource;
 
+use check::check;
+use conn::Pool;
 use decode::{Known, Misses};
-use sqlx::Connection;
 
 use crate::db::{Pruned, redact};
 use crate::mapping::{Database, Mapping, MappingError};
 use crate::snapshot::Snapshot;
 
-/// Whether `url` names a MariaDB/MySQL database, the one kind of mapped
-/// source there is today.
+/// Whether `url` names a MariaDB/MySQL database.
 pub fn is_mysql_url(url: &str) -> bool {
     url.starts_with("mysql://") || url.starts_with("mariadb://")
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The kind of database `url` names, when a mapping can follow it.
+pub fn url_database(url: &str) -> Option<Database> {
+    if is_mysql_url(url) {
+        Some(Database::MySql)
+    } else if is_postgres_url(url) {
+        Some(Database::Postgres)
+    } else {
+        None
+    }
 }
 
 /// Why a mapped source could not be used; nothing was installed.
 #[derive(Debug, thiserror::Error)]
 pub enum MappedError {
-    #[error("database url `{0}`: a mapped source needs mysql://… or mariadb://…")]
+    #[error(
+        "database url `{0}`: a mapped source needs mysql://…, mariadb://…, postgres://… or postgresql://…"
+    )]
     Url(String),
     #[error("database url `{0}` names no database: add /NAME, the helpdesk's database")]
     NoDatabase(String),
@@ -55,10 +81,6 @@ pub enum MappedError {
         database: &'static str,
         url: String,
     },
-    #[error(
-        "mapping {0} is for postgres: PostgreSQL as a mapped source is not available yet (issue 18)"
-    )]
-    PostgresNotYet(String),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
@@ -93,73 +115,58 @@ pub struct Read {
     misses: Misses,
 }
 
-/// A MariaDB/MySQL database followed through a mapping.
+/// A helpdesk's database (MariaDB/MySQL or PostgreSQL) followed through
+/// a mapping.
 #[derive(Debug, Clone)]
 pub struct MappedDb {
-    pool: MySqlPool,
+    pool: Pool,
 }
 
 impl MappedDb {
-    /// Connects to the source at `url` for `mapping`. Sessions are UTC
-    /// (datetimes read as UTC, as the mappings assume) and keep MySQL's
-    /// own `||` (sqlx would make it concatenation), so that a mapping's
-    /// queries mean what they mean in the helpdesk.
+    /// Connects to the source at `url` for `mapping`, which must be
+    /// written for that kind of database.
     pub async fn connect(url: &str, mapping: &Mapping) -> Result<MappedDb, MappedError> {
         let redacted = redact(url);
-        match mapping.database {
-            Database::Postgres => return Err(MappedError::PostgresNotYet(mapping.file.clone())),
-            Database::MySql if !is_mysql_url(url) => {
-                return Err(if url.contains("://") {
-                    MappedError::WrongDatabase {
-                        file: mapping.file.clone(),
-                        database: mapping.database.name(),
-                        url: redacted,
-                    }
-                } else {
-                    MappedError::Url(redacted)
-                });
-            }
-            Database::MySql => {}
+        match url_database(url) {
+            Some(kind) if kind == mapping.database => MappedDb::connect_url(url).await,
+            Some(_) => Err(MappedError::WrongDatabase {
+                file: mapping.file.clone(),
+                database: mapping.database.name(),
+                url: redacted,
+            }),
+            None if url.contains("://") => Err(MappedError::WrongDatabase {
+                file: mapping.file.clone(),
+                database: mapping.database.name(),
+                url: redacted,
+            }),
+            None => Err(MappedError::Url(redacted)),
         }
-        MappedDb::connect_url(url).await
     }
 
-    /// Connects to the MariaDB/MySQL database at `url` (for what needs no
-    /// mapping: pruning the capture's log).
+    /// Connects to the database at `url` (for what needs no mapping:
+    /// pruning the capture's log, removing it).
     pub async fn connect_url(url: &str) -> Result<MappedDb, MappedError> {
-        let redacted = redact(url);
-        if !is_mysql_url(url) {
-            return Err(MappedError::Url(redacted));
+        match url_database(url) {
+            Some(Database::MySql) => connect_mysql(url).await,
+            Some(Database::Postgres) => connect_postgres(url).await,
+            None => Err(MappedError::Url(redact(url))),
         }
-        let url = url.replacen("mariadb://", "mysql://", 1);
-        let options = MySqlConnectOptions::from_str(&url)
-            .map_err(|_| MappedError::Url(redacted.clone()))?
-            .pipes_as_concat(false)
-            .timezone(Some("+00:00".to_owned()));
-        if options.get_database().is_none_or(str::is_empty) {
-            return Err(MappedError::NoDatabase(redacted));
-        }
-        let pool = MySqlPoolOptions::new()
-            .max_connections(4)
-            // Whatever the server's default, a consistent snapshot is
-            // what every read of a batch must share.
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
-            .connect_with(options)
-            .await?;
-        Ok(MappedDb { pool })
     }
 
     /// Installs (or re-installs) the change capture for `mapping`, after
     /// checking the mapping against the live tables.
     pub async fn install(&self, mapping: &Mapping) -> Result<Installed, MappedError> {
         capture::install(&self.pool, mapping).await
+    }
+
+    /// Whether the database holds a mapping's capture.
+    pub async fn has_capture(&self) -> Result<bool, MappedError> {
+        capture::present(&self.pool).await
+    }
+
+    /// The kind of database this is.
+    pub fn database(&self) -> Database {
+        self.pool.database()
     }
 
     /// Removes every object the capture installed.
@@ -172,11 +179,9 @@ impl MappedDb {
         capture::verify(&self.pool, mapping).await
     }
 
-    /// The latest committed revision (what [`REVISION_SQL`] reads).
+    /// The latest committed revision (what [`revision_sql`] reads).
     pub async fn revision(&self) -> Result<u64, MappedError> {
-        Ok(sqlx::query_scalar(REVISION_SQL)
-            .fetch_one(&self.pool)
-            .await?)
+        capture::revision(&mut self.pool.acquire().await?.conn()).await
     }
 
     /// Every entity of `mapping`, read in one consistent snapshot at the
@@ -235,12 +240,12 @@ impl MappedDb {
     /// Every entity of `mapping` as our dataset, read in one consistent
     /// snapshot, before any snapshot is built from it.
     pub async fn read(&self, mapping: &Mapping) -> Result<Read, MappedError> {
-        let mut conn = self.pool.acquire().await?;
-        let columns = check(&mut conn, mapping).await?;
-        let mut tx = conn.begin_with(source::SNAPSHOT).await?;
-        let revision: u64 = sqlx::query_scalar(REVISION_SQL).fetch_one(&mut *tx).await?;
-        let all = rows::read_all(&mut tx, mapping, &columns).await?;
-        tx.commit().await?;
+        let mut held = self.pool.acquire().await?;
+        let columns = check(&mut held.conn(), mapping).await?;
+        let mut snap = held.snapshot().await?;
+        let revision = capture::revision(&mut snap.conn()).await?;
+        let all = rows::read_all(&mut snap.conn(), mapping, &columns).await?;
+        snap.commit().await?;
         let html = mapping.html_names;
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -268,11 +273,73 @@ impl MappedDb {
         capture::prune(&self.pool, older_than).await
     }
 
-    pub fn pool(&self) -> &MySqlPool {
-        &self.pool
+    /// The MariaDB/MySQL pool, when that is the kind.
+    pub fn mysql_pool(&self) -> Option<&MySqlPool> {
+        match &self.pool {
+            Pool::MySql(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, when that is the kind.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::MySql(_) => None,
+        }
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A MariaDB/MySQL source. Sessions are UTC (datetimes read as UTC, as
+/// the mappings assume) and keep MySQL's own `||` (sqlx would make it
+/// concatenation), so that a mapping's queries mean what they mean in the
+/// helpdesk.
+async fn connect_mysql(url: &str) -> Result<MappedDb, MappedError> {
+    let redacted = redact(url);
+    let url = url.replacen("mariadb://", "mysql://", 1);
+    let options = MySqlConnectOptions::from_str(&url)
+        .map_err(|_| MappedError::Url(redacted.clone()))?
+        .pipes_as_concat(false)
+        .timezone(Some("+00:00".to_owned()));
+    if options.get_database().is_none_or(str::is_empty) {
+        return Err(MappedError::NoDatabase(redacted));
+    }
+    let pool = MySqlPoolOptions::new()
+        .max_connections(4)
+        // Whatever the server's default, a consistent snapshot is what
+        // every read of a batch must share.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(MappedDb {
+        pool: Pool::MySql(pool),
+    })
+}
+
+/// A PostgreSQL source. Sessions are UTC, so that `timestamptz` values
+/// read as text are UTC; each batch opens its own REPEATABLE READ
+/// snapshot.
+async fn connect_postgres(url: &str) -> Result<MappedDb, MappedError> {
+    let redacted = redact(url);
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| MappedError::Url(redacted.clone()))?
+        .options([("TimeZone", "UTC")]);
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    Ok(MappedDb {
+        pool: Pool::Postgres(pool),
+    })
 }

@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use sqlx::mysql::MySqlConnection;
-
+use super::conn::Conn;
 use super::decode::{Children, Parent, Parents, Rows};
 use super::source::{Keys, State};
 use super::{MappedError, rows};
@@ -87,7 +86,7 @@ fn append(all: &mut BTreeMap<&'static str, Rows>, entity: &'static str, got: Row
 /// Adds to `pending` the keys of the rows whose `column` names one of
 /// `ids`, for each (entity, column) the mapping gives.
 async fn find_dependents(
-    conn: &mut MySqlConnection,
+    conn: &mut Conn<'_>,
     mapping: &Mapping,
     state: &State,
     pending: &mut Keys,
@@ -105,7 +104,7 @@ async fn find_dependents(
         if !cols.contains(column) {
             continue;
         }
-        let got = rows::read_where(conn, query, cols, column, ids).await?;
+        let got = rows::read_where(conn, &state.columns, query, cols, column, ids).await?;
         let keys = column_values(&got, query.entity.key);
         pending.entry(query.entity.name).or_default().extend(keys);
     }
@@ -116,7 +115,7 @@ async fn find_dependents(
 /// `revision`, given the keys the log determined; `state` is brought to
 /// `revision` too.
 pub(super) async fn changes(
-    conn: &mut MySqlConnection,
+    conn: &mut Conn<'_>,
     mapping: &Mapping,
     state: &mut State,
     mut pending: Keys,
@@ -158,7 +157,8 @@ pub(super) async fn changes(
             else {
                 continue;
             };
-            let got = rows::read_where(conn, query, cols, query.entity.key, &fresh).await?;
+            let got = rows::read_where(conn, &state.columns, query, cols, query.entity.key, &fresh)
+                .await?;
             let present: HashSet<String> =
                 column_values(&got, query.entity.key).into_iter().collect();
             append(&mut all, entity, got);
@@ -240,7 +240,8 @@ pub(super) async fn changes(
             continue;
         };
         let keys: Vec<String> = keys.iter().cloned().collect();
-        let got = rows::read_where(conn, query, cols, query.entity.key, &keys).await?;
+        let got =
+            rows::read_where(conn, &state.columns, query, cols, query.entity.key, &keys).await?;
         append(&mut all, query.entity.name, got);
     }
 

@@ -5,67 +5,66 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::mysql::MySqlConnection;
-use sqlx::{AssertSqlSafe, Row};
-
 use super::MappedError;
 use super::check::Columns;
+use super::conn::{Conn, as_text, quoted};
 use super::decode::Rows;
-use crate::mapping::{EntityQuery, Mapping};
+use crate::mapping::{Database, EntityQuery, Mapping};
 
-/// Values bound in one `IN (…)`: far below MySQL's 65,535 placeholders.
+/// Values bound in one MySQL `IN (…)`: far below its 65,535 placeholders.
+/// PostgreSQL takes any number as one array.
 const CHUNK: usize = 1000;
 
-/// The query's rows, as text, where `column` is one of `values` (or all).
+/// The query's rows, as text, where `column` is one of `n` values (or
+/// all). On PostgreSQL the values come as one `text[]`, cast to the
+/// column's type so that an index on it serves; a column whose type has
+/// no name fit to write is compared as text instead.
 fn select_sql(
+    database: Database,
+    columns: &Columns,
     query: &EntityQuery,
-    columns: &[&'static str],
-    filter: Option<(&str, usize)>,
+    given: &[&'static str],
+    filter: Option<(&'static str, usize)>,
 ) -> String {
-    let cols: Vec<String> = columns
+    let cols: Vec<String> = given
         .iter()
-        .map(|c| format!("CAST(ta_m.`{c}` AS CHAR) AS `{c}`"))
+        .map(|c| {
+            let name = quoted(database, c);
+            format!("{} AS {name}", as_text(database, &format!("ta_m.{name}")))
+        })
         .collect();
     // Column names are our entities' (constants); the query is the
     // mapping's, which its author wrote for this database.
     let mut sql = format!("SELECT {} FROM ({}\n) ta_m", cols.join(", "), query.sql);
     if let Some((column, n)) = filter {
-        let marks = vec!["?"; n].join(", ");
-        sql.push_str(&format!(" WHERE ta_m.`{column}` IN ({marks})"));
+        let name = format!("ta_m.{}", quoted(database, column));
+        match database {
+            Database::MySql => {
+                let marks = vec!["?"; n].join(", ");
+                sql.push_str(&format!(" WHERE {name} IN ({marks})"));
+            }
+            Database::Postgres => match columns.entity_type(query.entity.name, column) {
+                Some(kind) => sql.push_str(&format!(" WHERE {name} = ANY(CAST($1 AS {kind}[]))")),
+                None => sql.push_str(&format!(" WHERE {} = ANY($1)", as_text(database, &name))),
+            },
+        }
     }
     sql
 }
 
-async fn fetch(
-    conn: &mut MySqlConnection,
-    sql: String,
-    values: &[String],
-) -> Result<Vec<Vec<Option<String>>>, MappedError> {
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for v in values {
-        q = q.bind(v);
-    }
-    let rows = q.fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| r.try_get::<Option<String>, _>(i).map_err(MappedError::from))
-                .collect()
-        })
-        .collect()
-}
-
 /// Every row of every entity the mapping gives.
 pub(super) async fn read_all(
-    conn: &mut MySqlConnection,
+    conn: &mut Conn<'_>,
     mapping: &Mapping,
     columns: &Columns,
 ) -> Result<BTreeMap<&'static str, Rows>, MappedError> {
+    let database = conn.database();
     let mut out = BTreeMap::new();
     for (name, query) in &mapping.entities {
         let cols = columns.get(name).cloned().unwrap_or_default();
         let started = std::time::Instant::now();
-        let rows = fetch(conn, select_sql(query, &cols, None), &[]).await?;
+        let sql = select_sql(database, columns, query, &cols, None);
+        let rows = conn.text_rows(sql, &[], None).await?;
         tracing::debug!(
             entity = name,
             rows = rows.len(),
@@ -85,19 +84,36 @@ pub(super) async fn read_all(
 
 /// The rows of one entity whose `column` holds one of `values`.
 pub(super) async fn read_where(
-    conn: &mut MySqlConnection,
+    conn: &mut Conn<'_>,
+    columns: &Columns,
     query: &EntityQuery,
-    columns: &[&'static str],
-    column: &str,
+    given: &[&'static str],
+    column: &'static str,
     values: &[String],
 ) -> Result<Rows, MappedError> {
+    let database = conn.database();
     let mut rows = Vec::new();
-    for chunk in values.chunks(CHUNK) {
-        let sql = select_sql(query, columns, Some((column, chunk.len())));
-        rows.extend(fetch(conn, sql, chunk).await?);
+    match database {
+        Database::MySql => {
+            for chunk in values.chunks(CHUNK) {
+                let sql = select_sql(database, columns, query, given, Some((column, chunk.len())));
+                let bound: Vec<Option<String>> = chunk.iter().cloned().map(Some).collect();
+                rows.extend(conn.text_rows(sql, &bound, None).await?);
+            }
+        }
+        Database::Postgres => {
+            let sql = select_sql(
+                database,
+                columns,
+                query,
+                given,
+                Some((column, values.len())),
+            );
+            rows = conn.text_rows(sql, &[], Some(values)).await?;
+        }
     }
     Ok(Rows {
-        columns: columns.to_vec(),
+        columns: given.to_vec(),
         rows,
     })
 }

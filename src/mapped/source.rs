@@ -1,27 +1,25 @@
 //! A mapped source as a [`ChangeSource`]: the capture's log read in one
 //! consistent snapshot, each changed source row turned into the keys of
 //! our rows it determines (the mapping's rules), and those rows read again
-//! in the same snapshot (see `reread.rs`). Woken by a poll: MariaDB has no
-//! notification a trigger could send.
+//! in the same snapshot (see `reread.rs`). Woken by a poll on MariaDB,
+//! which has no notification a trigger could send; on PostgreSQL by the
+//! commit trigger's `NOTIFY`, with the poll as a safety net.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnection, MySqlRow};
-use sqlx::{AssertSqlSafe, Row};
-
+use super::capture::{self, Logged};
+use super::check::rule_sql;
+use super::conn::{Conn, Pool};
 use super::decode::{Known, Misses};
 use super::reread::{self, Outcome};
-use super::{Columns, MappedDb, MappedError, REVISION_SQL};
+use super::{Columns, MappedDb, MappedError};
+use crate::db::Listen;
 use crate::follow::{Batch, ChangeSource, Reload, SourceError};
-use crate::mapping::{Database, Determines, Mapping};
+use crate::mapping::{Determines, Mapping};
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::metrics;
-
-/// Every read of a batch sees one committed state: the revision counter,
-/// the log up to it and the rows it determines.
-pub(super) const SNAPSHOT: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
 
 /// Log rows one batch takes at most; more is a bulk change (an import, a
 /// mass update), cheaper to read whole than key by key.
@@ -47,6 +45,7 @@ pub struct MappedSource {
     mapping: Arc<Mapping>,
     interval: Duration,
     state: Option<State>,
+    listen: Listen,
 }
 
 impl From<MappedError> for SourceError {
@@ -58,13 +57,6 @@ impl From<MappedError> for SourceError {
     }
 }
 
-/// One captured row change.
-struct Logged {
-    table: String,
-    old: Option<String>,
-    new: Option<String>,
-}
-
 impl MappedSource {
     /// Follows `db` through `mapping`, reading its log every `interval`.
     pub fn new(db: MappedDb, mapping: Arc<Mapping>, interval: Duration) -> Self {
@@ -73,6 +65,7 @@ impl MappedSource {
             mapping,
             interval,
             state: None,
+            listen: Listen::default(),
         }
     }
 
@@ -94,15 +87,11 @@ impl MappedSource {
 
     /// The batch after `after`: `Ok(None)` when nothing newer committed.
     async fn batch(&mut self, after: u64) -> Result<Option<Batch>, MappedError> {
-        let mut tx = self.db.pool().begin_with(SNAPSHOT).await?;
-        let revision: u64 = sqlx::query_scalar(REVISION_SQL).fetch_one(&mut *tx).await?;
-        if revision <= after {
+        let mut snap = self.db.pool.snapshot().await?;
+        let Some(log) = capture::read_log(&mut snap.conn(), after, MAX_ROWS).await? else {
             return Ok(None);
-        }
-        let floor: u64 =
-            sqlx::query_scalar("SELECT revision FROM ticket_authz_pruned WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
+        };
+        let revision = log.revision;
         let reload = |why: Reload, revision: u64| {
             Ok(Some(Batch {
                 revision,
@@ -111,10 +100,10 @@ impl MappedSource {
                 committed_at: None,
             }))
         };
-        if floor > after {
-            return reload(Reload::Gap { floor }, revision.max(floor));
+        if log.floor > after {
+            return reload(Reload::Gap { floor: log.floor }, revision.max(log.floor));
         }
-        if revision - after > MAX_ROWS {
+        if log.bulk {
             return reload(Reload::Bulk, revision);
         }
         // The state must describe the served snapshot; after a failed
@@ -125,29 +114,9 @@ impl MappedSource {
                 revision,
             );
         };
-        let rows = sqlx::query(
-            "SELECT table_name, old_row, new_row, CAST(changed_at AS DOUBLE) \
-             FROM ticket_authz_changes WHERE revision > ? AND revision <= ? ORDER BY revision",
-        )
-        .bind(after)
-        .bind(revision)
-        .fetch_all(&mut *tx)
-        .await?;
-        let committed_at = match rows.last() {
-            Some(row) => Some(row.try_get::<f64, _>(3)?),
-            None => None,
-        };
-        let log = rows
-            .iter()
-            .map(|r: &MySqlRow| {
-                Ok(Logged {
-                    table: r.try_get(0)?,
-                    old: r.try_get(1)?,
-                    new: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let keys = match determine(&mut tx, &self.mapping, &log).await? {
+        let committed_at = log.committed_at;
+        let mut tx = snap.conn();
+        let keys = match determine(&mut tx, &self.mapping, &state.columns, &log.rows).await? {
             Ok(keys) => keys,
             Err(why) => return reload(why, revision),
         };
@@ -161,10 +130,10 @@ impl MappedSource {
             }
             other => other?,
         };
-        if let Err(e) = tx.commit().await {
+        if let Err(e) = snap.commit().await {
             // The state moved on with a batch that is not applied.
             self.state = None;
-            return Err(e.into());
+            return Err(e);
         }
         match outcome {
             Outcome::Changes(changes) => {
@@ -192,29 +161,16 @@ fn key_of(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Column 0 of a rule query's row, as text whatever its SQL type.
-fn first_as_text(row: &MySqlRow) -> Result<Option<String>, sqlx::Error> {
-    if let Ok(v) = row.try_get::<Option<String>, _>(0) {
-        return Ok(v);
-    }
-    if let Ok(v) = row.try_get::<Option<i64>, _>(0) {
-        return Ok(v.map(|n| n.to_string()));
-    }
-    if let Ok(v) = row.try_get::<Option<u64>, _>(0) {
-        return Ok(v.map(|n| n.to_string()));
-    }
-    row.try_get::<Option<f64>, _>(0)
-        .map(|v| v.map(|n| n.to_string()))
-}
-
 /// The keys the logged rows determine, by the mapping's rules: a column of
 /// the old or new image, or a rule query run with an image's columns
 /// bound. An image that cannot be read asks for a full reload.
 async fn determine(
-    conn: &mut MySqlConnection,
+    conn: &mut Conn<'_>,
     mapping: &Mapping,
+    columns: &Columns,
     log: &[Logged],
 ) -> Result<Result<Keys, Reload>, MappedError> {
+    let database = conn.database();
     let mut keys = Keys::new();
     for row in log {
         let Some(table) = mapping.tables.get(&row.table) else {
@@ -237,14 +193,13 @@ async fn determine(
                         out.extend(image.get(column).and_then(key_of));
                     }
                     Determines::Query(params) => {
-                        let sql = params.render(Database::MySql);
-                        let mut q = sqlx::query(AssertSqlSafe(sql));
-                        for name in params.bindings() {
-                            q = q.bind(image.get(name).and_then(key_of));
-                        }
-                        for found in q.fetch_all(&mut *conn).await? {
-                            out.extend(first_as_text(&found)?);
-                        }
+                        let sql = rule_sql(database, params, &table.name, columns);
+                        let values: Vec<Option<String>> = params
+                            .bindings()
+                            .iter()
+                            .map(|name| image.get(name).and_then(key_of))
+                            .collect();
+                        out.extend(conn.first_column(sql, &values).await?.into_iter().flatten());
                     }
                 }
             }
@@ -274,6 +229,12 @@ impl ChangeSource for MappedSource {
     }
 
     async fn wait(&mut self) {
-        tokio::time::sleep(self.interval).await;
+        match &self.db.pool {
+            Pool::Postgres(pool) => {
+                let pool = pool.clone();
+                self.listen.wait(&pool, self.interval).await
+            }
+            Pool::MySql(_) => tokio::time::sleep(self.interval).await,
+        }
     }
 }

@@ -103,14 +103,21 @@ impl Params {
     /// The query with the dialect's placeholders: `?` on MySQL, `$1`, `$2`,
     /// … on PostgreSQL.
     pub fn render(&self, database: Database) -> String {
+        self.render_with(|n, _| match database {
+            Database::MySql => "?".to_owned(),
+            Database::Postgres => format!("${n}"),
+        })
+    }
+
+    /// The query with each `:name` replaced by `placeholder(n, name)`, `n`
+    /// counting from 1 (a PostgreSQL source casts each to its column's
+    /// type).
+    pub fn render_with(&self, placeholder: impl Fn(usize, &str) -> String) -> String {
         let mut out = String::with_capacity(self.sql.len());
         let mut at = 0;
-        for (n, (start, end)) in self.spans.iter().enumerate() {
+        for (n, ((start, end), name)) in self.spans.iter().zip(&self.names).enumerate() {
             out.push_str(&self.sql[at..*start]);
-            match database {
-                Database::MySql => out.push('?'),
-                Database::Postgres => out.push_str(&format!("${}", n + 1)),
-            }
+            out.push_str(&placeholder(n + 1, name));
             at = *end;
         }
         out.push_str(&self.sql[at..]);

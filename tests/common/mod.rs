@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod mapped;
 pub mod wire;
 
 use ticket_authz::core::{
@@ -119,20 +120,25 @@ pub async fn pg_database(name: &str) -> Option<String> {
         return None;
     };
     let db = format!("ta_{name}_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    // The name is built from a test name and a number: safe to splice.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&pool)
-        .await
-        .unwrap();
+    Some(create_pg_database(&admin, &db).await)
+}
+
+/// Creates (or re-creates) PostgreSQL database `db` through `admin`; its
+/// URL. `db` is built by the tests from their own names and numbers: safe
+/// to splice.
+async fn create_pg_database(admin: &str, db: &str) -> String {
+    let pool = sqlx::PgPool::connect(admin).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     pool.close().await;
-    Some(with_database(&admin, &db))
+    with_database(admin, db)
 }
 
 /// A fresh MariaDB/MySQL database for one test, created through the admin
@@ -438,6 +444,42 @@ pub fn section_answers(snap: &Snapshot, data: &ticket_authz::model::Dataset) -> 
     out
 }
 
+/// `migrate --mapping` of `yaml`, written to `file`, which must be
+/// refused; what it printed on stderr.
+pub fn migrate_refused(url: &str, file: &std::path::Path, yaml: &str) -> String {
+    std::fs::write(file, yaml).unwrap();
+    let out = bin()
+        .args(["migrate", "--mapping"])
+        .arg(file)
+        .args(["--database-url", url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "accepted:\n{yaml}");
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// A fresh directory for a private server of `kind`, when its `tool`
+/// answers `--version`; else the test is skipped, said out loud (under
+/// `CI=true` that is a failure).
+fn private_server_dir(kind: &str, name: &str, tool: &str) -> Option<PathBuf> {
+    let installed = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} ({kind}) is required under CI=true"
+        );
+        eprintln!("skipped {name}: {tool} is not installed");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("ta-{kind}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
 /// A MariaDB server of one test's own, on a free port with its own data
 /// directory, for tests that kill or restart the server (never the shared
 /// one on 3306). Without `mariadbd` the test is skipped, said out loud;
@@ -450,20 +492,7 @@ pub struct PrivateMariaDb {
 
 impl PrivateMariaDb {
     pub fn start(name: &str) -> Option<PrivateMariaDb> {
-        let installed = std::process::Command::new("mariadb-install-db")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "mariadbd and mariadb-install-db are required under CI=true"
-            );
-            eprintln!("skipped {name}: mariadb-install-db is not installed");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("ta-mariadb-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = private_server_dir("mariadb", name, "mariadb-install-db")?;
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         // The bootstrap server gets the private tmpdir too (the script
         // passes what it does not know on to mariadbd).
@@ -543,6 +572,129 @@ impl PrivateMariaDb {
 }
 
 impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.crash();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PostgreSQL server of one test's own, on a free port with its own data
+/// directory, for tests that crash or restart the server (never the
+/// shared one on 5432). Run as the `postgres` user when the tests run as
+/// root (the server refuses root). Without `initdb` the test is skipped,
+/// said out loud; under `CI=true` that is a failure.
+pub struct PrivatePostgres {
+    dir: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivatePostgres {
+    pub fn start(name: &str) -> Option<PrivatePostgres> {
+        let dir = private_server_dir("postgres", name, "initdb")?;
+        if Self::as_root() {
+            let owned = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(owned.success(), "chown postgres {}", dir.display());
+        }
+        let out = Self::command("initdb")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = PrivatePostgres {
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        server.run();
+        Some(server)
+    }
+
+    fn as_root() -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+
+    /// `program`, as the `postgres` user when the tests run as root.
+    fn command(program: &str) -> std::process::Command {
+        if Self::as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", program]);
+            c
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+
+    /// Starts the server on its data directory and port; waits until it
+    /// accepts connections.
+    pub fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
+        let child = Self::command("postgres")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-k")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        loop {
+            let ready = std::process::Command::new("pg_isready")
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "postgres did not start: {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server as a crash would: an immediate shutdown (SIGQUIT)
+    /// of the postmaster itself (runuser, between, does not pass it on),
+    /// no checkpoint; the next start recovers from the WAL.
+    pub fn crash(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .unwrap_or_else(|| child.id().to_string());
+        let _ = std::process::Command::new("kill")
+            .args(["-QUIT", &pid])
+            .status();
+        let _ = child.wait();
+    }
+
+    /// The admin URL of a new database `db` on this server.
+    pub async fn database(&self, db: &str) -> String {
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        create_pg_database(&admin, db).await
+    }
+}
+
+impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.crash();
         let _ = std::fs::remove_dir_all(&self.dir);

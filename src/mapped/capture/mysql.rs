@@ -14,11 +14,13 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnection, MySqlPool};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::mysql::{MySqlConnection, MySqlPool, MySqlRow};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
-use super::MappedError;
+use super::{Installed, Log, Logged, Removed, plain};
 use crate::db::Pruned;
+use crate::mapped::MappedError;
+use crate::mapped::conn::Conn;
 use crate::mapping::{Mapping, SourceTable};
 
 /// The revision statement writers use for `min_revision`: after their
@@ -66,25 +68,6 @@ const TRIGGER_SQL_MODE: &str = "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'"
 const OUR_TRIGGERS: &str = "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS \
      WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'ticket\\_authz\\_%' \
      ORDER BY TRIGGER_NAME";
-
-/// What an install did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    pub tables: usize,
-    pub triggers: usize,
-    /// Triggers of tables the mapping no longer follows, dropped.
-    pub dropped: usize,
-    /// The revision the install took: every follower that applied less
-    /// reloads in full once, as after a prune.
-    pub revision: u64,
-}
-
-/// What an uninstall removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removed {
-    pub triggers: usize,
-    pub tables: usize,
-}
 
 fn json_image(table: &SourceTable, row: &str) -> String {
     let members: Vec<String> = table
@@ -139,12 +122,6 @@ END"
     ]
 }
 
-/// DDL built from names the server returned: only plain identifiers are
-/// ever written back into a statement.
-pub(super) fn plain(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 async fn our_triggers(conn: &mut MySqlConnection) -> Result<Vec<(String, String)>, MappedError> {
     Ok(sqlx::query_as(OUR_TRIGGERS).fetch_all(conn).await?)
 }
@@ -157,7 +134,7 @@ async fn execute(conn: &mut MySqlConnection, sql: String) -> Result<(), MappedEr
 pub(super) async fn install(pool: &MySqlPool, mapping: &Mapping) -> Result<Installed, MappedError> {
     let mut conn = pool.acquire().await?.detach();
     // Nothing is created until the whole mapping has been tried.
-    super::check(&mut conn, mapping).await?;
+    crate::mapped::check::check(&mut Conn::MySql(&mut conn), mapping).await?;
     execute(&mut conn, TRIGGER_SQL_MODE.to_owned()).await?;
     let version: String = sqlx::query_scalar("SELECT VERSION()")
         .fetch_one(&mut conn)
@@ -169,7 +146,7 @@ pub(super) async fn install(pool: &MySqlPool, mapping: &Mapping) -> Result<Insta
     let mariadb = version.contains("MariaDB");
     // Cascades that cannot be captured refuse the install before anything
     // is created, as a bad mapping does.
-    let cascades = super::cascade::triggers(&mut conn, mapping, mariadb).await?;
+    let cascades = crate::mapped::cascade::triggers(&mut conn, mapping, mariadb).await?;
     for sql in TABLES_SQL {
         execute(&mut conn, sql.to_owned()).await?;
     }
@@ -288,7 +265,7 @@ pub(super) async fn verify(pool: &MySqlPool, mapping: &Mapping) -> Result<(), Ma
         }
     }
     // A foreign key added since the install changes rows unlogged.
-    for cascade in super::cascade::triggers(&mut conn, mapping, false).await? {
+    for cascade in crate::mapped::cascade::triggers(&mut conn, mapping, false).await? {
         if !present
             .iter()
             .any(|(n, on)| *n == cascade.name && *on == cascade.table)
@@ -332,4 +309,56 @@ pub(super) async fn prune(pool: &MySqlPool, older_than: Duration) -> Result<Prun
         .await?;
     tx.commit().await?;
     Ok(Pruned { deleted, floor })
+}
+
+/// The log after `after`, read in the caller's snapshot; `None` when
+/// nothing newer committed. Each captured row has a revision of its own,
+/// so more than `max_rows` revisions is a bulk change, not read.
+pub(super) async fn read_log(
+    conn: &mut MySqlConnection,
+    after: u64,
+    max_rows: u64,
+) -> Result<Option<Log>, MappedError> {
+    let revision: u64 = sqlx::query_scalar(REVISION_SQL)
+        .fetch_one(&mut *conn)
+        .await?;
+    if revision <= after {
+        return Ok(None);
+    }
+    let floor: u64 = sqlx::query_scalar("SELECT revision FROM ticket_authz_pruned WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut log = Log {
+        revision,
+        floor,
+        bulk: revision - after > max_rows,
+        rows: Vec::new(),
+        committed_at: None,
+    };
+    if floor > after || log.bulk {
+        return Ok(Some(log));
+    }
+    let rows = sqlx::query(
+        "SELECT table_name, old_row, new_row, CAST(changed_at AS DOUBLE) \
+         FROM ticket_authz_changes WHERE revision > ? AND revision <= ? ORDER BY revision",
+    )
+    .bind(after)
+    .bind(revision)
+    .fetch_all(&mut *conn)
+    .await?;
+    log.committed_at = match rows.last() {
+        Some(row) => Some(row.try_get::<f64, _>(3)?),
+        None => None,
+    };
+    log.rows = rows
+        .iter()
+        .map(|r: &MySqlRow| {
+            Ok(Logged {
+                table: r.try_get(0)?,
+                old: r.try_get(1)?,
+                new: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(log))
 }
