@@ -28,7 +28,7 @@ mod support;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Integria 5.0's tables, as the tests create them.
-const TABLES: &str = include_str!("../tests/common/integria.sql");
+const TABLES: &str = include_str!("../tests/suite/common/integria.sql");
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -1,6 +1,6 @@
 -- A small helpdesk of its own on PostgreSQL, the schema
 -- examples/mapping/desk-postgres.yaml maps: nothing in it knows about
--- ticket-authz. tests/mapped_postgres.rs creates it, follows it and writes
+-- ticket-authz. tests/suite/mapped_postgres.rs creates it, follows it and writes
 -- to it as the helpdesk would.
 
 CREATE TABLE orgs (

@@ -6,7 +6,7 @@
 //! unchanged since the graph's (see `fresh`).
 //!
 //! The semantics are the in-memory ones (`core::visible_tickets_after`,
-//! `LimitIndex::count`) on the same data; `tests/cached_lists.rs` holds them
+//! `LimitIndex::count`) on the same data; `tests/suite/cached_lists.rs` holds them
 //! to it.
 
 // Dynamic SQL here is assembled from this file's and the dialect's

@@ -3,7 +3,7 @@
 //! revisions in commit order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use ticket_authz::dataset;
 use ticket_authz::db::Database;

@@ -3,7 +3,7 @@
 //! stops it with exit code 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::bin;
 /// Arguments, environment, and the text the error must contain.

@@ -5,7 +5,7 @@
 //! mapping at the same revision.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use fastrand::Rng;
 

@@ -8,7 +8,7 @@
 //! missing tool fails it (`.ci/run` installs php).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

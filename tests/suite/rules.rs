@@ -1,7 +1,7 @@
 //! One test per rule and edge case of the access model (§2, §3, §6, §7).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{ask, decide, explain, snapshot};
 use ticket_authz::core::Action::*;

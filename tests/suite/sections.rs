@@ -4,7 +4,7 @@
 //! checks on generated data.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use ticket_authz::core::{self, Action, Context, Reason};
 use ticket_authz::dataset;

@@ -4,7 +4,7 @@
 //! bad flags are refused naming the flag.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::bin;
 

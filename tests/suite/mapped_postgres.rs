@@ -7,7 +7,7 @@
 //! `min_revision` through `serve`, prune, uninstall and refused mappings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use fastrand::Rng;
 
@@ -22,7 +22,7 @@ use ticket_authz::mapping::Mapping;
 use ticket_authz::store::Store;
 use tokio::sync::watch;
 
-const SCHEMA: &str = include_str!("../examples/mapping/desk-postgres.sql");
+const SCHEMA: &str = include_str!("../../examples/mapping/desk-postgres.sql");
 
 fn mapping_file() -> String {
     format!(

@@ -6,7 +6,7 @@
 //! through `Snapshot::apply`, as the follower's do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use ticket_authz::core::{self, Action, ActionInput, CheckRequest, Context, TicketFilter};

@@ -5,7 +5,7 @@
 //! collation is not C, and the `unchanged` flag across writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use ticket_authz::core::{self, TicketFilter};
 use ticket_authz::dataset;

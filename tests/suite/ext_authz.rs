@@ -6,7 +6,7 @@
 //! the bearer token, and the example files against the real route parser.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

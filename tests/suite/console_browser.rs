@@ -7,7 +7,7 @@
 //! CONSOLE_SCREENSHOTS=DIR it saves the README's screenshots there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! `ticket-authz test` command.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

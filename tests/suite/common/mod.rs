@@ -204,12 +204,12 @@ pub async fn integria_writer(url: &str) -> sqlx::MySqlPool {
         .unwrap()
 }
 
-/// Integria's tables (`tests/common/integria.sql`), created as Integria's
+/// Integria's tables (`tests/suite/common/integria.sql`), created as Integria's
 /// installer does, under an empty `sql_mode`.
 pub async fn create_integria_tables(url: &str) {
     let pool = integria_writer(url).await;
     let sql = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/integria.sql"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/suite/common/integria.sql"),
     )
     .unwrap();
     let mut conn = pool.acquire().await.unwrap();
