@@ -42,13 +42,6 @@ pub(super) enum Conn<'c> {
 }
 
 impl Pool {
-    pub fn database(&self) -> Database {
-        match self {
-            Pool::MySql(_) => Database::MySql,
-            Pool::Postgres(_) => Database::Postgres,
-        }
-    }
-
     pub async fn acquire(&self) -> Result<Held, MappedError> {
         Ok(match self {
             Pool::MySql(p) => Held::MySql(p.acquire().await?),

@@ -30,9 +30,9 @@ mod source;
 use std::str::FromStr;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-pub use capture::{Installed, POSTGRES_REVISION_SQL, REVISION_SQL, Removed, revision_sql};
+pub use capture::{Installed, POSTGRES_REVISION_SQL, REVISION_SQL, Removed};
 pub use check::Columns;
 pub use decode::{DecodeError, Rows, Unresolved};
 pub use source::MappedSource;
@@ -164,11 +164,6 @@ impl MappedDb {
         capture::present(&self.pool).await
     }
 
-    /// The kind of database this is.
-    pub fn database(&self) -> Database {
-        self.pool.database()
-    }
-
     /// Removes every object the capture installed.
     pub async fn uninstall(&self) -> Result<Removed, MappedError> {
         capture::uninstall(&self.pool).await
@@ -179,7 +174,8 @@ impl MappedDb {
         capture::verify(&self.pool, mapping).await
     }
 
-    /// The latest committed revision (what [`revision_sql`] reads).
+    /// The latest committed revision (what [`REVISION_SQL`] or
+    /// [`POSTGRES_REVISION_SQL`] reads).
     pub async fn revision(&self) -> Result<u64, MappedError> {
         capture::revision(&mut self.pool.acquire().await?.conn()).await
     }
@@ -278,14 +274,6 @@ impl MappedDb {
         match &self.pool {
             Pool::MySql(p) => Some(p),
             Pool::Postgres(_) => None,
-        }
-    }
-
-    /// The PostgreSQL pool, when that is the kind.
-    pub fn postgres_pool(&self) -> Option<&PgPool> {
-        match &self.pool {
-            Pool::Postgres(p) => Some(p),
-            Pool::MySql(_) => None,
         }
     }
 

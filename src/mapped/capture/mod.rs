@@ -14,7 +14,7 @@ pub use postgres::REVISION_SQL as POSTGRES_REVISION_SQL;
 use super::MappedError;
 use super::conn::{Conn, Pool};
 use crate::db::Pruned;
-use crate::mapping::{Database, Mapping};
+use crate::mapping::Mapping;
 
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,16 +55,6 @@ pub(in crate::mapped) struct Log {
     pub rows: Vec<Logged>,
     /// When the last of the batch's transactions committed (Unix seconds).
     pub committed_at: Option<f64>,
-}
-
-/// The statement writers read the latest revision with, for
-/// `min_revision`: after their commit it gives a revision at which their
-/// writes are served.
-pub fn revision_sql(database: Database) -> &'static str {
-    match database {
-        Database::MySql => REVISION_SQL,
-        Database::Postgres => POSTGRES_REVISION_SQL,
-    }
 }
 
 /// The latest committed revision, in whatever `conn` reads.
