@@ -11,6 +11,7 @@ mod apply;
 mod build;
 mod change;
 mod detached;
+mod export;
 pub use apply::ApplyError;
 pub use build::SnapshotError;
 pub use change::{
