@@ -130,6 +130,50 @@ impl fmt::Display for FlagSet {
     }
 }
 
+/// The bits [`FLAG_NAMES`] names; any other bit is no flag.
+const KNOWN_BITS: u64 = (1 << FLAG_NAMES.len()) - 1;
+
+// Flags travel as their bit position and sets as their bits (an image's
+// encoding, compact and stable while `FLAG_NAMES` only grows at the end).
+// Reading refuses a bit no name stands for: a set shifts by it, and a flag
+// this build does not know would be silently ignored otherwise.
+impl serde::Serialize for Flag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bit = u8::deserialize(deserializer)?;
+        if usize::from(bit) < FLAG_NAMES.len() {
+            Ok(Flag(bit))
+        } else {
+            Err(serde::de::Error::custom(format!("unknown flag bit {bit}")))
+        }
+    }
+}
+
+impl serde::Serialize for FlagSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlagSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bits = u64::deserialize(deserializer)?;
+        if bits & !KNOWN_BITS == 0 {
+            Ok(FlagSet(bits))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "unknown flag bits {:#x}",
+                bits & !KNOWN_BITS
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +193,20 @@ mod tests {
             assert_eq!(flag.name(), name);
             assert_eq!(Flag::parse(name), Some(flag));
         }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn flags_travel_as_bits_and_unknown_bits_are_refused() {
+        let all: FlagSet = FLAG_NAMES.iter().filter_map(|n| Flag::parse(n)).collect();
+        let bytes = postcard::to_stdvec(&all).unwrap();
+        assert_eq!(postcard::from_bytes::<FlagSet>(&bytes).unwrap(), all);
+        let flag = postcard::to_stdvec(&Flag::UM).unwrap();
+        assert_eq!(postcard::from_bytes::<Flag>(&flag).unwrap(), Flag::UM);
+        let beyond = postcard::to_stdvec(&38u8).unwrap();
+        assert!(postcard::from_bytes::<Flag>(&beyond).is_err());
+        let beyond = postcard::to_stdvec(&(1u64 << 38)).unwrap();
+        assert!(postcard::from_bytes::<FlagSet>(&beyond).is_err());
     }
 
     #[test]

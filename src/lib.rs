@@ -9,6 +9,7 @@
 //! * [`app`]: the application service every transport calls.
 //! * [`serve`]: the composition root (`run`), the port's layers, supervision.
 //! * [`grpc`]: the gRPC edge; [`loadtest`]: the load generator, a tool.
+//! * [`image`]: versioned binary images of a snapshot and of a change batch.
 //! * [`follow`]: the one loop that keeps the store following a source;
 //!   [`db`]: our SQL schema, one such source.
 
@@ -25,6 +26,7 @@ pub mod flags;
 pub mod follow;
 pub mod generate;
 pub mod grpc;
+pub mod image;
 pub mod loadtest;
 pub mod mapped;
 pub mod mapping;

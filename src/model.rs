@@ -1,5 +1,9 @@
 //! Domain types of the access model (entities and their enums), free of any
-//! file, database or wire format.
+//! file, database or wire format. They derive serde's traits so that a
+//! format can carry them as they are (the binary image of `crate::image`);
+//! the YAML file shape is `dataset::raw`'s own.
+
+use serde::{Deserialize, Serialize};
 
 use crate::flags::FlagSet;
 use crate::time::Timestamp;
@@ -13,7 +17,9 @@ pub const ALL_GROUPS: &str = "*";
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+        )]
         pub enum $name {
             #[default]
             $($variant),+
@@ -90,14 +96,14 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
     /// Lower-cased (ASCII) so that comparisons are case-insensitive.
     pub domain: String,
     pub added_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organisation {
     pub id: String,
     pub name: String,
@@ -106,14 +112,14 @@ pub struct Organisation {
     pub access_managers: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partnership {
     pub partner: String,
     pub client: String,
     pub since: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Company {
     pub id: String,
     pub name: String,
@@ -121,7 +127,7 @@ pub struct Company {
     pub owner: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     pub id: String,
     pub name: String,
@@ -132,7 +138,7 @@ pub struct Group {
     pub total_ticket_limit: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub id: String,
     pub name: String,
@@ -140,7 +146,7 @@ pub struct Profile {
 }
 
 /// Where a grant applies: one group, or every group (`*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GrantScope {
     All,
     Group(String),
@@ -155,13 +161,13 @@ impl GrantScope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub profile: String,
     pub group: GrantScope,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     pub email: Option<String>,
@@ -177,7 +183,7 @@ pub struct User {
     pub grants: Vec<Grant>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
     pub id: String,
     pub created_at: Timestamp,
@@ -192,7 +198,7 @@ pub struct Ticket {
 
 /// A whole, validated authorisation dataset: every reference resolves, no
 /// parent cycles, no duplicates.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dataset {
     /// A fixed clock for ticket limits, when the data fixes one.
     pub now: Option<Timestamp>,
@@ -227,13 +233,13 @@ named_enum!(
 );
 
 /// A user on a project or task, with a role.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionMember {
     pub user: String,
     pub role: MemberRole,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -241,7 +247,7 @@ pub struct Project {
     pub members: Vec<SectionMember>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: String,
     pub name: String,
@@ -251,7 +257,7 @@ pub struct Task {
     pub members: Vec<SectionMember>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WikiPage {
     pub id: String,
     pub name: String,
@@ -261,7 +267,7 @@ pub struct WikiPage {
     pub write_groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
     pub id: String,
     pub name: String,
@@ -272,13 +278,13 @@ pub struct InventoryItem {
     pub users: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: String,
     pub company: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lead {
     pub id: String,
     pub name: String,
@@ -286,7 +292,7 @@ pub struct Lead {
     pub owner: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgendaEvent {
     pub id: String,
     pub name: String,
@@ -295,14 +301,14 @@ pub struct AgendaEvent {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadCategory {
     pub id: String,
     pub name: String,
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Download {
     pub id: String,
     pub name: String,
@@ -310,7 +316,7 @@ pub struct Download {
 }
 
 /// Every section's resources; each list is empty by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sections {
     pub projects: Vec<Project>,
     pub tasks: Vec<Task>,

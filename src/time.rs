@@ -7,8 +7,22 @@ use std::str::FromStr;
 ///
 /// Kept as one `i64` of nanoseconds so that ticket rows and the
 /// creation-time indexes of ticket limits stay small; that covers the years
-/// 1678 to 2261, and anything outside is rejected when parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// 1678 to 2261, and anything outside is rejected when parsed. Serialised
+/// as the bare `i64` (transparent), so an image holds no text to parse.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(i64);
 
 /// 365 days of 24 hours: the rolling window of ticket limits.

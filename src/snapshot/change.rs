@@ -2,13 +2,15 @@
 //! decodes its change log into and [`Snapshot::apply`] applies. Free of any
 //! storage format: no table names, no SQL, no JSON.
 
+use serde::{Deserialize, Serialize};
+
 use super::{ApplyError, Snapshot};
 use crate::flags::Flag;
 use crate::model::{Company, Group, MemberRole, OrgAccess, Status, UserAccess, UserKind};
 use crate::time::Timestamp;
 
 /// A ticket row as stored (CCs and participants are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketFields {
     pub id: String,
     pub created_at: Timestamp,
@@ -35,14 +37,14 @@ impl From<&crate::model::Ticket> for TicketFields {
 }
 
 /// Which list of a ticket a person is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     Cc,
     Participant,
 }
 
 /// A user row as stored (memberships and grants are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFields {
     pub id: String,
     pub email: Option<String>,
@@ -58,7 +60,7 @@ pub struct UserFields {
 
 /// An organisation row as stored (domains, partnerships, members and
 /// managers are rows of their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgFields {
     pub id: String,
     pub name: String,
@@ -68,7 +70,7 @@ pub struct OrgFields {
 /// The row of one service-desk section entity (access model §8) as
 /// stored; its lists (members, groups, companies, users) are link rows of
 /// their own ([`SectionLink`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SectionRow {
     Project {
         id: String,
@@ -121,7 +123,7 @@ pub enum SectionRow {
 }
 
 /// Which section entity a [`Change::DeleteSection`] removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SectionEntity {
     Project,
     Task,
@@ -135,7 +137,7 @@ pub enum SectionEntity {
 }
 
 /// One entry of a section entity's lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SectionLink {
     ProjectMember {
         project: String,
@@ -177,7 +179,7 @@ pub enum SectionLink {
 /// organisation, group, profile or company, or changing the id of one, has
 /// no variant: it cascades through many rows, so a source asks for a full
 /// reload instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// Inserts or updates a ticket; its CCs and participants are kept.
     UpsertTicket(TicketFields),
