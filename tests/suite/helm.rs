@@ -165,6 +165,23 @@ fn prepare() -> Result<Charts, String> {
     sets.push(("sentinel-secrets".to_owned(), chart.clone(), sentinel));
     let example_dir = charts.example.clone();
     sets.push(("example".to_owned(), example_dir.clone(), Vec::new()));
+    // The fleet from an application chart: sidecars reading NATS with a
+    // token, and the subchart's own relay beside the application.
+    sets.push((
+        "example-fleet".to_owned(),
+        example_dir.clone(),
+        [
+            "ticket-authz.source=nats",
+            "ticket-authz.nats.url=nats://nats.messaging.svc:4222",
+            "ticket-authz.nats.credentials.existingSecret=helpdesk-authz-nats",
+            "ticket-authz.nats.credentials.credsKey=",
+            "ticket-authz.nats.credentials.tokenKey=token",
+            "ticket-authz.relay.enabled=true",
+        ]
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+        .collect(),
+    ));
     sets.push((
         "example-plain-container".to_owned(),
         example_dir,
@@ -292,15 +309,51 @@ impl Render {
 
     /// Every pod template with our container in it, and that container.
     fn our_pods(&self) -> Vec<(&Value, &Value)> {
+        self.pods_running("serve")
+    }
+
+    /// Every pod template of the relay, and its container.
+    fn relay_pods(&self) -> Vec<(&Value, &Value)> {
+        self.pods_running("relay")
+    }
+
+    fn pods_running(&self, command: &str) -> Vec<(&Value, &Value)> {
         self.of_kind("Deployment")
             .into_iter()
             .filter_map(|d| {
                 let pod = &d["spec"]["template"]["spec"];
                 all_containers(pod)
-                    .find(|c| c["args"] == serde_json::json!(["serve"]))
+                    .find(|c| c["args"] == serde_json::json!([command]))
                     .map(|c| (pod, c))
             })
             .collect()
+    }
+
+    /// The one Deployment whose pods run `ticket-authz <command>`.
+    fn deployment_running(&self, command: &str) -> &Value {
+        let found: Vec<&Value> = self
+            .of_kind("Deployment")
+            .into_iter()
+            .filter(|d| {
+                all_containers(&d["spec"]["template"]["spec"])
+                    .any(|c| c["args"] == serde_json::json!([command]))
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "render {}: Deployments running {command}",
+            self.name
+        );
+        found[0]
+    }
+
+    /// The one object of a kind with this name.
+    fn named(&self, kind: &str, name: &str) -> &Value {
+        self.of_kind(kind)
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("render {}: no {kind} named {name}", self.name))
     }
 }
 
@@ -657,9 +710,12 @@ fn containers_run_locked_down() {
     let Some(charts) = charts("containers_run_locked_down") else {
         return;
     };
+    let mut relays = 0;
     for render in &charts.renders {
-        for (pod, container) in render.our_pods() {
+        for (pod, container) in render.our_pods().into_iter().chain(render.relay_pods()) {
             let name = &render.name;
+            let relay = container["args"] == serde_json::json!(["relay"]);
+            relays += usize::from(relay);
             let sc = &container["securityContext"];
             assert_eq!(sc["runAsNonRoot"], true, "{name}");
             assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
@@ -672,7 +728,7 @@ fn containers_run_locked_down() {
             );
             assert!(sc["capabilities"].get("add").is_none(), "{name}");
             assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
-            if name.starts_with("example") {
+            if name.starts_with("example") && !relay {
                 // The pod is the application's; its own settings are its own.
                 continue;
             }
@@ -694,6 +750,8 @@ fn containers_run_locked_down() {
             );
         }
     }
+    // fleet-values and example-fleet.
+    assert!(relays >= 2, "only {relays} relay pods rendered");
 }
 
 #[test]
@@ -702,7 +760,7 @@ fn every_mount_has_a_volume_and_writable_paths_are_volumes() {
         return;
     };
     for render in &charts.renders {
-        for (pod, container) in render.our_pods() {
+        for (pod, container) in render.our_pods().into_iter().chain(render.relay_pods()) {
             let volumes: BTreeSet<&str> = pod["volumes"]
                 .as_array()
                 .unwrap()
@@ -729,9 +787,29 @@ fn every_mount_has_a_volume_and_writable_paths_are_volumes() {
                 );
             }
             assert!(mounted.contains("/tmp"), "{}", render.name);
-            let url = env(container, "TICKET_AUTHZ_DATABASE_URL").unwrap();
-            if let Some(path) = url["value"]
-                .as_str()
+            // Files the service reads sit in a mounted directory; the
+            // snapshot copy's directory is a mount of its own.
+            for var in [
+                "TICKET_AUTHZ_NATS_CREDS",
+                "TICKET_AUTHZ_NATS_TOKEN_FILE",
+                "TICKET_AUTHZ_NATS_TLS_CA",
+            ] {
+                if env(container, var).is_some() {
+                    let dir = Path::new(env_value(container, var)).parent().unwrap();
+                    assert!(
+                        mounted.contains(dir.to_str().unwrap()),
+                        "{}: {var} is not in a mounted directory",
+                        render.name
+                    );
+                }
+            }
+            if env(container, "TICKET_AUTHZ_SNAPSHOT_DIR").is_some() {
+                let dir = env_value(container, "TICKET_AUTHZ_SNAPSHOT_DIR");
+                assert!(mounted.contains(dir), "{}: snapshot dir", render.name);
+            }
+            let url = env(container, "TICKET_AUTHZ_DATABASE_URL");
+            if let Some(path) = url
+                .and_then(|u| u["value"].as_str())
                 .and_then(|u| u.strip_prefix("sqlite://"))
             {
                 let dir = Path::new(path).parent().unwrap().to_str().unwrap();
@@ -1678,4 +1756,643 @@ fn ext_authz_values_reach_the_container() {
         annotations["checksum/ext-authz-routes"].is_string(),
         "{annotations}"
     );
+}
+
+/// `helm template` of our chart with these `--set` values, parsed.
+fn template_with(charts: &Charts, sets: &[&str]) -> Vec<Value> {
+    let args: Vec<String> = sets
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+        .collect();
+    parse_documents(&charts.template(&chart_dir(), &args))
+}
+
+/// The least a relay needs: PostgreSQL from a Secret and a NATS server.
+const RELAY_MINIMUM: [&str; 4] = [
+    "relay.enabled=true",
+    "database.type=postgres",
+    "database.postgres.existingSecret=authz-database",
+    "nats.url=nats://nats.messaging.svc:4222",
+];
+
+fn pod_labels(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["metadata"]["labels"]
+}
+
+fn volume_named<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+/// The Secret volume item behind a file setting: (Secret name, key), after
+/// checking that the file's directory is a read-only mount of that volume.
+fn secret_file<'a>(pod: &'a Value, container: &'a Value, var: &str) -> (&'a str, &'a str) {
+    let path = Path::new(env_value(container, var));
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| path.parent() == Some(Path::new(m["mountPath"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("{var}: nothing mounted at {}", path.display()));
+    assert_eq!(mount["readOnly"], true, "{var}");
+    assert!(
+        mount.get("subPath").is_none(),
+        "{var}: a subPath never sees rotations"
+    );
+    let volume = volume_named(pod, mount["name"].as_str().unwrap()).unwrap();
+    let file = path.file_name().unwrap().to_str().unwrap();
+    let item = volume["secret"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{var}: {volume} is not a Secret volume with items"))
+        .iter()
+        .find(|i| i["path"] == file)
+        .unwrap_or_else(|| panic!("{var}: the Secret volume has no {file}"));
+    (
+        volume["secret"]["secretName"].as_str().unwrap(),
+        item["key"].as_str().unwrap(),
+    )
+}
+
+#[test]
+fn relay_is_a_deployment_of_its_own_that_no_serving_object_selects() {
+    let Some(charts) = charts("relay_is_a_deployment_of_its_own_that_no_serving_object_selects")
+    else {
+        return;
+    };
+    // Off unless asked for.
+    for render in &charts.renders {
+        let fleet = ["fleet-values", "example-fleet"].contains(&render.name.as_str());
+        assert_eq!(
+            render.relay_pods().len(),
+            usize::from(fleet),
+            "{}: relay pods",
+            render.name
+        );
+    }
+
+    // Two replicas by default, running `ticket-authz relay` from the same image.
+    let docs = template_with(charts, &RELAY_MINIMUM);
+    let relays: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"] == "Deployment" && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
+        })
+        .collect();
+    assert_eq!(relays.len(), 1);
+    assert_eq!(relays[0]["spec"]["replicas"], 2);
+    let containers: Vec<&Value> = all_containers(&relays[0]["spec"]["template"]["spec"]).collect();
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["args"], serde_json::json!(["relay"]));
+    assert!(
+        containers[0].get("command").is_none(),
+        "the image's entrypoint runs it"
+    );
+    let budget = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "PodDisruptionBudget"
+                && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
+        })
+        .expect("the relay's budget");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+
+    let render = charts.render("fleet-values");
+    let serving = render.deployment_running("serve");
+    let relay = render.deployment_running("relay");
+    assert_eq!(relay["metadata"]["name"], "authz-test-ticket-authz-relay");
+    assert_eq!(relay["spec"]["replicas"], 2);
+    let relay_container = &relay["spec"]["template"]["spec"]["containers"][0];
+    let serving_container = &serving["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(relay_container["image"], serving_container["image"]);
+    // No gRPC port: the relay takes no calls.
+    let ports: Vec<&str> = relay_container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["health", "metrics"]);
+    assert_eq!(relay_container["resources"]["limits"]["memory"], "1536Mi");
+    let relay_pod = &relay["spec"]["template"]["spec"];
+    assert_eq!(relay_pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(relay_pod["tolerations"][0]["value"], "authz");
+    assert_eq!(relay_pod["priorityClassName"], "high-priority");
+    assert!(relay_pod["affinity"]["podAntiAffinity"].is_object());
+    assert_eq!(relay_pod["terminationGracePeriodSeconds"], 40);
+    assert_eq!(pod_labels(relay)["app.kubernetes.io/component"], "relay");
+
+    // Each Deployment's selector picks its own pods only: overlapping
+    // selectors would make the two fight over each other's pods.
+    let relay_labels = pod_labels(relay);
+    let serving_labels = pod_labels(serving);
+    for (what, deployment, own, other) in [
+        ("serving", serving, serving_labels, relay_labels),
+        ("relay", relay, relay_labels, serving_labels),
+    ] {
+        let selector = &deployment["spec"]["selector"]["matchLabels"];
+        assert!(
+            labels_match(selector, own),
+            "{what}: selects none of its pods"
+        );
+        assert!(
+            !labels_match(selector, other),
+            "{what}: selects the other's pods"
+        );
+    }
+    // The serving pods' Service, budget and policy never count a relay;
+    // the relay's never count a serving pod.
+    let serving_name = "authz-test-ticket-authz";
+    let relay_name = "authz-test-ticket-authz-relay";
+    for (kind, field) in [
+        ("Service", &["spec", "selector"][..]),
+        (
+            "PodDisruptionBudget",
+            &["spec", "selector", "matchLabels"][..],
+        ),
+        ("NetworkPolicy", &["spec", "podSelector", "matchLabels"][..]),
+    ] {
+        let at = |object: &Value| field.iter().fold(object.clone(), |v, k| v[*k].clone());
+        let ours = at(render.named(kind, serving_name));
+        assert!(labels_match(&ours, serving_labels), "serving {kind}");
+        assert!(
+            !labels_match(&ours, relay_labels),
+            "serving {kind} selects relays"
+        );
+        let theirs = at(render.named(kind, relay_name));
+        assert!(labels_match(&theirs, relay_labels), "relay {kind}");
+        assert!(
+            !labels_match(&theirs, serving_labels),
+            "relay {kind} selects serving pods"
+        );
+    }
+    let relay_budget = &render.named("PodDisruptionBudget", relay_name)["spec"];
+    assert_eq!(relay_budget["maxUnavailable"], 1, "{relay_budget}");
+    // The relay's metrics Service is headless, for Prometheus alone.
+    let relay_service = render.named("Service", relay_name);
+    assert_eq!(relay_service["spec"]["clusterIP"], "None");
+    let service_ports: Vec<&str> = relay_service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(service_ports, ["metrics"]);
+
+    // A ServiceMonitor each, each selecting its own Service only.
+    let serving_service = render.named("Service", serving_name);
+    for (monitor, own, other) in [
+        (serving_name, serving_service, relay_service),
+        (relay_name, relay_service, serving_service),
+    ] {
+        let selector = &render.named("ServiceMonitor", monitor)["spec"]["selector"]["matchLabels"];
+        assert!(
+            labels_match(selector, &own["metadata"]["labels"]),
+            "{monitor}"
+        );
+        assert!(
+            !labels_match(selector, &other["metadata"]["labels"]),
+            "{monitor}"
+        );
+    }
+    assert_eq!(
+        render.named("ServiceMonitor", relay_name)["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    // metrics port -> Service targetPort -> the relay's metrics listener.
+    let metrics = relay_container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == relay_service["spec"]["ports"][0]["targetPort"])
+        .unwrap();
+    assert_eq!(
+        metrics["containerPort"],
+        listen_port(env_value(relay_container, "TICKET_AUTHZ_METRICS_LISTEN"))
+    );
+
+    // In a sidecar's chart the relay is the subchart's own Deployment,
+    // with the ServiceAccount it runs as.
+    let example = charts.render("example-fleet");
+    let relay = example.deployment_running("relay");
+    let account = relay["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        example.named("ServiceAccount", account)["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(
+        example.deployment_running("serve")["metadata"]["name"],
+        "authz-test-helpdesk-api"
+    );
+}
+
+#[test]
+fn relay_probes_are_grpc_on_its_health_port() {
+    let Some(charts) = charts("relay_probes_are_grpc_on_its_health_port") else {
+        return;
+    };
+    let mut relays = 0;
+    for render in &charts.renders {
+        for (_, container) in render.relay_pods() {
+            relays += 1;
+            let name = &render.name;
+            let health = listen_port(env_value(container, "TICKET_AUTHZ_HEALTH_LISTEN"));
+            let declared = container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "health")
+                .unwrap();
+            assert_eq!(declared["containerPort"], health, "{name}");
+            for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+                let p = &container[probe];
+                assert_eq!(p["grpc"]["port"], health, "{name}: {probe}");
+                assert_eq!(p["grpc"]["service"], "", "{name}: {probe}");
+                for other in ["httpGet", "tcpSocket", "exec"] {
+                    assert!(p.get(other).is_none(), "{name}: {probe} has {other}");
+                }
+            }
+            // The relay's first load reads the whole database too.
+            let startup = &container["startupProbe"];
+            let budget = startup["periodSeconds"].as_u64().unwrap()
+                * startup["failureThreshold"].as_u64().unwrap();
+            assert!(budget >= 300, "{name}: startup budget {budget} s");
+        }
+    }
+    assert_eq!(relays, 2, "fleet-values and example-fleet");
+}
+
+#[test]
+fn relay_env_carries_the_database_secret_and_the_nats_settings() {
+    let Some(charts) = charts("relay_env_carries_the_database_secret_and_the_nats_settings") else {
+        return;
+    };
+    let render = charts.render("fleet-values");
+    let (pod, c) = render.relay_pods()[0];
+    let url = env(c, "TICKET_AUTHZ_DATABASE_URL").unwrap();
+    assert!(url.get("value").is_none(), "{url}");
+    assert_eq!(
+        url["valueFrom"]["secretKeyRef"],
+        serde_json::json!({ "name": "authz-database", "key": "url" })
+    );
+    for (var, value) in [
+        ("TICKET_AUTHZ_DATABASE_MAX_CONNECTIONS", "2"),
+        ("TICKET_AUTHZ_NOTIFY", "listen"),
+        ("TICKET_AUTHZ_POLL_INTERVAL", "2s"),
+        (
+            "TICKET_AUTHZ_NATS_URL",
+            "tls://nats-0.nats.messaging.svc:4222,tls://nats-1.nats.messaging.svc:4222",
+        ),
+        ("TICKET_AUTHZ_STREAM", "HELPDESK_AUTHZ"),
+        ("TICKET_AUTHZ_SUBJECT", "helpdesk.authz.changes"),
+        ("TICKET_AUTHZ_BUCKET", "helpdesk_authz"),
+        ("TICKET_AUTHZ_SNAPSHOT_EVERY", "5000"),
+        ("TICKET_AUTHZ_STREAM_MAX_AGE", "48h"),
+        ("TICKET_AUTHZ_LEASE", "15s"),
+        ("TICKET_AUTHZ_HEALTH_LISTEN", "0.0.0.0:8081"),
+        ("TICKET_AUTHZ_METRICS_LISTEN", "0.0.0.0:9090"),
+        ("TICKET_AUTHZ_SHUTDOWN_GRACE", "15s"),
+        ("TICKET_AUTHZ_LOG_FORMAT", "json"),
+        ("TICKET_AUTHZ_LOG_FILTER", "info,ticket_authz=debug"),
+        ("RUST_BACKTRACE", "1"),
+    ] {
+        assert_eq!(env_value(c, var), value, "{var}");
+    }
+    // The .creds file and the CA come from their Secrets' keys.
+    assert_eq!(
+        secret_file(pod, c, "TICKET_AUTHZ_NATS_CREDS"),
+        ("authz-nats-user", "authz.creds")
+    );
+    assert_eq!(
+        secret_file(pod, c, "TICKET_AUTHZ_NATS_TLS_CA"),
+        ("nats-internal-ca", "ca.crt")
+    );
+    assert!(env(c, "TICKET_AUTHZ_NATS_TOKEN_FILE").is_none());
+    // A relay serves no calls and holds no snapshot copy.
+    for unset in ["TICKET_AUTHZ_LISTEN", "TICKET_AUTHZ_SNAPSHOT_DIR"] {
+        assert!(env(c, unset).is_none(), "{unset} on the relay");
+    }
+    let names: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().collect::<BTreeSet<_>>().len(),
+        names.len(),
+        "{names:?}"
+    );
+
+    // The defaults; no credential files without their Secrets.
+    let docs = template_with(charts, &RELAY_MINIMUM);
+    let relay = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Deployment" && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
+        })
+        .unwrap();
+    let c = &relay["spec"]["template"]["spec"]["containers"][0];
+    for (var, value) in [
+        ("TICKET_AUTHZ_DATABASE_MAX_CONNECTIONS", "4"),
+        ("TICKET_AUTHZ_NATS_URL", "nats://nats.messaging.svc:4222"),
+        ("TICKET_AUTHZ_STREAM", "TICKET_AUTHZ"),
+        ("TICKET_AUTHZ_SUBJECT", "ticket_authz.changes"),
+        ("TICKET_AUTHZ_BUCKET", "ticket_authz"),
+        ("TICKET_AUTHZ_SNAPSHOT_EVERY", "10m"),
+        ("TICKET_AUTHZ_STREAM_MAX_AGE", "24h"),
+        ("TICKET_AUTHZ_LEASE", "10s"),
+        ("TICKET_AUTHZ_NOTIFY", "listen"),
+        ("TICKET_AUTHZ_SHUTDOWN_GRACE", "10s"),
+    ] {
+        assert_eq!(env_value(c, var), value, "{var}");
+    }
+    assert_eq!(
+        env(c, "TICKET_AUTHZ_DATABASE_URL").unwrap()["valueFrom"]["secretKeyRef"]["name"],
+        "authz-database"
+    );
+    for unset in [
+        "TICKET_AUTHZ_NATS_CREDS",
+        "TICKET_AUTHZ_NATS_TOKEN_FILE",
+        "TICKET_AUTHZ_NATS_TLS_CA",
+    ] {
+        assert!(env(c, unset).is_none(), "{unset} without a Secret");
+    }
+    // A revision count given as a YAML number reaches the flag as digits.
+    let docs = template_with(
+        charts,
+        &[&RELAY_MINIMUM[..], &["relay.snapshotEvery=1000"]].concat(),
+    );
+    let relay = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Deployment" && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
+        })
+        .unwrap();
+    let c = &relay["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(env_value(c, "TICKET_AUTHZ_SNAPSHOT_EVERY"), "1000");
+}
+
+#[test]
+fn nats_source_serving_pods_read_nats_and_never_the_database() {
+    let Some(charts) = charts("nats_source_serving_pods_read_nats_and_never_the_database") else {
+        return;
+    };
+    // This chart's own Deployment, with a .creds file and a CA.
+    let render = charts.render("fleet-values");
+    let serving = render.deployment_running("serve");
+    assert_eq!(serving["spec"]["replicas"], 3);
+    assert_eq!(serving["spec"]["strategy"]["type"], "RollingUpdate");
+    let (pod, c) = render.our_pods()[0];
+    for (var, value) in [
+        (
+            "TICKET_AUTHZ_NATS_URL",
+            "tls://nats-0.nats.messaging.svc:4222,tls://nats-1.nats.messaging.svc:4222",
+        ),
+        ("TICKET_AUTHZ_STREAM", "HELPDESK_AUTHZ"),
+        ("TICKET_AUTHZ_SUBJECT", "helpdesk.authz.changes"),
+        ("TICKET_AUTHZ_BUCKET", "helpdesk_authz"),
+        (
+            "TICKET_AUTHZ_SNAPSHOT_DIR",
+            "/var/lib/ticket-authz/snapshot",
+        ),
+        ("TICKET_AUTHZ_SNAPSHOT_INTERVAL", "2m"),
+    ] {
+        assert_eq!(env_value(c, var), value, "{var}");
+    }
+    assert_eq!(
+        secret_file(pod, c, "TICKET_AUTHZ_NATS_CREDS"),
+        ("authz-nats-user", "authz.creds")
+    );
+    assert_eq!(
+        secret_file(pod, c, "TICKET_AUTHZ_NATS_TLS_CA"),
+        ("nats-internal-ca", "ca.crt")
+    );
+    // The warm-start copy is on an emptyDir of its own.
+    let snapshot = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/lib/ticket-authz/snapshot")
+        .expect("the snapshot mount");
+    let volume = volume_named(pod, snapshot["name"].as_str().unwrap()).unwrap();
+    assert!(volume.get("emptyDir").is_some(), "{volume}");
+
+    // The sidecar of an application chart, with a token.
+    let example = charts.render("example-fleet");
+    let (app_pod, sidecar) = example.our_pods()[0];
+    assert_eq!(
+        env_value(sidecar, "TICKET_AUTHZ_NATS_URL"),
+        "nats://nats.messaging.svc:4222"
+    );
+    assert_eq!(
+        secret_file(app_pod, sidecar, "TICKET_AUTHZ_NATS_TOKEN_FILE"),
+        ("helpdesk-authz-nats", "token")
+    );
+    assert!(env(sidecar, "TICKET_AUTHZ_NATS_CREDS").is_none());
+    let (_, relay) = example.relay_pods()[0];
+    assert_eq!(
+        env_value(relay, "TICKET_AUTHZ_NATS_TOKEN_FILE"),
+        env_value(sidecar, "TICKET_AUTHZ_NATS_TOKEN_FILE")
+    );
+
+    // Neither reaches for the database: no URL, no follow settings, no file.
+    for (name, pod, c) in [
+        ("fleet-values", pod, c),
+        ("example-fleet", app_pod, sidecar),
+    ] {
+        for unset in [
+            "TICKET_AUTHZ_DATABASE_URL",
+            "TICKET_AUTHZ_DATABASE_MAX_CONNECTIONS",
+            "TICKET_AUTHZ_NOTIFY",
+            "TICKET_AUTHZ_POLL_INTERVAL",
+            "TICKET_AUTHZ_TICKET_CACHE",
+        ] {
+            assert!(env(c, unset).is_none(), "{name}: {unset} with source nats");
+        }
+        assert!(volume_named(pod, "ticket-authz-data").is_none(), "{name}");
+    }
+    // The default SQLite claim is not made for pods that do not use it.
+    let docs = template_with(
+        charts,
+        &[
+            "source=nats",
+            "nats.url=nats://nats:4222",
+            "database.sqlite.storage=persistentVolumeClaim",
+        ],
+    );
+    assert!(docs.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
+    let serving = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(serving["spec"]["strategy"]["type"], "RollingUpdate");
+
+    // Restricted egress lets both reach NATS on its port, and only that peer.
+    for policy in render.of_kind("NetworkPolicy") {
+        let name = &policy["metadata"]["name"];
+        let egress = policy["spec"]["egress"].as_array().unwrap();
+        let nats = egress
+            .iter()
+            .find(|r| r["ports"] == serde_json::json!([{ "port": 4222, "protocol": "TCP" }]))
+            .unwrap_or_else(|| panic!("{name}: no egress rule for NATS"));
+        assert_eq!(
+            nats["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "messaging",
+            "{name}"
+        );
+        // The database rule is kept for the relay (and harmless for the others).
+        assert!(
+            egress.iter().any(|r| r["ports"][0]["port"] == 5432),
+            "{name}"
+        );
+    }
+    assert_eq!(render.of_kind("NetworkPolicy").len(), 2);
+    // With source database, no NATS rule is added.
+    let policy = charts.render("all-options-values").one("NetworkPolicy");
+    assert!(
+        policy["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ports"][0]["port"] != 4222),
+        "{policy}"
+    );
+}
+
+#[test]
+fn nats_credentials_are_mounted_secrets_never_values() {
+    let Some(charts) = charts("nats_credentials_are_mounted_secrets_never_values") else {
+        return;
+    };
+    let fleet = path_arg(&chart_dir().join("ci/fleet-values.yaml"));
+    let sentinels = [
+        ("nats.credentials.existingSecret", "sentinel-nats-user"),
+        ("nats.tls.caSecret", "sentinel-nats-ca"),
+        (
+            "database.postgres.existingSecret",
+            "sentinel-relay-database",
+        ),
+    ];
+    let mut args = vec!["-f".to_owned(), fleet];
+    for (key, name) in sentinels {
+        args.extend(["--set-string".to_owned(), format!("{key}={name}")]);
+    }
+    let docs = parse_documents(&charts.template(&chart_dir(), &args));
+    for (key, sentinel) in sentinels {
+        let mut places = Vec::new();
+        for doc in &docs {
+            find_string(doc, sentinel, String::new(), &mut places);
+        }
+        assert!(!places.is_empty(), "{key}: {sentinel} is not referenced");
+        for place in &places {
+            assert!(
+                place.ends_with("/secretKeyRef/name") || place.ends_with("/secret/secretName"),
+                "{key}: {sentinel} appears at {place}"
+            );
+        }
+    }
+    // No value takes a password, and the URL refuses one.
+    let error = charts.template_error(&chart_dir(), &["--set", "nats.password=hunter2"]);
+    assert!(error.contains("additional properties"), "{error}");
+    let error = charts.template_error(
+        &chart_dir(),
+        &[
+            "--set",
+            "source=nats",
+            "--set",
+            "nats.url=nats://authz:hunter2@nats:4222",
+        ],
+    );
+    assert!(error.contains("/nats/url"), "{error}");
+}
+
+#[test]
+fn fleet_refuses_combinations_that_cannot_work() {
+    let Some(charts) = charts("fleet_refuses_combinations_that_cannot_work") else {
+        return;
+    };
+    let chart = chart_dir();
+    let nats = "nats.url=nats://nats:4222";
+    for (sets, message) in [
+        (
+            &["relay.enabled=true", nats][..],
+            "relay.enabled needs database.type=postgres",
+        ),
+        (
+            &["source=nats", nats, "server.ticketCache=256MiB"][..],
+            "server.ticketCache reads tickets from the database, so it needs source=database",
+        ),
+        (
+            &["source=nats"][..],
+            "source=nats and relay.enabled need nats.url",
+        ),
+        (
+            &RELAY_MINIMUM[..3],
+            "source=nats and relay.enabled need nats.url",
+        ),
+        (
+            &["source=nats", nats, "server.databaseMaxConnections=4"][..],
+            "server.databaseMaxConnections needs source=database",
+        ),
+        (
+            &[
+                "source=nats",
+                nats,
+                "nats.credentials.existingSecret=nats-user",
+                "nats.credentials.tokenKey=token",
+            ][..],
+            "exactly one of nats.credentials.credsKey",
+        ),
+        (
+            &[
+                &RELAY_MINIMUM[..],
+                &["relay.terminationGracePeriodSeconds=10"],
+            ]
+            .concat()[..],
+            "relay.terminationGracePeriodSeconds (10) must exceed relay.shutdownGraceSeconds (10)",
+        ),
+        (
+            &["server.snapshotDir=/tmp"][..],
+            "server.snapshotDir must be a directory of its own",
+        ),
+        (
+            &["server.snapshotDir=/data"][..],
+            "server.snapshotDir must be a directory of its own",
+        ),
+    ] {
+        let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", *s]).collect();
+        let error = charts.template_error(&chart, &args);
+        assert!(error.contains(message), "{sets:?}: {error}");
+    }
+    // The fleet's own sidecar, without a URL, is refused from the
+    // application's chart too.
+    let error = charts.template_error(&charts.example, &["--set", "ticket-authz.source=nats"]);
+    assert!(error.contains("need nats.url"), "{error}");
+    // A bad source is the schema's to refuse.
+    let error = charts.template_error(&chart, &["--set", "source=kafka"]);
+    assert!(error.contains("/source"), "{error}");
+}
+
+#[test]
+fn example_depends_on_the_charts_own_version() {
+    // `helm dependency build examples/helm-sidecar`, as its Chart.yaml
+    // says to run, finds no chart unless the versions agree.
+    let version = |path: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(repo().join(path)).unwrap();
+        let chart: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let mut found = vec![chart["version"].as_str().unwrap_or_default().to_owned()];
+        if let Some(deps) = chart["dependencies"].as_sequence() {
+            found.extend(
+                deps.iter()
+                    .filter(|d| d["name"].as_str() == Some("ticket-authz"))
+                    .map(|d| d["version"].as_str().unwrap().to_owned()),
+            );
+        }
+        found
+    };
+    let ours = version("helm/ticket-authz/Chart.yaml")[0].clone();
+    let example = version("examples/helm-sidecar/Chart.yaml");
+    assert_eq!(example[1..], [ours], "examples/helm-sidecar/Chart.yaml");
 }

@@ -23,6 +23,77 @@ context and "sidecar" whether the pod is someone else's.
 {{- if and .Values.decisionLog.enabled (ne .Values.decisionLog.output "stdout") }}true{{ end }}
 {{- end }}
 
+{{/*
+NATS, for the serving pods with source nats and for the relay alike: the
+server, the stream, subject and bucket, and the paths of the credential and
+CA files that natsVolumeMounts puts in place. Takes the chart's context.
+*/}}
+{{- define "ticket-authz.natsEnv" -}}
+{{- $n := .Values.nats -}}
+- name: TICKET_AUTHZ_NATS_URL
+  value: {{ $n.url | quote }}
+{{- if $n.credentials.existingSecret }}
+{{- if $n.credentials.credsKey }}
+- name: TICKET_AUTHZ_NATS_CREDS
+  value: /etc/ticket-authz/nats/nats.creds
+{{- else }}
+- name: TICKET_AUTHZ_NATS_TOKEN_FILE
+  value: /etc/ticket-authz/nats/token
+{{- end }}
+{{- end }}
+{{- if $n.tls.caSecret }}
+- name: TICKET_AUTHZ_NATS_TLS_CA
+  value: /etc/ticket-authz/nats-ca/ca.crt
+{{- end }}
+- name: TICKET_AUTHZ_STREAM
+  value: {{ $n.stream | quote }}
+- name: TICKET_AUTHZ_SUBJECT
+  value: {{ $n.subject | quote }}
+- name: TICKET_AUTHZ_BUCKET
+  value: {{ $n.bucket | quote }}
+{{- end }}
+
+{{/* Whole Secret volumes (never subPath), so that a rotated Secret reaches the files. */}}
+{{- define "ticket-authz.natsVolumeMounts" -}}
+{{- if .Values.nats.credentials.existingSecret }}
+- name: ticket-authz-nats-credentials
+  mountPath: /etc/ticket-authz/nats
+  readOnly: true
+{{- end }}
+{{- if .Values.nats.tls.caSecret }}
+- name: ticket-authz-nats-ca
+  mountPath: /etc/ticket-authz/nats-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "ticket-authz.natsVolumes" -}}
+{{- $n := .Values.nats -}}
+{{- if $n.credentials.existingSecret }}
+- name: ticket-authz-nats-credentials
+  secret:
+    secretName: {{ $n.credentials.existingSecret | quote }}
+    defaultMode: {{ int .Values.secretFileMode }}
+    items:
+      {{- if $n.credentials.credsKey }}
+      - key: {{ $n.credentials.credsKey | quote }}
+        path: nats.creds
+      {{- else }}
+      - key: {{ $n.credentials.tokenKey | quote }}
+        path: token
+      {{- end }}
+{{- end }}
+{{- if $n.tls.caSecret }}
+- name: ticket-authz-nats-ca
+  secret:
+    secretName: {{ $n.tls.caSecret | quote }}
+    defaultMode: {{ int .Values.secretFileMode }}
+    items:
+      - key: {{ $n.tls.caKey | quote }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
 {{/* Every setting as an environment variable: the service reads nothing else. */}}
 {{- define "ticket-authz.env" -}}
 {{- $v := .root.Values -}}
@@ -34,6 +105,10 @@ context and "sidecar" whether the pod is someone else's.
 - name: TICKET_AUTHZ_METRICS_LISTEN
   value: {{ printf "%s:%d" $v.metrics.host (int $v.metrics.port) | quote }}
 {{- end }}
+{{- if eq $v.source "nats" }}
+{{- /* No database URL at all: the data comes from the relay, through NATS. */}}
+{{ include "ticket-authz.natsEnv" .root }}
+{{- else }}
 {{- if eq $v.database.type "postgres" }}
 - name: TICKET_AUTHZ_DATABASE_URL
   valueFrom:
@@ -45,15 +120,26 @@ context and "sidecar" whether the pod is someone else's.
 - name: TICKET_AUTHZ_DATABASE_URL
   value: {{ printf "sqlite://%s" $v.database.sqlite.path | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" $v.server.databaseMaxConnections) }}
+- name: TICKET_AUTHZ_DATABASE_MAX_CONNECTIONS
+  value: {{ int $v.server.databaseMaxConnections | quote }}
+{{- end }}
 - name: TICKET_AUTHZ_NOTIFY
   value: {{ $v.server.notify | quote }}
 - name: TICKET_AUTHZ_POLL_INTERVAL
   value: {{ $v.server.pollInterval | quote }}
+{{- end }}
 - name: TICKET_AUTHZ_REVISION_WAIT
   value: {{ $v.server.revisionWait | quote }}
 {{- if $v.server.ticketCache }}
 - name: TICKET_AUTHZ_TICKET_CACHE
   value: {{ $v.server.ticketCache | quote }}
+{{- end }}
+{{- if $v.server.snapshotDir }}
+- name: TICKET_AUTHZ_SNAPSHOT_DIR
+  value: {{ clean $v.server.snapshotDir | quote }}
+- name: TICKET_AUTHZ_SNAPSHOT_INTERVAL
+  value: {{ $v.server.snapshotInterval | quote }}
 {{- end }}
 - name: TICKET_AUTHZ_MAX_CONCURRENT_REQUESTS
   value: {{ int $v.server.maxConcurrentRequests | quote }}
@@ -133,9 +219,16 @@ context and "sidecar" whether the pod is someone else's.
 {{- $v := .root.Values -}}
 - name: ticket-authz-tmp
   mountPath: /tmp
-{{- if eq $v.database.type "sqlite" }}
+{{- if include "ticket-authz.usesSqlite" .root }}
 - name: ticket-authz-data
   mountPath: {{ dir $v.database.sqlite.path | quote }}
+{{- end }}
+{{- if $v.server.snapshotDir }}
+- name: ticket-authz-snapshot
+  mountPath: {{ clean $v.server.snapshotDir | quote }}
+{{- end }}
+{{- if eq $v.source "nats" }}
+{{- include "ticket-authz.natsVolumeMounts" .root }}
 {{- end }}
 {{- if $v.tls.existingSecret }}
 - name: ticket-authz-tls
@@ -172,7 +265,14 @@ context and "sidecar" whether the pod is someone else's.
 - name: ticket-authz-tmp
   emptyDir:
     sizeLimit: 64Mi
-{{- if eq $v.database.type "sqlite" }}
+{{- if $v.server.snapshotDir }}
+- name: ticket-authz-snapshot
+  emptyDir: {}
+{{- end }}
+{{- if eq $v.source "nats" }}
+{{- include "ticket-authz.natsVolumes" . }}
+{{- end }}
+{{- if include "ticket-authz.usesSqlite" . }}
 - name: ticket-authz-data
 {{- if eq $v.database.sqlite.storage "persistentVolumeClaim" }}
   persistentVolumeClaim:
@@ -225,6 +325,42 @@ context and "sidecar" whether the pod is someone else's.
       - key: routes.yaml
         path: routes.yaml
 {{- end }}
+{{- end }}
+
+{{/* The container's securityContext, the same for the serving container and the relay. */}}
+{{- define "ticket-authz.containerSecurityContext" -}}
+runAsNonRoot: true
+{{- if not (kindIs "invalid" .Values.securityContext.runAsUser) }}
+runAsUser: {{ int64 .Values.securityContext.runAsUser }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.securityContext.runAsGroup) }}
+runAsGroup: {{ int64 .Values.securityContext.runAsGroup }}
+{{- end }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The pod's securityContext, for this chart's own pods (the Deployment's and the relay's). */}}
+{{- define "ticket-authz.podSecurityContext" -}}
+runAsNonRoot: true
+{{- if not (kindIs "invalid" .Values.securityContext.runAsUser) }}
+runAsUser: {{ int64 .Values.securityContext.runAsUser }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.securityContext.runAsGroup) }}
+runAsGroup: {{ int64 .Values.securityContext.runAsGroup }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.securityContext.fsGroup) }}
+fsGroup: {{ int64 .Values.securityContext.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+{{- end }}
+seccompProfile:
+  type: RuntimeDefault
 {{- end }}
 
 {{/*
@@ -288,21 +424,7 @@ The startup probe holds the others back until the first snapshot is loaded.
     {{- toYaml . | nindent 4 }}
   {{- end }}
   securityContext:
-    runAsNonRoot: true
-    {{- if not (kindIs "invalid" $v.securityContext.runAsUser) }}
-    runAsUser: {{ int64 $v.securityContext.runAsUser }}
-    {{- end }}
-    {{- if not (kindIs "invalid" $v.securityContext.runAsGroup) }}
-    runAsGroup: {{ int64 $v.securityContext.runAsGroup }}
-    {{- end }}
-    readOnlyRootFilesystem: true
-    allowPrivilegeEscalation: false
-    privileged: false
-    capabilities:
-      drop:
-        - ALL
-    seccompProfile:
-      type: RuntimeDefault
+    {{- include "ticket-authz.containerSecurityContext" .root | nindent 4 }}
   volumeMounts:
     {{- include "ticket-authz.volumeMounts" . | nindent 4 }}
 {{- end }}
