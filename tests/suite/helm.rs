@@ -2122,19 +2122,25 @@ fn relay_env_carries_the_database_secret_and_the_nats_settings() {
     ] {
         assert!(env(c, unset).is_none(), "{unset} without a Secret");
     }
-    // A revision count given as a YAML number reaches the flag as digits.
-    let docs = template_with(
-        charts,
-        &[&RELAY_MINIMUM[..], &["relay.snapshotEvery=1000"]].concat(),
-    );
-    let relay = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "Deployment" && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
-        })
-        .unwrap();
-    let c = &relay["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(env_value(c, "TICKET_AUTHZ_SNAPSHOT_EVERY"), "1000");
+    // A revision count given as a number reaches the flag as digits, also
+    // from a values file, where Helm holds numbers as floats.
+    let fleet = path_arg(&chart_dir().join("ci/fleet-values.yaml"));
+    for (how, set, every) in [
+        ("--set", "relay.snapshotEvery=1000", "1000"),
+        ("--set-json", "relay.snapshotEvery=10000000", "10000000"),
+    ] {
+        let args = ["-f", fleet.as_str(), how, set].map(str::to_owned);
+        let docs = parse_documents(&charts.template(&chart_dir(), &args));
+        let relay = docs
+            .iter()
+            .find(|d| {
+                d["kind"] == "Deployment"
+                    && d["metadata"]["name"] == "authz-test-ticket-authz-relay"
+            })
+            .unwrap();
+        let c = &relay["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(env_value(c, "TICKET_AUTHZ_SNAPSHOT_EVERY"), every, "{how}");
+    }
 }
 
 #[test]
