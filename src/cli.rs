@@ -1,5 +1,5 @@
-//! The `ticket-authz` command line: its ten commands (`test`, `serve`,
-//! `check`, `list`, `migrate`, `import`, `prune`, `import-csv`, `loadtest`,
+//! The `ticket-authz` command line: its eleven commands (`test`, `serve`,
+//! `relay`, `check`, `list`, `migrate`, `import`, `prune`, `import-csv`, `loadtest`,
 //! `generate`), each dispatched to its module; `test` and `generate` run here.
 
 use std::io::Write as _;
@@ -34,6 +34,10 @@ pub enum Command {
     },
     /// Run the gRPC service.
     Serve(Box<crate::serve_cmd::ServeArgs>),
+    /// Follow the database and publish every committed transaction to a
+    /// NATS JetStream stream, and snapshots to its object store, for
+    /// `serve --nats-url` sidecars; run two or more, one publishes.
+    Relay(Box<crate::fleet_cmd::RelayArgs>),
     /// Ask a running service one access question; prints the answer as JSON.
     Check(crate::grpc::client::CheckArgs),
     /// List a user's visible tickets or a ticket's viewers from a running
@@ -232,6 +236,7 @@ pub fn main() -> ExitCode {
             run_test(&files, &mut stdout.lock()).unwrap_or(ExitCode::FAILURE)
         }
         Command::Serve(args) => crate::serve_cmd::main(*args),
+        Command::Relay(args) => crate::fleet_cmd::main(*args),
         Command::Check(args) => crate::grpc::client::main_check(args),
         Command::List(args) => crate::grpc::client::main_list(args),
         Command::Loadtest(args) => crate::loadtest::main(*args),

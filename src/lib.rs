@@ -23,6 +23,8 @@ pub mod dataset;
 pub mod db;
 pub mod ext_authz;
 pub mod flags;
+pub mod fleet;
+pub mod fleet_cmd;
 pub mod follow;
 pub mod generate;
 pub mod grpc;

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::sync::Mutex;
+
+use crate::follow::ChangeSource;
 
 use crate::dataset;
 use crate::db::{self, Database};
@@ -144,6 +147,24 @@ pub struct ServeArgs {
     /// `migrate --mapping` installed the change capture first.
     #[arg(long, env = "TICKET_AUTHZ_MAPPING", value_name = "NAME|FILE")]
     pub mapping: Option<String>,
+    /// At most this many pooled database connections (besides the one
+    /// LISTEN holds): 8 on PostgreSQL, 4 on SQLite by default. A fleet of
+    /// direct sidecars multiplies it; `ticket-authz relay` and `--nats-url`
+    /// take the fleet off the database.
+    #[arg(long, env = "TICKET_AUTHZ_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    #[command(flatten)]
+    pub nats: crate::fleet_cmd::NatsArgs,
+    /// Save the served snapshot in this directory (written atomically, at
+    /// most every --snapshot-interval) and start from it: catch up from
+    /// the database's change log or the stream instead of a full load. A
+    /// damaged file, or one of another source, is ignored with a warning.
+    /// For database and NATS sources (--dataset alone touches no disk).
+    #[arg(long, env = "TICKET_AUTHZ_SNAPSHOT_DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// At most how often --snapshot-dir is written.
+    #[arg(long, env = "TICKET_AUTHZ_SNAPSHOT_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub snapshot_interval: Duration,
     /// ext_authz: the answer for a request no route maps.
     #[arg(long, env = "TICKET_AUTHZ_EXT_AUTHZ_UNMATCHED", value_enum, default_value_t = UnmatchedArg::Deny)]
     pub ext_authz_unmatched: UnmatchedArg,
@@ -195,7 +216,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn config_error(flag: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn config_error(flag: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         flag,
         message: message.into(),
@@ -250,6 +271,8 @@ pub enum DataSource {
         url: String,
         mapping: Arc<crate::mapping::Mapping>,
     },
+    /// A relay's stream and snapshots (`--nats-url`), no database.
+    Nats(crate::fleet::NatsSettings),
 }
 
 /// The embedded default: a SQLite file in the working directory.
@@ -271,15 +294,43 @@ pub struct Plan {
     pub source: DataSource,
     /// `--ticket-cache`, in bytes.
     pub ticket_cache: Option<u64>,
+    /// `--database-max-connections`.
+    pub database_max_connections: Option<u32>,
+    /// `--snapshot-dir` and `--snapshot-interval`.
+    pub snapshot_dir: Option<(PathBuf, Duration)>,
 }
 
 impl ServeArgs {
     /// Validates the flags and reads the files they name.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        let source = match self.mapped()? {
-            Some(mapped) => mapped,
-            None => self.source()?,
+        let source = match (self.nats()?, self.mapped()?) {
+            (Some(nats), _) => nats,
+            (None, Some(mapped)) => mapped,
+            (None, None) => self.source()?,
         };
+        if self.database_max_connections == Some(0) {
+            return Err(config_error(
+                "--database-max-connections",
+                "must be at least 1",
+            ));
+        }
+        if self.snapshot_dir.is_some() {
+            if matches!(source, DataSource::File(_)) {
+                return Err(config_error(
+                    "--snapshot-dir",
+                    "needs a database or NATS source: --dataset alone touches nothing on disk",
+                ));
+            }
+            if self.ticket_cache.is_some() {
+                return Err(config_error(
+                    "--snapshot-dir",
+                    "not with --ticket-cache: the cached mode's snapshot holds no tickets",
+                ));
+            }
+            if self.snapshot_interval < Duration::from_secs(1) {
+                return Err(config_error("--snapshot-interval", "must be at least 1s"));
+            }
+        }
         // Read and checked once here so that a bad file stops the start
         // naming its flag; `run` re-reads them and keeps them current.
         let tls = match (&self.tls_cert, &self.tls_key) {
@@ -386,6 +437,11 @@ impl ServeArgs {
             .transpose()?;
         Ok(Plan {
             ticket_cache,
+            database_max_connections: self.database_max_connections,
+            snapshot_dir: self
+                .snapshot_dir
+                .clone()
+                .map(|dir| (dir, self.snapshot_interval)),
             notify: self.notify.into(),
             poll_interval: self.poll_interval,
             listen: address("--listen", &self.listen)?,
@@ -461,6 +517,31 @@ impl ServeArgs {
             ));
         }
         Ok(source)
+    }
+
+    /// `--nats-url`: a relay's stream, alone.
+    fn nats(&self) -> Result<Option<DataSource>, ConfigError> {
+        let Some(settings) = self.nats.settings()? else {
+            return Ok(None);
+        };
+        for (flag, given) in [
+            ("--dataset", self.dataset.is_some()),
+            ("--database-url", self.database_url.is_some()),
+            ("--mapping", self.mapping.is_some()),
+            ("--ticket-cache", self.ticket_cache.is_some()),
+            (
+                "--database-max-connections",
+                self.database_max_connections.is_some(),
+            ),
+        ] {
+            if given {
+                return Err(config_error(
+                    flag,
+                    "not with --nats-url: the relay's stream is the whole source",
+                ));
+            }
+        }
+        Ok(Some(DataSource::Nats(settings)))
     }
 
     /// `--mapping`: a helpdesk's database, with a mapping that parses.
@@ -648,8 +729,12 @@ pub fn follower(db: Database, notify: db::Notify, interval: Duration) -> server:
 
 /// Connects to the database (creating a missing SQLite file), applies the
 /// migrations, and imports `import` with replace when given.
-pub async fn prepare_database(url: &str, import: Option<&Path>) -> Result<Database, String> {
-    let db = Database::connect(url)
+pub async fn prepare_database(
+    url: &str,
+    import: Option<&Path>,
+    max_connections: Option<u32>,
+) -> Result<Database, String> {
+    let db = Database::connect_with(url, max_connections)
         .await
         .map_err(|e| format!("--database-url: {e}"))?;
     db.migrate()
@@ -685,6 +770,77 @@ pub async fn prepare_mapped(
     Ok(source)
 }
 
+/// Backoff from 100 ms to 5 s between attempts that failed, logging
+/// each: a sidecar or relay starting before NATS or the first snapshot
+/// waits for them, NOT_SERVING meanwhile.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+
+    async fn failed(&mut self, what: &str, error: &str) {
+        tracing::warn!(
+            error,
+            retry_in_ms = self.0.as_millis() as u64,
+            "{what} failed; retrying"
+        );
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The first load and the follower of one source, so that the follower
+/// continues from what the load read. With `retry`, making the source and
+/// its first load are retried with backoff (NATS or the first snapshot
+/// may come later); without, a failure ends the start.
+pub(crate) fn one_source<S, M, Fut>(
+    retry: bool,
+    make: M,
+    prepare: fn(&mut S, Arc<crate::store::Store>),
+) -> (Loader, server::Follow)
+where
+    S: ChangeSource,
+    M: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<S, String>> + Send,
+{
+    let slot: Arc<Mutex<Option<S>>> = Arc::new(Mutex::new(None));
+    let for_load = slot.clone();
+    let loader: Loader = Box::pin(async move {
+        let mut make = make;
+        let mut backoff = Backoff::new();
+        let mut source = loop {
+            match make().await {
+                Ok(source) => break source,
+                Err(e) if retry => backoff.failed("connecting", &e).await,
+                Err(e) => return Err(e),
+            }
+        };
+        let mut backoff = Backoff::new();
+        let snapshot = loop {
+            match source.load().await {
+                Ok(snapshot) => break snapshot,
+                Err(e) if retry => backoff.failed("the first load", &e.to_string()).await,
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        *for_load.lock().await = Some(source);
+        Ok(snapshot)
+    });
+    let follow: server::Follow = Box::new(move |store, stop| {
+        Box::pin(async move {
+            let Some(mut source) = slot.lock().await.take() else {
+                return;
+            };
+            prepare(&mut source, store.clone());
+            crate::follow::follow(source, store, stop).await;
+        })
+    });
+    (loader, follow)
+}
+
 /// The first load and the follower of a mapped source: one source, so the
 /// follower continues from what the load read.
 pub fn mapped_source(
@@ -692,31 +848,48 @@ pub fn mapped_source(
     mapping: Arc<crate::mapping::Mapping>,
     interval: Duration,
 ) -> (Loader, server::Follow) {
-    use crate::follow::ChangeSource;
-    let shared = Arc::new(tokio::sync::Mutex::new(Some(
-        crate::mapped::MappedSource::new(db, mapping, interval),
-    )));
-    let for_load = shared.clone();
-    let loader: Loader = Box::pin(async move {
-        let mut guard = for_load.lock().await;
-        let source = guard
-            .as_mut()
-            .ok_or_else(|| "the mapped source is already followed".to_owned())?;
-        source.load().await.map_err(|e| e.to_string())
-    });
-    let follow: server::Follow = Box::new(move |store, stop| {
-        Box::pin(async move {
-            let Some(source) = shared.lock().await.take() else {
-                return;
-            };
-            crate::follow::follow(source, store, stop).await;
-        })
-    });
-    (loader, follow)
+    let source = crate::mapped::MappedSource::new(db, mapping, interval);
+    one_source(false, single(source), |_, _| {})
+}
+
+/// A maker that hands out `source` once (a source made before the start).
+fn single<S: Send + 'static>(
+    source: S,
+) -> impl FnMut() -> std::future::Ready<Result<S, String>> + Send + 'static {
+    let mut source = Some(source);
+    move || {
+        std::future::ready(
+            source
+                .take()
+                .ok_or_else(|| "the source is already followed".to_owned()),
+        )
+    }
+}
+
+/// A database source behind `--snapshot-dir`: started from the saved
+/// snapshot when it is this database's, saved every `every`.
+fn warm_source<S: crate::follow::ChangeSource>(
+    source: S,
+    dir: PathBuf,
+    every: Duration,
+    url: &str,
+) -> (Loader, server::Follow) {
+    let identity = crate::fleet::source_identity(url);
+    let warm = crate::follow::WarmStart::new(
+        source,
+        dir,
+        crate::follow::Expected {
+            source: Some(identity.clone()),
+            stream: String::new(),
+        },
+        identity,
+        every,
+    );
+    one_source(false, single(warm), crate::follow::WarmStart::set_store)
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn signal() {
+pub(crate) async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -747,6 +920,21 @@ async fn bind(flag: &str, address: SocketAddr) -> Result<tokio::net::TcpListener
     })
 }
 
+/// The multi-threaded runtime a long-running command runs on; `None`
+/// (said on stderr) when it cannot start.
+pub(crate) fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("ticket-authz {command}: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 pub fn main(args: ServeArgs) -> ExitCode {
     let plan = match args.plan() {
         Ok(plan) => plan,
@@ -755,15 +943,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ticket-authz serve: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime("serve") else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let mut plan = plan;
@@ -832,14 +1013,29 @@ async fn serve(mut plan: Plan) -> ExitCode {
                 DataSource::Database { url, .. } => db::redact(url),
                 DataSource::Mapped { url, mapping } =>
                     format!("{} through mapping {}", db::redact(url), mapping.file),
+                DataSource::Nats(nats) =>
+                    format!("stream {} on {}", nats.stream, nats.url),
             },
             "ticket-authz starting"
         );
         let (loader, follow) = match &plan.source {
             DataSource::File(file) => (dataset_loader(file.clone()), None),
+            DataSource::Nats(settings) => {
+                let (loader, follow) = crate::fleet_cmd::nats_source(
+                    settings.clone(),
+                    plan.poll_interval,
+                    plan.snapshot_dir.clone(),
+                );
+                (loader, Some(follow))
+            }
             DataSource::Mapped { url, mapping } => match prepare_mapped(url, mapping).await {
                 Ok(db) => {
-                    let (loader, follow) = mapped_source(db, mapping.clone(), plan.poll_interval);
+                    let source =
+                        crate::mapped::MappedSource::new(db, mapping.clone(), plan.poll_interval);
+                    let (loader, follow) = match plan.snapshot_dir.clone() {
+                        Some((dir, every)) => warm_source(source, dir, every, url),
+                        None => one_source(false, single(source), |_, _| {}),
+                    };
                     (loader, Some(follow))
                 }
                 Err((code, e)) => {
@@ -848,8 +1044,15 @@ async fn serve(mut plan: Plan) -> ExitCode {
                 }
             },
             DataSource::Database { url, import } => {
-                match prepare_database(url, import.as_deref()).await {
+                match prepare_database(url, import.as_deref(), plan.database_max_connections).await
+                {
                     Ok(db) => match plan.ticket_cache {
+                        None if plan.snapshot_dir.is_some() => {
+                            let (dir, every) = plan.snapshot_dir.clone().unwrap_or_default();
+                            let source = db::DbSource::new(db, plan.notify, plan.poll_interval);
+                            let (loader, follow) = warm_source(source, dir, every, url);
+                            (loader, Some(follow))
+                        }
                         None => (
                             database_loader(db.clone()),
                             Some(follower(db, plan.notify, plan.poll_interval)),

@@ -110,6 +110,15 @@ pub fn is_supported_url(url: &str) -> bool {
 impl Database {
     /// Connects; a `sqlite://PATH` whose file does not exist is created.
     pub async fn connect(url: &str) -> Result<Database, DbError> {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects with a pool of at most `max_connections` (default 8 on
+    /// PostgreSQL, 4 on SQLite), besides the one LISTEN holds.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: Option<u32>,
+    ) -> Result<Database, DbError> {
         if is_postgres_url(url) {
             // No JIT: every statement here is short, and the planner's
             // estimates for the list statements' LATERAL branches (which a
@@ -117,7 +126,7 @@ impl Database {
             // of compilation to a millisecond query.
             let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
             let pool = PgPoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections.unwrap_or(8))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
@@ -129,7 +138,7 @@ impl Database {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new()
-                .max_connections(4)
+                .max_connections(max_connections.unwrap_or(4))
                 .connect_with(options)
                 .await?;
             Ok(Database::Sqlite(pool))

@@ -6,6 +6,8 @@
 
 mod source;
 mod sync;
+mod warm;
 
 pub use source::{Batch, ChangeSource, Reload, SourceError};
 pub use sync::follow;
+pub use warm::{Expected, SNAPSHOT_FILE, WarmStart};

@@ -87,4 +87,19 @@ pub trait ChangeSource: Send + 'static {
     /// tick, a reconnection. A return with nothing new costs one read of
     /// `changes_after`; the loop stops waiting when it is told to stop.
     fn wait(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Where the source stood when it reached `revision`, in a log of its
+    /// own (a stream's sequence), so that a snapshot of that revision can
+    /// resume it; `Some(0)` for a source with none, `None` when unknown.
+    fn position_at(&self, revision: u64) -> Option<u64> {
+        let _ = revision;
+        Some(0)
+    }
+
+    /// Continues from a saved snapshot at `revision`, taken at `position`,
+    /// instead of a first load: the next `changes_after(revision)` reads
+    /// from there.
+    fn resume(&mut self, revision: u64, position: u64) {
+        let _ = (revision, position);
+    }
 }

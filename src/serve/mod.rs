@@ -272,22 +272,13 @@ pub async fn run(
         supervisor.clone(),
         stop.clone(),
     ));
-    if let Some(l) = health_listener {
-        let service = grpc_server::health(&reporter);
-        let stopped = stop.stopped();
-        supervisor.spawn("health_server", async move {
-            grpc_server::serve_health(service, l, stopped)
-                .await
-                .map_err(|e| e.to_string())
-        });
-    }
-    if let Some(l) = metrics_listener {
-        let stopped = stop.stopped();
-        supervisor.spawn("metrics_server", async move {
-            listen::serve(l, None, telemetry::exposition::MetricsEndpoint, stopped).await;
-            Ok(())
-        });
-    }
+    side_ports(
+        &supervisor,
+        &reporter,
+        &stop,
+        health_listener,
+        metrics_listener,
+    );
 
     if let Some(reloader) = credentials.reloader.take() {
         let (interval, stopped) = (config.credentials_check_interval, stop.stopped());
@@ -371,6 +362,96 @@ pub async fn run(
         loaded = &mut loading => loaded.ok(),
         () = stop.deadline(grace) => {
             tracing::warn!("the first load still runs after the grace period; abandoning it");
+            loading.abort();
+            None
+        }
+    };
+    match loaded {
+        Some(Err(e)) => Err(ServeError::Load(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The health-only and metrics ports, as supervised servers.
+fn side_ports(
+    supervisor: &Supervisor,
+    reporter: &HealthReporter,
+    stop: &Stop,
+    health: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+) {
+    if let Some(l) = health {
+        let service = grpc_server::health(reporter);
+        let stopped = stop.stopped();
+        supervisor.spawn("health_server", async move {
+            grpc_server::serve_health(service, l, stopped)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    if let Some(l) = metrics {
+        let stopped = stop.stopped();
+        supervisor.spawn("metrics_server", async move {
+            listen::serve(l, None, telemetry::exposition::MetricsEndpoint, stopped).await;
+            Ok(())
+        });
+    }
+}
+
+/// The ports of a process with no main port (the relay): health and
+/// metrics.
+#[derive(Debug)]
+pub struct HeadlessListeners {
+    pub health: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
+}
+
+/// Runs a first load and a follower with no main port (`ticket-authz
+/// relay`): the same first load, supervision, health and metrics as
+/// [`run`], until `shutdown` completes.
+pub async fn run_headless(
+    listeners: HeadlessListeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    load: Loader,
+    follow: Follow,
+) -> Result<(), ServeError> {
+    telemetry::metrics::metrics();
+    let store = Arc::new(Store::default());
+    let reporter = HealthReporter::new();
+    let health = Arc::new(Health::new(reporter.clone()));
+    health.not_serving().await;
+    let stop = Stop::default();
+    let supervisor = Supervisor::new(Arc::clone(&health), stop.clone());
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.trigger();
+        })
+    };
+    let mut loading = tokio::spawn(first_load(
+        load,
+        Some(follow),
+        store,
+        Arc::clone(&health),
+        supervisor.clone(),
+        stop.clone(),
+    ));
+    side_ports(
+        &supervisor,
+        &reporter,
+        &stop,
+        listeners.health,
+        listeners.metrics,
+    );
+    stop.stopped().await;
+    health.stopping().await;
+    supervisor.join(stop.deadline(grace)).await;
+    signal.abort();
+    let loaded = tokio::select! {
+        loaded = &mut loading => loaded.ok(),
+        () = stop.deadline(grace) => {
             loading.abort();
             None
         }

@@ -251,6 +251,16 @@ impl EncodeMetric for CaughtUpAge {
         MetricType::Gauge
     }
 }
+/// 1 while this relay holds the lease and publishes, else 0.
+pub const FLEET_LEADER: &str = "ticket_authz_fleet_leader";
+/// Messages a relay published to the stream, by `kind` (`changes`,
+/// `snapshot`).
+pub const FLEET_PUBLISHED: &str = "ticket_authz_fleet_published_total";
+/// Bootstraps from a newer snapshot because the stream no longer held the
+/// next revision.
+pub const FLEET_REBOOTSTRAPS: &str = "ticket_authz_fleet_rebootstraps_total";
+/// Snapshots refused: damaged, of an unknown format, or of another source.
+pub const FLEET_SNAPSHOTS_REFUSED: &str = "ticket_authz_fleet_snapshots_refused_total";
 
 /// Every metric of the service, registered once in `registry`.
 #[derive(Debug)]
@@ -289,6 +299,13 @@ pub struct Metrics {
     /// Bytes held by the ticket cache's entries.
     pub ticket_cache_bytes: Gauge,
     unresolved_references: Family<UnresolvedLabel, Gauge>,
+    /// 1 while this relay publishes.
+    pub fleet_leader: Gauge,
+    fleet_published: Family<KindLabel, Counter>,
+    /// Re-bootstraps after a gap in the stream.
+    pub fleet_rebootstraps: Counter,
+    /// Snapshots refused.
+    pub fleet_snapshots_refused: Counter,
 }
 
 /// Drops the suffix the encoder adds back (`_total` for counters, the
@@ -323,6 +340,10 @@ impl Metrics {
             ticket_cache_misses: Counter::default(),
             ticket_cache_evictions: Counter::default(),
             ticket_cache_bytes: Gauge::default(),
+            fleet_leader: Gauge::default(),
+            fleet_published: Family::default(),
+            fleet_rebootstraps: Counter::default(),
+            fleet_snapshots_refused: Counter::default(),
         };
         // Label sets known up front exist at zero from start, so that
         // `rate()` and absent-series alerts work on a fresh service.
@@ -341,6 +362,11 @@ impl Metrics {
         }
         for task in TASKS {
             metrics.task_failures(task);
+        }
+        for kind in ["changes", "snapshot"] {
+            metrics
+                .fleet_published
+                .get_or_create_owned(&KindLabel { kind });
         }
         for credential in CREDENTIALS {
             let label = CredentialLabel { credential };
@@ -400,6 +426,26 @@ impl Metrics {
             base(FULL_RELOADS, "_total"),
             "Full reloads after the first load",
             self.full_reloads.clone(),
+        );
+        r.register(
+            FLEET_LEADER,
+            "1 while this relay holds the lease and publishes",
+            self.fleet_leader.clone(),
+        );
+        r.register(
+            base(FLEET_PUBLISHED, "_total"),
+            "Messages this relay published to the stream",
+            self.fleet_published.clone(),
+        );
+        r.register(
+            base(FLEET_REBOOTSTRAPS, "_total"),
+            "Bootstraps from a newer snapshot after a gap in the stream",
+            self.fleet_rebootstraps.clone(),
+        );
+        r.register(
+            base(FLEET_SNAPSHOTS_REFUSED, "_total"),
+            "Snapshots refused as damaged, incompatible or of another source",
+            self.fleet_snapshots_refused.clone(),
         );
         r.register(
             HELD_BACK,
@@ -508,6 +554,14 @@ impl Metrics {
     pub fn refresh_error(&self, kind: RefreshError) {
         self.refresh_errors
             .get_or_create(&KindLabel { kind: kind.label() })
+            .inc();
+    }
+
+    /// Counts one message a relay published.
+    pub fn fleet_published(&self, snapshot: bool) {
+        let kind = if snapshot { "snapshot" } else { "changes" };
+        self.fleet_published
+            .get_or_create(&KindLabel { kind })
             .inc();
     }
 

@@ -17,6 +17,7 @@ mod csv_import;
 mod dataset;
 mod db;
 mod ext_authz;
+mod fleet;
 mod follow;
 mod grpc;
 mod helm;

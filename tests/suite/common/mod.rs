@@ -461,7 +461,7 @@ pub fn migrate_refused(url: &str, file: &std::path::Path, yaml: &str) -> String 
 /// A fresh directory for a private server of `kind`, when its `tool`
 /// answers `--version`; else the test is skipped, said out loud (under
 /// `CI=true` that is a failure).
-fn private_server_dir(kind: &str, name: &str, tool: &str) -> Option<PathBuf> {
+pub fn private_server_dir(kind: &str, name: &str, tool: &str) -> Option<PathBuf> {
     let installed = std::process::Command::new(tool)
         .arg("--version")
         .output()
