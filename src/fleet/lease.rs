@@ -134,8 +134,22 @@ async fn renew(
                     tx.send_replace(Some(started + lease / 3));
                 }
                 Err(e) => {
-                    let lost = matches!(e.kind(), kv::UpdateErrorKind::WrongLastRevision);
-                    if lost {
+                    let moved = matches!(e.kind(), kv::UpdateErrorKind::WrongLastRevision);
+                    // A renewal whose reply was lost moved the key too: it
+                    // is still ours when it holds our name.
+                    let mine = match store.entry(KEY).await {
+                        Ok(Some(entry))
+                            if moved
+                                && entry.operation == kv::Operation::Put
+                                && *entry.value == *holder.as_bytes() =>
+                        {
+                            Some(entry.revision)
+                        }
+                        _ => None,
+                    };
+                    if let Some(revision) = mine {
+                        ours = Some(revision);
+                    } else if moved {
                         tracing::warn!(holder = %holder, "the relay lease was taken over; no longer publishing");
                         ours = None;
                         tx.send_replace(None);

@@ -124,6 +124,14 @@ impl Snapshots {
         Ok(bytes)
     }
 
+    /// Deletes the snapshot of `revision`, logging a failure.
+    pub async fn delete(&self, revision: u64) {
+        let name = object_name(revision);
+        if let Err(e) = self.store.delete(&name).await {
+            tracing::warn!(object = %name, error = %e, "deleting a snapshot failed");
+        }
+    }
+
     /// Puts the image of `revision`, then deletes all but the newest
     /// [`KEEP`] complete ones.
     pub async fn put(&self, revision: u64, image: Vec<u8>) -> Result<(), FleetError> {

@@ -162,8 +162,8 @@ impl StreamSource {
     }
 
     /// The first message of ours after sequence `after`, skipping (and
-    /// logging) any that is not.
-    pub async fn entry_after(&self, mut after: u64) -> Result<Option<Entry>, SourceError> {
+    /// logging) any that is not, with the last sequence stepped over.
+    async fn entry_after(&self, mut after: u64) -> Result<(Option<Entry>, u64), SourceError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         loop {
             let message = match self
@@ -172,7 +172,9 @@ impl StreamSource {
                 .await
             {
                 Ok(message) => message,
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    return Ok((None, after));
+                }
                 Err(e) => {
                     return Err(read_error(FleetError::nats(
                         format!("reading stream {}", self.settings.stream),
@@ -182,7 +184,7 @@ impl StreamSource {
             };
             let sequence = message.sequence;
             match wire::parse(message) {
-                Ok(entry) => return Ok(Some(entry)),
+                Ok(entry) => return Ok((Some(entry), sequence)),
                 Err(e) => {
                     metrics().refresh_error(crate::telemetry::metrics::RefreshError::Read);
                     tracing::error!(error = %e, "a message on the stream is not a ticket-authz message; skipped");
@@ -192,21 +194,73 @@ impl StreamSource {
         }
     }
 
-    /// The last message of ours in the stream, if any.
-    pub async fn head(&self) -> Result<Option<Entry>, SourceError> {
+    /// Whether the stream holds any message on the subject, ours or not,
+    /// after sequence `after`.
+    async fn any_after(&self, after: u64) -> Result<bool, SourceError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         match self
             .stream()?
-            .get_last_raw_message_by_subject(&self.settings.subject)
+            .get_first_raw_message_by_subject(&self.settings.subject, after + 1)
             .await
         {
-            Ok(message) => wire::parse(message).map(Some).map_err(SourceError::Read),
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
             Err(e) => Err(read_error(FleetError::nats(
                 format!("reading stream {}", self.settings.stream),
                 e,
             ))),
         }
+    }
+
+    /// The last message of ours in the stream, if any: a message that is
+    /// not ours at the tail (someone publishing on the subject by hand)
+    /// is stepped over backwards, so that it cannot stop the relay.
+    pub async fn head(&self) -> Result<Option<Entry>, SourceError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let failed = |e: &dyn std::fmt::Display| {
+            read_error(FleetError::nats(
+                format!("reading stream {}", self.settings.stream),
+                e,
+            ))
+        };
+        let last = match self
+            .stream()?
+            .get_last_raw_message_by_subject(&self.settings.subject)
+            .await
+        {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(failed(&e)),
+        };
+        let mut sequence = last.sequence;
+        let mut message = last;
+        // Bounded: a tail of foreign messages longer than this is a
+        // misconfigured subject, reported as such.
+        for _ in 0..1000 {
+            if let Ok(entry) = wire::parse(message) {
+                return Ok(Some(entry));
+            }
+            if sequence <= 1 {
+                return Ok(None);
+            }
+            sequence -= 1;
+            message = loop {
+                match self.stream()?.get_raw_message(sequence).await {
+                    Ok(m) => break m,
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                        if sequence <= 1 {
+                            return Ok(None);
+                        }
+                        sequence -= 1;
+                    }
+                    Err(e) => return Err(failed(&e)),
+                }
+            };
+        }
+        Err(SourceError::Read(format!(
+            "the last 1000 messages on {} are not ticket-authz messages",
+            self.settings.subject
+        )))
     }
 
     /// Whether, with no message after `at`, the stream lost what this
@@ -218,8 +272,9 @@ impl StreamSource {
     async fn lost(&mut self, at: Position) -> Result<bool, SourceError> {
         let mut last = self.last_sequence().await?;
         if last > at.sequence {
-            // A message stored between the two reads is not a loss.
-            if self.entry_after(at.sequence).await?.is_some() {
+            // A message stored between the two reads, or one that is not
+            // ours (which `entry_after` steps over), is not a loss.
+            if self.any_after(at.sequence).await? {
                 return Ok(false);
             }
             last = self.last_sequence().await?;
@@ -250,7 +305,15 @@ impl StreamSource {
         let source = self.head().await?.map(|e| e.source);
         let listed = snapshots.list().await.map_err(read_error)?;
         for candidate in listed.iter().filter(|l| l.revision >= self.need) {
-            let bytes = snapshots.fetch(&candidate.name).await.map_err(read_error)?;
+            let bytes = match snapshots.fetch(&candidate.name).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // Deleted since the list (a newer one completed), or
+                    // unreadable: an older one may still do.
+                    tracing::warn!(object = %candidate.name, error = %e, "reading a snapshot failed; trying an older one");
+                    continue;
+                }
+            };
             let decoded =
                 tokio::task::spawn_blocking(move || crate::image::decode_snapshot(&bytes))
                     .await
@@ -301,7 +364,13 @@ impl StreamSource {
         let mut bytes = 0usize;
         let mut committed_at = None;
         while bytes < MAX_BATCH_BYTES {
-            let Some(entry) = self.entry_after(at.sequence).await? else {
+            let (entry, stepped) = self.entry_after(at.sequence).await?;
+            let Some(entry) = entry else {
+                if changes.is_empty() && stepped > at.sequence {
+                    // Only messages that are not ours: read past them.
+                    at.sequence = stepped;
+                    self.position.sequence = self.position.sequence.max(stepped);
+                }
                 if changes.is_empty() && self.lost(at).await? {
                     return Ok(Some(Batch {
                         revision: at.revision + 1,
@@ -330,11 +399,13 @@ impl StreamSource {
                     sequence = entry.sequence,
                     "the stream no longer holds the next revision; bootstrapping from a newer snapshot"
                 );
+                // Only a snapshot past what is served continues: one at
+                // `previous` or older would land on the same break again.
                 Some((
                     Reload::Gap {
                         floor: entry.previous,
                     },
-                    entry.previous,
+                    entry.previous.max(at.revision + 1),
                 ))
             } else if entry.kind == Kind::Snapshot {
                 Some((Reload::Bulk, entry.revision))
@@ -392,20 +463,31 @@ impl StreamSource {
     }
 }
 
-impl ChangeSource for StreamSource {
-    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+impl StreamSource {
+    /// The newest usable snapshot, caught up to the head as read before
+    /// the bootstrap: health turns SERVING on what was in the stream when
+    /// the sidecar started.
+    async fn load_caught_up(&mut self) -> Result<Snapshot, SourceError> {
         self.connected()?;
         self.ensure().await?;
         let head = self.last_sequence().await?;
         let mut snapshot = self.bootstrap().await?;
-        // Caught up to the head as read before the bootstrap: health turns
-        // SERVING on what was in the stream when the sidecar started.
         while self.position.sequence < head {
             let Some(batch) = self.read_batch().await? else {
                 break;
             };
             if batch.reload.is_some() {
-                snapshot = self.bootstrap().await?;
+                let again = self.bootstrap().await?;
+                if again.revision() <= snapshot.revision() {
+                    // The same snapshot would break the same way: wait
+                    // for a newer one instead of reading it in a loop.
+                    return Err(SourceError::Read(format!(
+                        "snapshot {} cannot be caught up to the stream (at sequence {}); waiting for a newer one",
+                        again.revision(),
+                        self.position.sequence
+                    )));
+                }
+                snapshot = again;
                 continue;
             }
             let revision = batch.revision;
@@ -425,6 +507,19 @@ impl ChangeSource for StreamSource {
             }
         }
         Ok(snapshot)
+    }
+}
+
+impl ChangeSource for StreamSource {
+    async fn load(&mut self) -> Result<Snapshot, SourceError> {
+        // All or nothing: a load that fails part way leaves the reader
+        // where the served revision is, so that it goes on from there.
+        let before = (self.position, self.pending, self.need);
+        let loaded = self.load_caught_up().await;
+        if loaded.is_err() {
+            (self.position, self.pending, self.need) = before;
+        }
+        loaded
     }
 
     async fn changes_after(&mut self, after: u64) -> Result<Option<Batch>, SourceError> {
@@ -466,6 +561,8 @@ impl ChangeSource for StreamSource {
             sequence: position,
         };
         self.pending = None;
+        // Nothing served yet needs a newer snapshot than any.
+        self.need = 0;
     }
 
     async fn wait(&mut self) {

@@ -199,6 +199,28 @@ impl<S: ChangeSource> Relay<S> {
                     head.sequence
                 )))
             }
+            Ok(Some(head)) => {
+                // Our last message is where we left it; anything after it
+                // is not ours (someone publishing on the subject): expect
+                // the stream's real last sequence next time.
+                if let Ok(last) = self.reader.last_sequence().await
+                    && last > expected
+                    && head.sequence == expected
+                {
+                    tracing::warn!(
+                        expected,
+                        last,
+                        "messages that are not ours follow the last one published; publishing after them"
+                    );
+                    self.reader.advance(Position {
+                        revision: previous,
+                        sequence: last,
+                    });
+                }
+                Err(SourceError::Read(format!(
+                    "publishing revision {revision}: {error}"
+                )))
+            }
             _ => Err(SourceError::Read(format!(
                 "publishing revision {revision}: {error}"
             ))),
@@ -209,6 +231,11 @@ impl<S: ChangeSource> Relay<S> {
     /// stream's head, a marker telling readers to load it.
     async fn publish_snapshot(&mut self, snapshot: Snapshot) -> Result<Snapshot, SourceError> {
         self.reader.ensure().await?;
+        // A periodic snapshot still uploading would name a position this
+        // one may no longer match.
+        if let Some(task) = self.snapshotting.take() {
+            task.abort();
+        }
         let expected = self.reader.last_sequence().await?;
         let head = self.reader.head().await?;
         let previous = head.as_ref().map_or(0, |h| h.revision);
@@ -228,15 +255,25 @@ impl<S: ChangeSource> Relay<S> {
         );
         let sequence = if revision > previous {
             let name = super::objects::object_name(revision);
-            self.publish(
-                Kind::Snapshot,
-                revision,
-                previous,
-                expected,
-                name.into_bytes(),
-                None,
-            )
-            .await?
+            let marked = self
+                .publish(
+                    Kind::Snapshot,
+                    revision,
+                    previous,
+                    expected,
+                    name.into_bytes(),
+                    None,
+                )
+                .await;
+            match marked {
+                Ok(sequence) => sequence,
+                Err(e) => {
+                    // Unmarked, it would be the newest snapshot with a
+                    // position no message continues from.
+                    self.snapshots.delete(revision).await;
+                    return Err(e);
+                }
+            }
         } else {
             if revision < previous {
                 tracing::error!(

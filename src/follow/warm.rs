@@ -193,6 +193,10 @@ impl<S: ChangeSource> ChangeSource for WarmStart<S> {
             let batch = match self.inner.changes_after(revision).await? {
                 None => break,
                 Some(batch) if batch.reload.is_some() => {
+                    // Back to a clean first load: what the batch asked of
+                    // the source (a newer snapshot) held for the saved
+                    // revision, not for a start that has served nothing.
+                    self.inner.resume(0, 0);
                     tracing::info!(
                         revision,
                         why = %batch.reload.as_ref().map(ToString::to_string).unwrap_or_default(),

@@ -440,6 +440,26 @@ async fn a_damaged_snapshot_is_refused_and_the_previous_one_used() {
         refused() > before,
         "the damaged snapshot was not counted as refused"
     );
+    // A message that is not ours on the subject (someone publishing by
+    // hand) stops neither the relay nor the sidecar.
+    let stray = jetstream::new(fleet::connect(&settings).await.unwrap());
+    stray
+        .publish(settings.subject.clone(), "hello".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    exec(
+        &db,
+        "INSERT INTO ticket_ccs (ticket_id, user_id) VALUES ('1003', 'fay')",
+    )
+    .await;
+    let (revision, fresh_snap, data) = fresh(&db).await;
+    let served = reaches(&store, revision, "the sidecar after a stray message").await;
+    assert_eq!(
+        common::mapped::answers(&served, &data),
+        common::mapped::answers(&fresh_snap, &data)
+    );
     relay.stop.send_replace(true);
 }
 
