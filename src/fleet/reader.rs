@@ -490,18 +490,7 @@ impl StreamSource {
                 snapshot = again;
                 continue;
             }
-            let revision = batch.revision;
-            let base = snapshot;
-            snapshot = tokio::task::spawn_blocking(move || {
-                let mut next = base;
-                next.apply_all(&batch.changes, revision).map(|()| next)
-            })
-            .await
-            .map_err(|e| SourceError::Read(e.to_string()))?
-            .map_err(|e| SourceError::Invalid {
-                revision,
-                cause: e.to_string(),
-            })?;
+            snapshot = crate::follow::apply_owned(snapshot, batch).await?;
             if let Some(reached) = self.pending.take() {
                 self.position = reached;
             }

@@ -5,7 +5,7 @@
 //! stream's head and it continues from the database's change log there.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
 
@@ -74,13 +74,6 @@ pub struct Relay<S> {
     snapshotting: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn unix_now() -> (f64, u64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (now.as_secs_f64(), now.as_millis() as u64)
-}
-
 /// Encodes `snapshot` on a blocking thread (a million tickets take a
 /// while) with the metadata that lets a reader continue from `position`.
 async fn encode(snapshot: Arc<Snapshot>, meta: ImageMeta) -> Result<Vec<u8>, SourceError> {
@@ -126,7 +119,7 @@ impl<S: ChangeSource> Relay<S> {
             source: self.identity.clone(),
             stream: self.reader.settings().stream.clone(),
             position,
-            created_at_ms: unix_now().1,
+            created_at_ms: crate::image::unix_millis(),
         }
     }
 

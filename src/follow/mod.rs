@@ -9,5 +9,6 @@ mod sync;
 mod warm;
 
 pub use source::{Batch, ChangeSource, Reload, SourceError};
+pub(crate) use sync::apply_owned;
 pub use sync::follow;
 pub use warm::{Expected, SNAPSHOT_FILE, WarmStart};

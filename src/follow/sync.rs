@@ -107,6 +107,24 @@ async fn apply(
     .map_err(|e| e.to_string())?
 }
 
+/// Applies a batch to an owned snapshot on a blocking thread, as the
+/// loop's [`apply`] does to a copy: a source catching up before its first
+/// publish (a stream's load, a warm start) has nothing served to share
+/// chunks with. A batch that does not apply is `Invalid` at its revision.
+pub(crate) async fn apply_owned(snapshot: Snapshot, batch: Batch) -> Result<Snapshot, SourceError> {
+    let revision = batch.revision;
+    tokio::task::spawn_blocking(move || {
+        let mut next = snapshot;
+        next.apply_all(&batch.changes, revision).map(|()| next)
+    })
+    .await
+    .map_err(|e| SourceError::Read(e.to_string()))?
+    .map_err(|e| SourceError::Invalid {
+        revision,
+        cause: e.to_string(),
+    })
+}
+
 /// The snapshot the batch brings, by row-by-row apply (which takes the
 /// batch's changes) or full reload.
 async fn build_next<S: ChangeSource>(

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::source::{Batch, ChangeSource, SourceError};
 use crate::image::ImageMeta;
@@ -138,9 +138,7 @@ impl<S: ChangeSource> WarmStart<S> {
             source: self.source.clone(),
             stream: self.expected.stream.clone(),
             position,
-            created_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            created_at_ms: crate::image::unix_millis(),
         };
         self.saved_at = Instant::now();
         self.saved_revision = after;
@@ -207,19 +205,7 @@ impl<S: ChangeSource> ChangeSource for WarmStart<S> {
                 }
                 Some(batch) => batch,
             };
-            let next = batch.revision;
-            snapshot = tokio::task::spawn_blocking(move || {
-                let mut next_snapshot = snapshot;
-                next_snapshot
-                    .apply_all(&batch.changes, next)
-                    .map(|()| next_snapshot)
-            })
-            .await
-            .map_err(|e| SourceError::Read(e.to_string()))?
-            .map_err(|e| SourceError::Invalid {
-                revision: next,
-                cause: e.to_string(),
-            })?;
+            snapshot = super::sync::apply_owned(snapshot, batch).await?;
         }
         self.started = true;
         self.saved_revision = meta.revision;

@@ -68,6 +68,13 @@ pub enum ImageError {
     Encode(String),
 }
 
+/// The wall clock in Unix milliseconds, for [`ImageMeta::created_at_ms`].
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The image of a snapshot: its dataset, and `meta` in the header.
 pub fn encode_snapshot(meta: &ImageMeta, snapshot: &Snapshot) -> Result<Vec<u8>, ImageError> {
     let plain = postcard::to_stdvec(&snapshot.to_dataset())
